@@ -1,0 +1,148 @@
+using ProGan.Keras.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ProGan.Keras.Models;
+
+/// <summary>
+/// The unit both networks are made of (Appendix A): a weight-scaled convolution, LeakyReLU, and — in the
+/// generator only — pixel normalization.
+/// </summary>
+public sealed class ConvActivation : nn.Module<Tensor, Tensor>
+{
+    private readonly WeightScaledConv2D conv;
+    private readonly PixelNormalization? norm;
+    private readonly double slope;
+
+    /// <summary>Creates the unit.</summary>
+    public ConvActivation(long inChannels, long outChannels, long kernelSize, double slope, PixelNormalization? norm)
+        : base(nameof(ConvActivation))
+    {
+        conv = new WeightScaledConv2D(inChannels, outChannels, kernelSize);
+        this.norm = norm;
+        this.slope = slope;
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x)
+    {
+        var y = nn.functional.leaky_relu(conv.call(x), slope, inplace: true);
+        return norm is null ? y : norm.call(y);
+    }
+}
+
+/// <summary>
+/// The generator's first block (Appendix A, Table 2): the latent, normalized onto the unit hypersphere, goes through a
+/// dense layer to 4×4×nf(1) (gain √2/4), LeakyReLU and pixel norm, then one 3×3 convolution unit.
+/// </summary>
+public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly PixelNormalization latentNorm;
+    private readonly WeightScaledDense dense;
+    private readonly PixelNormalization norm;
+    private readonly ConvActivation conv;
+    private readonly long channels;
+    private readonly double slope;
+
+    /// <summary>Creates the block.</summary>
+    public GeneratorInputBlock(ProGanConfig config) : base(nameof(GeneratorInputBlock))
+    {
+        channels = config.ChannelsAt(0);
+        slope = config.LeakyReluSlope;
+        latentNorm = new PixelNormalization(config.PixelNormEpsilon);
+        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4);
+        norm = new PixelNormalization(config.PixelNormEpsilon);
+        conv = new ConvActivation(channels, channels, 3, slope, new PixelNormalization(config.PixelNormEpsilon));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor latent)
+    {
+        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4);
+        x = norm.call(nn.functional.leaky_relu(x, slope, inplace: true));
+        return conv.call(x);
+    }
+}
+
+/// <summary>
+/// A generator growth block (Appendix A): nearest-neighbour ×2 upsampling, then two 3×3 convolution units with
+/// LeakyReLU and pixel norm.
+/// </summary>
+public sealed class GeneratorBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly ConvActivation conv0;
+    private readonly ConvActivation conv1;
+
+    /// <summary>Creates the block.</summary>
+    public GeneratorBlock(long inChannels, long outChannels, ProGanConfig config) : base(nameof(GeneratorBlock))
+    {
+        conv0 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, new PixelNormalization(config.PixelNormEpsilon));
+        conv1 = new ConvActivation(outChannels, outChannels, 3, config.LeakyReluSlope, new PixelNormalization(config.PixelNormEpsilon));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x) => conv1.call(conv0.call(Resample.Up(x)));
+}
+
+/// <summary>
+/// A discriminator block, the mirror of <see cref="GeneratorBlock"/> (Appendix A): two 3×3 convolution units with
+/// LeakyReLU, then 2×2 average pooling.
+/// </summary>
+public sealed class DiscriminatorBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly ConvActivation conv0;
+    private readonly ConvActivation conv1;
+
+    /// <summary>Creates the block.</summary>
+    public DiscriminatorBlock(long inChannels, long outChannels, ProGanConfig config) : base(nameof(DiscriminatorBlock))
+    {
+        conv0 = new ConvActivation(inChannels, inChannels, 3, config.LeakyReluSlope, null);
+        conv1 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, null);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x) => Resample.Down(conv1.call(conv0.call(x)));
+}
+
+/// <summary>
+/// The discriminator's last block, the mirror of <see cref="GeneratorInputBlock"/> (Appendix A): minibatch stddev,
+/// a 3×3 convolution unit, a dense layer 4·4·nf(1) → nf(0) with LeakyReLU, and a linear dense layer to one score.
+/// </summary>
+public sealed class DiscriminatorOutputBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly MinibatchStdev stdev;
+    private readonly ConvActivation conv;
+    private readonly WeightScaledDense dense0;
+    private readonly WeightScaledDense dense1;
+    private readonly double slope;
+
+    /// <summary>Creates the block.</summary>
+    public DiscriminatorOutputBlock(ProGanConfig config) : base(nameof(DiscriminatorOutputBlock))
+    {
+        long channels = config.ChannelsAt(0);
+        slope = config.LeakyReluSlope;
+        stdev = new MinibatchStdev(config.MinibatchGroupSize);
+        conv = new ConvActivation(channels + 1, channels, 3, slope, null);
+        dense0 = new WeightScaledDense(channels * 16, config.FeatureMaps(0));
+        dense1 = new WeightScaledDense(config.FeatureMaps(0), 1, gain: 1.0);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x) =>
+        dense1.call(nn.functional.leaky_relu(dense0.call(conv.call(stdev.call(x))), slope, inplace: true));
+}
+
+/// <summary>Resolution changes between levels of detail, as in the reference.</summary>
+public static class Resample
+{
+    /// <summary>Nearest-neighbour ×2 upsampling.</summary>
+    public static Tensor Up(Tensor x) => nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+
+    /// <summary>2×2 box averaging (average pooling), halving the resolution.</summary>
+    public static Tensor Down(Tensor x) => nn.functional.avg_pool2d(x, [2, 2]);
+}

@@ -1,0 +1,64 @@
+using ProGan.Keras.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ProGan.Keras.Models;
+
+/// <summary>
+/// The discriminator at one resolution, straight-through or fade-in, the mirror image of <see cref="GeneratorModel"/>:
+/// image <c>[N, 3, r, r]</c> → score <c>[N, 1]</c>. Layers are shared with every other model of the same
+/// <see cref="ProgressiveDiscriminator"/>.
+/// </summary>
+/// <remarks>
+/// Fade-in: <c>h = lerp(fromRGB_low(avgpool(x)), block(fromRGB(x)), α)</c>, then the lower resolution's blocks.
+/// Straight-through: <c>h = block(fromRGB(x))</c>, then the same.
+/// </remarks>
+public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>
+{
+    private readonly ConvActivation from_rgb;
+    private readonly ConvActivation? from_rgb_low;
+    private readonly ModuleList<DiscriminatorBlock> blocks;
+    private readonly DiscriminatorOutputBlock output;
+    private readonly WeightedSum? fade;
+
+    internal DiscriminatorModel(int resolution, ConvActivation fromRgb, ConvActivation? fromRgbLow,
+                                IEnumerable<DiscriminatorBlock> blocks, DiscriminatorOutputBlock output, WeightedSum? fade)
+        : base(fade is null ? $"Discriminator{resolution}" : $"Discriminator{resolution}FadeIn")
+    {
+        Resolution = resolution;
+        from_rgb = fromRgb;
+        from_rgb_low = fromRgbLow;
+        this.blocks = nn.ModuleList(blocks.ToArray()); // highest resolution first
+        this.output = output;
+        this.fade = fade;
+        RegisterComponents();
+    }
+
+    /// <summary>The input resolution r.</summary>
+    public int Resolution { get; }
+
+    /// <summary>The fade-in layer, or null for a straight-through model.</summary>
+    public WeightedSum? Fade => fade;
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor image)
+    {
+        if (image.dim() != 4 || image.shape[2] != Resolution || image.shape[3] != Resolution)
+            throw new ArgumentException(
+                $"{GetName()} expects images [N, C, {Resolution}, {Resolution}]; got [{string.Join(", ", image.shape)}].", nameof(image));
+        Tensor h;
+        int first = 0;
+        if (fade is null || from_rgb_low is null)
+            h = from_rgb.call(image);
+        else
+        {
+            var high = blocks[0].call(from_rgb.call(image));
+            var low = from_rgb_low.call(Resample.Down(image));
+            h = fade.call(low, high);
+            first = 1;
+        }
+        for (int i = first; i < blocks.Count; i++) h = blocks[i].call(h);
+        return output.call(h);
+    }
+}

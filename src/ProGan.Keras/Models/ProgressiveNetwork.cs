@@ -1,0 +1,102 @@
+using ProGan.Keras.Layers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ProGan.Keras.Models;
+
+/// <summary>
+/// Everything a progressive network owns: every layer of every resolution (so that saving it saves all resolutions
+/// at once), and the straight-through/fade-in pair for each resolution built over those shared layers.
+/// Shared plumbing of <see cref="ProgressiveGenerator"/> and <see cref="ProgressiveDiscriminator"/>.
+/// </summary>
+public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.Module<Tensor, Tensor>
+{
+    private readonly List<ModelPair<TModel>> pairs = new();
+    private readonly List<WeightedSum> fades = new();
+
+    /// <summary>Creates the container.</summary>
+    protected ProgressiveNetwork(string name, ProGanConfig config) : base(name) => Config = config.Validate();
+
+    /// <summary>The architecture.</summary>
+    public ProGanConfig Config { get; }
+
+    /// <summary>The pairs, one per resolution, lowest first (index = level: 0 → 4²).</summary>
+    public IReadOnlyList<ModelPair<TModel>> Pairs => pairs;
+
+    /// <summary>The pair of a resolution (4, 8, …, <see cref="ProGanConfig.Resolution"/>).</summary>
+    public ModelPair<TModel> this[int resolution] => pairs[Config.LevelOf(resolution)];
+
+    /// <summary>Sets α of every fade-in model (each model keeps its own <see cref="WeightedSum"/>).</summary>
+    public void SetAlpha(double alpha)
+    {
+        foreach (var fade in fades) fade.Alpha = alpha;
+    }
+
+    /// <summary>Registers the pair of the next level.</summary>
+    protected void AddPair(int resolution, Func<WeightedSum?, TModel> build)
+    {
+        WeightedSum? fade = pairs.Count == 0 ? null : new WeightedSum();
+        if (fade is not null) fades.Add(fade);
+        pairs.Add(new ModelPair<TModel>(resolution, build(null), fade is null ? null : build(fade)));
+    }
+}
+
+/// <summary>
+/// Builds the ProGAN generator (Appendix A, <c>G_paper</c>): for every resolution 4², 8², …, a pair of
+/// straight-through and fade-in models over one set of shared layers.
+/// </summary>
+public sealed class ProgressiveGenerator : ProgressiveNetwork<GeneratorModel>
+{
+    private readonly GeneratorInputBlock input;
+    private readonly TorchSharp.Modules.ModuleList<GeneratorBlock> blocks;
+    private readonly TorchSharp.Modules.ModuleList<WeightScaledConv2D> to_rgb;
+
+    /// <summary>Builds every resolution's pair on <paramref name="device"/> (default: <see cref="Backend.TorchBackend.Device"/>).</summary>
+    public ProgressiveGenerator(ProGanConfig config, Device? device = null) : base(nameof(ProgressiveGenerator), config)
+    {
+        input = new GeneratorInputBlock(Config);
+        blocks = nn.ModuleList<GeneratorBlock>();
+        to_rgb = nn.ModuleList<WeightScaledConv2D>();
+        for (int level = 0; level < Config.LevelCount; level++)
+        {
+            if (level > 0) blocks.Add(new GeneratorBlock(Config.ChannelsAt(level - 1), Config.ChannelsAt(level), Config));
+            to_rgb.Add(new WeightScaledConv2D(Config.ChannelsAt(level), Config.ImageChannels, 1, gain: 1.0));
+            int l = level;
+            AddPair(Config.ResolutionOf(level), fade => new GeneratorModel(
+                Config.ResolutionOf(l), input, blocks.Take(l), to_rgb[l], fade is null ? null : to_rgb[l - 1], fade));
+        }
+        RegisterComponents();
+        this.to(device ?? Backend.TorchBackend.Device);
+    }
+}
+
+/// <summary>
+/// Builds the ProGAN discriminator (Appendix A, <c>D_paper</c>), the mirror image of <see cref="ProgressiveGenerator"/>: for every
+/// resolution a pair of straight-through and fade-in models over one set of shared layers.
+/// </summary>
+public sealed class ProgressiveDiscriminator : ProgressiveNetwork<DiscriminatorModel>
+{
+    private readonly DiscriminatorOutputBlock output;
+    private readonly TorchSharp.Modules.ModuleList<DiscriminatorBlock> blocks;
+    private readonly TorchSharp.Modules.ModuleList<ConvActivation> from_rgb;
+
+    /// <summary>Builds every resolution's pair on <paramref name="device"/> (default: <see cref="Backend.TorchBackend.Device"/>).</summary>
+    public ProgressiveDiscriminator(ProGanConfig config, Device? device = null) : base(nameof(ProgressiveDiscriminator), config)
+    {
+        output = new DiscriminatorOutputBlock(Config);
+        blocks = nn.ModuleList<DiscriminatorBlock>();
+        from_rgb = nn.ModuleList<ConvActivation>();
+        for (int level = 0; level < Config.LevelCount; level++)
+        {
+            // blocks[l - 1] takes level l down to level l − 1.
+            if (level > 0) blocks.Add(new DiscriminatorBlock(Config.ChannelsAt(level), Config.ChannelsAt(level - 1), Config));
+            from_rgb.Add(new ConvActivation(Config.ImageChannels, Config.ChannelsAt(level), 1, Config.LeakyReluSlope, null));
+            int l = level;
+            AddPair(Config.ResolutionOf(level), fade => new DiscriminatorModel(
+                Config.ResolutionOf(l), from_rgb[l], fade is null ? null : from_rgb[l - 1],
+                blocks.Take(l).Reverse(), output, fade));
+        }
+        RegisterComponents();
+        this.to(device ?? Backend.TorchBackend.Device);
+    }
+}

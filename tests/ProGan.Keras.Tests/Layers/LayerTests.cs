@@ -1,0 +1,164 @@
+using ProGan.Keras.Layers;
+using static ProGan.Keras.Tests.Reference;
+
+namespace ProGan.Keras.Tests.Layers;
+
+public class PixelNormalizationTests
+{
+    [Fact]
+    public void Matches_the_formula_computed_on_plain_arrays()
+    {
+        using var x = torch.randn(2, 5, 3, 4, generator: torch.manual_seed(1));
+        using var y = new PixelNormalization().call(x);
+        AssertClose(PixelNorm(Values(x), 2, 5, 12, 1e-8), Values(y));
+    }
+
+    [Fact]
+    public void Normalizes_each_row_of_a_latent_matrix()
+    {
+        using var z = torch.randn(4, 7, generator: torch.manual_seed(2));
+        using var y = new PixelNormalization().call(z);
+        AssertClose(PixelNorm(Values(z), 4, 7, 1, 1e-8), Values(y));
+    }
+
+    [Fact]
+    public void Rejects_a_vector_and_a_negative_epsilon()
+    {
+        Assert.Contains("[N, C", Assert.Throws<ArgumentException>(() => new PixelNormalization().call(torch.ones(3))).Message);
+        Assert.Equal("epsilon", Assert.Throws<ArgumentOutOfRangeException>(() => new PixelNormalization(-1)).ParamName);
+    }
+}
+
+public class WeightedSumTests
+{
+    [Fact]
+    public void Is_one_minus_alpha_times_old_plus_alpha_times_new()
+    {
+        using var old = torch.randn(2, 3, 4, 4, generator: torch.manual_seed(3));
+        using var @new = torch.randn(2, 3, 4, 4, generator: torch.manual_seed(4));
+        var layer = new WeightedSum(0.3);
+        using var y = layer.call(old, @new);
+        var o = Values(old); var n = Values(@new);
+        AssertClose(o.Select((v, i) => (float)(0.7 * v + 0.3 * n[i])).ToArray(), Values(y));
+
+        layer.Alpha = 0.9; // settable at run time, no rebuild
+        using var y2 = layer.call(old, @new);
+        AssertClose(o.Select((v, i) => (float)(0.1 * v + 0.9 * n[i])).ToArray(), Values(y2));
+    }
+
+    [Theory]
+    [InlineData(-0.01)]
+    [InlineData(1.01)]
+    [InlineData(double.NaN)]
+    public void Rejects_alpha_outside_zero_one(double alpha)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new WeightedSum().Alpha = alpha);
+        Assert.Equal("Alpha", e.ParamName);
+        Assert.Contains("[0, 1]", e.Message);
+    }
+
+    [Fact]
+    public void Rejects_inputs_of_different_shapes_naming_both()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new WeightedSum(0.5).call(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 8, 8)));
+        Assert.Contains("[1, 3, 4, 4]", e.Message);
+        Assert.Contains("[1, 3, 8, 8]", e.Message);
+    }
+}
+
+public class MinibatchStdevTests
+{
+    [Theory]
+    [InlineData(8, 4)]  // two groups, members 2 apart
+    [InlineData(4, 4)]
+    [InlineData(3, 4)]  // batch smaller than the group: one group of 3
+    [InlineData(6, 2)]
+    public void Appends_the_reference_statistic_as_one_constant_channel(int n, int groupSize)
+    {
+        using var x = torch.randn(n, 3, 4, 4, generator: torch.manual_seed(5));
+        using var y = new MinibatchStdev(groupSize).call(x);
+        Assert.Equal(new long[] { n, 4, 4, 4 }, y.shape);
+        AssertClose(x, y[.., ..3]); // the input passes through unchanged
+        var expected = MinibatchStdevPerSample(Values(x), n, 3, 16, groupSize, 1e-8);
+        var extra = Values(y[.., 3]);
+        for (int s = 0; s < n; s++)
+            for (int p = 0; p < 16; p++)
+                Assert.Equal(expected[s], extra[s * 16 + p], 5);
+    }
+
+    [Fact]
+    public void Rejects_a_batch_the_group_size_does_not_divide()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new MinibatchStdev(4).call(torch.zeros(6, 2, 4, 4)));
+        Assert.Contains("6", e.Message);
+        Assert.Contains("group size 4", e.Message);
+    }
+}
+
+public class WeightScalingTests
+{
+    [Fact]
+    public void Scale_is_gain_over_sqrt_fan_in()
+    {
+        Assert.Equal(Math.Sqrt(2) / Math.Sqrt(27), new WeightScaling(27).Scale, 12);
+        Assert.Equal(1 / Math.Sqrt(64), new WeightScaledConv2D(64, 3, 1, gain: 1).Scaling.Scale, 12);
+        Assert.Equal(Math.Sqrt(2) / 4 / Math.Sqrt(512), new WeightScaledDense(512, 8192, gain: Math.Sqrt(2) / 4).Scaling.Scale, 12);
+    }
+
+    [Fact]
+    public void Weights_start_standard_normal_and_biases_zero()
+    {
+        var conv = new WeightScaledConv2D(64, 128, 3);
+        Assert.Equal(0.0, conv.Weight.mean().item<float>(), 1);
+        Assert.Equal(1.0, conv.Weight.std().item<float>(), 1);
+        Assert.Equal(0f, conv.Bias!.abs().sum().item<float>());
+    }
+
+    [Fact]
+    public void Conv_equals_a_plain_conv_with_prescaled_weights_and_so_do_the_gradients()
+    {
+        var conv = new WeightScaledConv2D(4, 6, 3, gain: 1.7);
+        using (torch.no_grad()) conv.Bias!.normal_(generator: torch.manual_seed(9));
+        using var x = torch.randn(2, 4, 5, 5, generator: torch.manual_seed(6));
+        double c = 1.7 / Math.Sqrt(4 * 9);
+
+        var y = conv.call(x);
+        y.square().sum().backward();
+
+        using var w = (conv.Weight.detach() * c).requires_grad_();
+        using var b = conv.Bias!.detach().clone().requires_grad_();
+        var plain = nn.functional.conv2d(x, w, b, padding: [1, 1]);
+        plain.square().sum().backward();
+
+        AssertClose(plain, y, 1e-4);
+        AssertClose(w.grad! * c, conv.Weight.grad!, 1e-4); // d/dw f(c·w) = c·f'(c·w)
+        AssertClose(b.grad!, conv.Bias!.grad!, 1e-4);      // the bias is not scaled
+    }
+
+    [Fact]
+    public void Dense_equals_a_plain_linear_with_prescaled_weights_and_flattens_its_input()
+    {
+        var dense = new WeightScaledDense(12, 5);
+        using var x = torch.randn(3, 3, 2, 2, generator: torch.manual_seed(7));
+        double c = Math.Sqrt(2) / Math.Sqrt(12);
+        var y = dense.call(x);
+        y.sum().backward();
+
+        using var w = (dense.Weight.detach() * c).requires_grad_();
+        var plain = nn.functional.linear(x.reshape(3, 12), w, dense.Bias!.detach());
+        plain.sum().backward();
+
+        AssertClose(plain, y, 1e-5);
+        AssertClose(w.grad! * c, dense.Weight.grad!, 1e-5);
+    }
+
+    [Fact]
+    public void Bad_hyperparameters_name_the_argument()
+    {
+        Assert.Equal("kernelSize", Assert.Throws<ArgumentOutOfRangeException>(() => new WeightScaledConv2D(3, 3, 2)).ParamName);
+        Assert.Equal("fanIn", Assert.Throws<ArgumentOutOfRangeException>(() => new WeightScaling(0)).ParamName);
+        Assert.Equal("gain", Assert.Throws<ArgumentOutOfRangeException>(() => new WeightScaledDense(3, 3, gain: 0)).ParamName);
+        var e = Assert.Throws<ArgumentException>(() => new WeightScaledDense(3, 3).call(torch.zeros(2, 4)));
+        Assert.Contains("3 input features", e.Message);
+    }
+}
