@@ -39,6 +39,24 @@ public sealed record ProGanConfig
     /// <summary>The reference's CIFAR-10 networks: latent 128, fmap_base 4096, fmap_max 128 (a good small preset).</summary>
     public static ProGanConfig Cifar { get; } = new() { LatentSize = 128, FmapBase = 4096, FmapMax = 128, Resolution = 32 };
 
+    /// <summary>
+    /// A copy with some fields replaced: the C# <c>with</c> expression for languages that lack it (F#).
+    /// </summary>
+    public ProGanConfig With(int? latentSize = null, int? resolution = null, int? imageChannels = null, int? fmapBase = null,
+                             double? fmapDecay = null, int? fmapMax = null, int? minibatchGroupSize = null,
+                             double? leakyReluSlope = null, double? pixelNormEpsilon = null) => this with
+    {
+        LatentSize = latentSize ?? LatentSize,
+        Resolution = resolution ?? Resolution,
+        ImageChannels = imageChannels ?? ImageChannels,
+        FmapBase = fmapBase ?? FmapBase,
+        FmapDecay = fmapDecay ?? FmapDecay,
+        FmapMax = fmapMax ?? FmapMax,
+        MinibatchGroupSize = minibatchGroupSize ?? MinibatchGroupSize,
+        LeakyReluSlope = leakyReluSlope ?? LeakyReluSlope,
+        PixelNormEpsilon = pixelNormEpsilon ?? PixelNormEpsilon,
+    };
+
     /// <summary>Number of resolutions 4², 8², …, Resolution².</summary>
     public int LevelCount => Log2(Resolution) - 1;
 

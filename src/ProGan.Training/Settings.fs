@@ -1,0 +1,126 @@
+namespace ProGan.Training
+
+open System
+open ProGan.Keras.Models
+
+/// Everything a progressive training run needs, in one immutable record (Karras et al. 2018, §3 and Appendix A;
+/// numbers from the reference `config.py`/`train.py`). Presets are `with` copies; every field can be overridden
+/// from the command line.
+[<CLIMutable>]
+type TrainingConfig =
+    { /// The networks; `Resolution` is the final resolution the run grows to.
+      Architecture: ProGanConfig
+      /// Real images shown while each level stabilises (`lod_training_kimg`·1000).
+      StabiliseImages: int
+      /// Real images shown while the next level fades in (`lod_transition_kimg`·1000).
+      FadeImages: int
+      /// Minibatch size per level (4², 8², …); the last entry holds for all higher levels.
+      Minibatch: int[]
+      /// Adam learning rate α for both networks.
+      LearningRate: float
+      /// Adam β1 (0 in the paper).
+      Beta1: float
+      /// Adam β2 (0.99 in the paper).
+      Beta2: float
+      /// Adam ε (1e-8).
+      AdamEpsilon: float
+      /// λ, the weight of the WGAN-GP gradient penalty.
+      GradientPenaltyWeight: float
+      /// γ, the gradient norm the penalty pulls towards (1).
+      GradientPenaltyTarget: float
+      /// ε_drift, the weight of D(real)² that keeps scores near zero.
+      DriftWeight: float
+      /// β of the generator's exponential moving average (`G_smoothing`).
+      EmaBeta: float
+      /// Reset Adam's moments whenever a new level of detail begins (`reset_opt_for_new_lod`).
+      ResetOptimizerEachLevel: bool
+      /// Randomly mirror real images left–right.
+      Mirror: bool
+      /// Seed of every random choice (weights, latents, minibatches).
+      Seed: int
+      /// Images between ticks: sample grid, loss plot and checkpoint.
+      TickImages: int
+      /// Images between rows of log.csv.
+      LogImages: int
+      /// Checkpoints kept in the run folder (older ones are deleted).
+      KeepCheckpoints: int
+      /// Intra-op CPU threads (0 = all cores).
+      Threads: int
+      /// Images in the embedded procedural data set (used when no --data folder is given).
+      ProceduralImages: int }
+
+module TrainingConfig =
+
+    /// Real images shown over the whole run: every level stabilises, every level but the first fades in.
+    let totalImages (c: TrainingConfig) =
+        int64 (c.Architecture.LevelCount - 1) * int64 (c.StabiliseImages + c.FadeImages) + int64 c.StabiliseImages
+
+    /// The minibatch size at a level (0 → 4²).
+    let minibatchAt (c: TrainingConfig) (level: int) = c.Minibatch[min level (c.Minibatch.Length - 1)]
+
+    /// The reference's numbers (`config.py`, older `train.py` minibatch overrides) for a final resolution.
+    let paper (resolution: int) =
+        { Architecture = ProGanConfig.Paper.With(resolution = resolution)
+          StabiliseImages = 600_000
+          FadeImages = 600_000
+          Minibatch = [| 16; 16; 16; 16; 16; 16; 14; 6; 3 |]
+          LearningRate = 0.001
+          Beta1 = 0.0
+          Beta2 = 0.99
+          AdamEpsilon = 1e-8
+          GradientPenaltyWeight = 10.0
+          GradientPenaltyTarget = 1.0
+          DriftWeight = 0.001
+          EmaBeta = 0.999
+          ResetOptimizerEachLevel = true
+          Mirror = false
+          Seed = 1
+          TickImages = 20_000
+          LogImages = 2_000
+          KeepCheckpoints = 3
+          Threads = 0
+          ProceduralImages = 8192 }
+
+    /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
+    /// (64 feature maps, latent 64), short phases, and a faster-moving EMA so it keeps up with a short run.
+    let cpu (resolution: int) =
+        { paper resolution with
+            Architecture = ProGanConfig.Paper.With(latentSize = 64, resolution = resolution, fmapBase = 512, fmapMax = 64)
+            StabiliseImages = 6_000
+            FadeImages = 6_000
+            Minibatch = [| 16 |]
+            EmaBeta = 0.99
+            TickImages = 2_000
+            LogImages = 256
+            ProceduralImages = 2048 }
+
+    /// Named presets.
+    let presets = [ "cpu", cpu; "paper", paper ]
+
+    /// Checks every field; the error names the field, its value and the allowed range.
+    let validate (c: TrainingConfig) =
+        let fail name (value: obj) range =
+            invalidArg name (sprintf "%s = %O is invalid; it must be %s." name value range)
+        c.Architecture.Validate() |> ignore
+        if c.Architecture.Resolution < 8 then fail "resolution" c.Architecture.Resolution "a power of two ≥ 8"
+        if c.StabiliseImages < 1 then fail "StabiliseImages" c.StabiliseImages "≥ 1"
+        if c.FadeImages < 1 then fail "FadeImages" c.FadeImages "≥ 1"
+        if c.Minibatch.Length = 0 then fail "Minibatch" "[]" "at least one size"
+        let group = c.Architecture.MinibatchGroupSize
+        for size in c.Minibatch do
+            if size < 1 then fail "Minibatch" size "≥ 1"
+            if size % min group size <> 0 then
+                fail "Minibatch" size (sprintf "a multiple of the minibatch-stddev group size %d" group)
+        if not (c.LearningRate > 0.0) then fail "LearningRate" c.LearningRate "> 0"
+        if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "Beta1" c.Beta1 "in [0, 1)"
+        if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "Beta2" c.Beta2 "in [0, 1)"
+        if not (c.AdamEpsilon > 0.0) then fail "AdamEpsilon" c.AdamEpsilon "> 0"
+        if not (c.GradientPenaltyWeight >= 0.0) then fail "GradientPenaltyWeight" c.GradientPenaltyWeight "≥ 0"
+        if not (c.DriftWeight >= 0.0) then fail "DriftWeight" c.DriftWeight "≥ 0"
+        if not (c.EmaBeta >= 0.0 && c.EmaBeta < 1.0) then fail "EmaBeta" c.EmaBeta "in [0, 1)"
+        if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
+        if c.LogImages < 1 then fail "LogImages" c.LogImages "≥ 1"
+        if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
+        if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
+        if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
+        c

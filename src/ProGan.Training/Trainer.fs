@@ -1,0 +1,167 @@
+namespace ProGan.Training
+
+open System
+open System.Collections.Generic
+open TorchSharp
+open ProGan.Keras.Models
+
+/// The numbers of one training step (one D step and one G step), as plain floats.
+type StepResult =
+    { DLoss: float
+      GLoss: float
+      GradientPenalty: float
+      Wasserstein: float
+      Images: int }
+
+/// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
+/// Layers and models are the C# library's; this type owns only time (Karras et al. 2018, §3, Appendix A.1).
+type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
+    let config = TrainingConfig.validate config
+    let arch = config.Architecture
+    do
+        if data.Resolution < arch.Resolution then
+            invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
+        if config.Threads > 0 then torch.set_num_threads config.Threads
+        torch.manual_seed (int64 config.Seed) |> ignore
+
+    let generator = new ProgressiveGenerator(arch, device)
+    let discriminator = new ProgressiveDiscriminator(arch, device)
+    let ema = new ProgressiveGenerator(arch, device)
+    do
+        use _ = torch.no_grad()
+        for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
+            e.copy_(p) |> ignore
+            e.requires_grad <- false
+
+    let adam (m: torch.nn.Module) =
+        torch.optim.Adam(m.parameters(), config.LearningRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+
+    let state =
+        { Generator = generator
+          Discriminator = discriminator
+          Ema = ema
+          GeneratorOptimizer = adam generator
+          DiscriminatorOptimizer = adam discriminator
+          DataRandom = new torch.Generator(uint64 config.Seed + 1UL)
+          NoiseRandom = new torch.Generator(uint64 config.Seed + 2UL) }
+
+    let composites = Dictionary<struct (int * bool), Composite>()
+    let mutable shown = 0L
+    let mutable phaseIndex = 0
+
+    let latents (count: int) =
+        use z = torch.randn([| int64 count; int64 arch.LatentSize |], generator = state.NoiseRandom)
+        z.``to``(device)
+
+    /// The reals at a position: during a fade-in they are blended between the two levels of detail exactly like the
+    /// fakes (reference `process_reals`): lerp(x, upsample(avgpool(x)), 1 − α).
+    let realsAt (position: SchedulePosition) (count: int) =
+        let reals = data.Sample(position.Level, count, state.DataRandom, config.Mirror, device)
+        if position.Phase = FadeIn then
+            use low = Resample.Up(Resample.Down(reals))
+            use weight = torch.tensor(1.0 - position.Alpha)
+            use blended = torch.lerp(reals, low, weight)
+            reals.Dispose()
+            blended.alias()
+        else reals
+
+    let setAlpha alpha =
+        generator.SetAlpha alpha
+        discriminator.SetAlpha alpha
+        ema.SetAlpha alpha
+
+    /// Starts a new level of detail: Adam's moments are reset (`reset_opt_for_new_lod`) when configured.
+    let enterPhase (position: SchedulePosition) =
+        if position.PhaseIndex <> phaseIndex then
+            if config.ResetOptimizerEachLevel then
+                state.GeneratorOptimizer.Dispose()
+                state.DiscriminatorOptimizer.Dispose()
+                state.GeneratorOptimizer <- adam generator
+                state.DiscriminatorOptimizer <- adam discriminator
+            phaseIndex <- position.PhaseIndex
+
+    /// The configuration (validated).
+    member _.Config = config
+    /// Training state: networks, optimisers, random-number generators.
+    member _.State = state
+    /// The device computed on.
+    member _.Device = device
+    /// Real images shown so far.
+    member _.ImagesShown = shown
+    /// Where the schedule stands.
+    member _.Position = Schedule.at config shown
+    /// Whether the schedule is finished.
+    member _.IsDone = Schedule.isDone config shown
+
+    /// One iteration: a D step with gradient penalty and drift, a G step through the frozen D, and the EMA update.
+    member _.Step() : StepResult =
+        let position = Schedule.at config shown
+        enterPhase position
+        setAlpha position.Alpha
+        let fading = position.Phase = FadeIn
+        let count = TrainingConfig.minibatchAt config position.Level
+        let g = generator.Pairs[position.Level].Select(fading)
+        let d = discriminator.Pairs[position.Level].Select(fading)
+        let composite =
+            let key = struct (position.Level, fading)
+            match composites.TryGetValue key with
+            | true, c -> c
+            | _ ->
+                let c = new Composite(g, d)
+                composites[key] <- c
+                c
+        use scope = torch.NewDisposeScope()
+        // D step: Wasserstein estimate, gradient penalty, drift.
+        let reals = realsAt position count
+        let fakes =
+            use _ = torch.no_grad()
+            g.call (latents count)
+        let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
+        state.DiscriminatorOptimizer.zero_grad()
+        let dLoss =
+            Losses.discriminator d reals fakes mix config.GradientPenaltyWeight config.GradientPenaltyTarget config.DriftWeight
+        dLoss.Total.backward()
+        state.DiscriminatorOptimizer.step() |> ignore
+        // G step: −D(G(z)) through the composite, whose D is frozen.
+        state.GeneratorOptimizer.zero_grad()
+        let gLoss = Losses.generator composite (latents count)
+        gLoss.backward()
+        state.GeneratorOptimizer.step() |> ignore
+        // Gs ← lerp(G, Gs, β).
+        do
+            use _ = torch.no_grad()
+            use weight = torch.tensor(1.0 - config.EmaBeta)
+            for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
+                e.lerp_(p, weight) |> ignore
+        shown <- shown + int64 count
+        { DLoss = dLoss.Total.item<float32>() |> float
+          GLoss = gLoss.item<float32>() |> float
+          GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
+          Wasserstein = dLoss.Wasserstein.item<float32>() |> float
+          Images = count }
+
+    /// Images from the EMA generator at the current position (or at the final level once done), in [−1, 1].
+    member this.Sample(z: torch.Tensor) =
+        let position = this.Position
+        setAlpha position.Alpha
+        use _ = torch.no_grad()
+        ema.Pairs[position.Level].Select(position.Phase = FadeIn).call (z.``to``(device))
+
+    /// Writes a checkpoint of the whole state.
+    member _.Save(path: string) = Checkpoint.save path shown config.Seed state
+
+    /// Restores a checkpoint (same architecture) and continues at its images-shown count.
+    member _.Load(path: string) =
+        let header = Checkpoint.load path state
+        shown <- header.ImagesShown
+        phaseIndex <- (Schedule.at config shown).PhaseIndex
+        header
+
+    interface IDisposable with
+        member _.Dispose() =
+            for c in composites.Values do c.Dispose()
+            state.GeneratorOptimizer.Dispose()
+            state.DiscriminatorOptimizer.Dispose()
+            generator.Dispose()
+            discriminator.Dispose()
+            ema.Dispose()

@@ -1,0 +1,156 @@
+namespace ProGan.Training
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Threading
+open TorchSharp
+open ProGan.Keras.Backend
+
+/// Where the real images come from.
+type DataSource =
+    /// The embedded procedural shapes (no file, no network).
+    | Procedural
+    /// A folder of images, read recursively.
+    | Folder of path: string
+
+/// What a run tells whoever watches it.
+type TrainingEvent =
+    | Info of string
+    | Warning of string
+    | Preparing of done': int * total: int
+    | Started of position: SchedulePosition * total: int64
+    | Logged of row: LogRow * position: SchedulePosition * total: int64
+    | Ticked of images: int64 * checkpoint: string
+    | Finished of position: SchedulePosition * cancelled: bool
+
+/// How to run.
+type RunOptions =
+    { Config: TrainingConfig
+      RunFolder: string
+      Data: DataSource
+      /// Continue from the newest good checkpoint in RunFolder.
+      Resume: bool
+      /// Stop (with a checkpoint) once this many images have been shown, before the schedule ends.
+      StopAfterImages: int64 option
+      Report: TrainingEvent -> unit
+      Cancel: CancellationToken }
+
+/// A whole progressive training run (reference `train.py train_progressive_gan`): one loop of steps, with a tick of
+/// maintenance — sample grid, loss plot, checkpoint — every `TickImages` images and at every phase end.
+module Training =
+
+    /// The fixed latents every sample grid is drawn from (seeded apart from training's own randomness).
+    let sampleLatents (config: TrainingConfig) (count: int) =
+        use g = new torch.Generator(uint64 config.Seed + 1000UL)
+        torch.randn([| int64 count; int64 config.Architecture.LatentSize |], generator = g)
+
+    /// Loads (or renders) the data at the run's resolution.
+    let loadData (options: RunOptions) =
+        let config = options.Config
+        let resolution = config.Architecture.Resolution
+        let minimum = config.Minibatch |> Array.max
+        match options.Data with
+        | Procedural ->
+            options.Report(Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
+            Procedural.pyramid config.ProceduralImages resolution config.Seed
+        | Folder path ->
+            let load = ImageFolder.load path resolution (0.0f, 0.0f, 0.0f) minimum (fun d t -> options.Report(Preparing(d, t)))
+            options.Report(Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Pyramid.Count path))
+            ImageFolder.summarize load.Skipped |> Option.iter (Warning >> options.Report)
+            load.Pyramid
+
+    /// Restores the newest checkpoint that loads; a bad one is reported and the one before it is tried.
+    let private resume (options: RunOptions) (trainer: Trainer) =
+        let rec attempt candidates =
+            match candidates with
+            | [] -> None
+            | path :: older ->
+                try
+                    trainer.Load path |> ignore
+                    Some path
+                with CheckpointException(_, problem) as e ->
+                    match older with
+                    | [] -> raise e
+                    | _ ->
+                        options.Report(Warning(sprintf "%s; using the previous checkpoint." e.Message))
+                        attempt older
+        attempt (Checkpoint.list options.RunFolder)
+
+    /// Runs (or resumes) training; returns the final schedule position.
+    let run (options: RunOptions) =
+        let config = TrainingConfig.validate options.Config
+        Directory.CreateDirectory options.RunFolder |> ignore
+        if not options.Resume then RunFolder.writeConfig options.RunFolder config
+        use data = loadData options
+        let device = TorchBackend.Device
+        use trainer = new Trainer(config, data, device)
+        let mutable rows = []
+        if options.Resume then
+            match resume options trainer with
+            | Some path ->
+                rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
+                RunFolder.rewriteLog options.RunFolder rows
+                options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
+            | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
+        let total = TrainingConfig.totalImages config
+        let stopAt = options.StopAfterImages |> Option.defaultValue total |> min total
+        use fixedLatents = sampleLatents config 36
+        let realsPath = Path.Combine(options.RunFolder, "reals.png")
+        if not (File.Exists realsPath) then
+            use reals = data.Sample(data.Levels.Length - 1, 36, new torch.Generator(uint64 config.Seed), false, torch.CPU)
+            ImageGrid.save realsPath reals
+
+        let writeSamples (name: string) =
+            use images = trainer.Sample fixedLatents
+            ImageGrid.save (Path.Combine(options.RunFolder, name)) images
+
+        let checkpoint () =
+            let path = Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)
+            trainer.Save path
+            Checkpoint.prune options.RunFolder config.KeepCheckpoints
+            path
+
+        let tick () =
+            writeSamples (sprintf "fakes-%09d.png" trainer.ImagesShown)
+            RunFolder.plot options.RunFolder rows
+            options.Report(Ticked(trainer.ImagesShown, checkpoint ()))
+
+        options.Report(Started(trainer.Position, total))
+        let clock = Stopwatch.StartNew()
+        let wallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
+        let mutable pending = []
+        let mutable intervalImages, intervalStart = 0, clock.Elapsed.TotalSeconds
+        while trainer.ImagesShown < stopAt && not options.Cancel.IsCancellationRequested do
+            let before = trainer.Position
+            let result = trainer.Step()
+            pending <- result :: pending
+            intervalImages <- intervalImages + result.Images
+            let after = trainer.Position
+            let crossed (every: int) = trainer.ImagesShown / int64 every > before.ImagesShown / int64 every
+            if crossed config.LogImages || after.PhaseIndex <> before.PhaseIndex || trainer.ImagesShown >= stopAt then
+                let now = clock.Elapsed.TotalSeconds
+                let mean f = pending |> List.averageBy f
+                let row =
+                    { ImagesShown = trainer.ImagesShown; Resolution = before.Resolution; Phase = string before.Phase
+                      Alpha = before.Alpha; DLoss = mean (fun r -> r.DLoss); GLoss = mean (fun r -> r.GLoss)
+                      GradientPenalty = mean (fun r -> r.GradientPenalty)
+                      ImagesPerSecond = float intervalImages / max 1e-9 (now - intervalStart)
+                      WallSeconds = wallOffset + now }
+                rows <- rows @ [ row ]
+                RunFolder.appendLog options.RunFolder [ row ]
+                options.Report(Logged(row, after, total))
+                pending <- []
+                intervalImages <- 0
+                intervalStart <- now
+            if after.PhaseIndex <> before.PhaseIndex then
+                writeSamples (sprintf "phase-%03d-%dx%d-%O.png" before.PhaseIndex before.Resolution before.Resolution before.Phase)
+            if crossed config.TickImages || after.PhaseIndex <> before.PhaseIndex then
+                tick ()
+                intervalStart <- clock.Elapsed.TotalSeconds // the tick's own time is not training throughput
+        // The end of the run, a Ctrl+C, or a requested stop: always leave a checkpoint of exactly where it stands.
+        let last = Checkpoint.list options.RunFolder |> List.tryHead
+        if last <> Some(Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)) then tick ()
+        if trainer.IsDone then writeSamples "final.png"
+        options.Report(Finished(trainer.Position, options.Cancel.IsCancellationRequested))
+        trainer.Position
