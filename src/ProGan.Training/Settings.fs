@@ -46,8 +46,10 @@ type TrainingConfig =
       KeepCheckpoints: int
       /// Intra-op CPU threads (0 = all cores).
       Threads: int
-      /// Images in the embedded procedural data set (used when no --data folder is given).
-      ProceduralImages: int }
+      /// Images in the embedded procedural data set (used when DataFolder is empty).
+      ProceduralImages: int
+      /// The folder of training images; empty for the embedded procedural data.
+      DataFolder: string }
 
 module TrainingConfig =
 
@@ -79,7 +81,8 @@ module TrainingConfig =
           LogImages = 2_000
           KeepCheckpoints = 3
           Threads = 0
-          ProceduralImages = 8192 }
+          ProceduralImages = 8192
+          DataFolder = "" }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (64 feature maps, latent 64), short phases, and a faster-moving EMA so it keeps up with a short run.

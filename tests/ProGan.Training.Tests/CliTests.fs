@@ -1,0 +1,43 @@
+module ProGan.Training.Tests.CliTests
+
+open Xunit
+open ProGan.Training
+
+let private error (args: string list) =
+    let e = Assert.Throws<UsageException>(fun () -> Cli.parse args |> ignore)
+    e.Message
+
+[<Fact>]
+let ``bad arguments give one line that names them`` () =
+    Assert.Equal("Unknown option --bogus.", error [ "--bogus"; "1" ])
+    Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "48" ])
+    Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "4" ])
+    Assert.Equal("--data: the folder '/no/such' does not exist.", error [ "--data"; "/no/such" ])
+    Assert.Equal("--lr expects a number; got 'fast'.", error [ "--lr"; "fast" ])
+    Assert.Equal("--out needs a value.", error [ "--out" ])
+    Assert.Contains("multiple of the minibatch-stddev group size 4", error [ "--minibatch"; "6" ])
+    Assert.Contains("EmaBeta", error [ "--ema-beta"; "1.5" ])
+    for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
+        Assert.DoesNotContain("\n", message)
+
+[<Fact>]
+let ``defaults train the cpu preset to 32² on the embedded data, and every setting can be overridden`` () =
+    let args = Cli.parse []
+    Assert.Equal(32, args.Config.Architecture.Resolution)
+    Assert.Equal("", args.Config.DataFolder)
+    Assert.Equal((TrainingConfig.cpu 32).StabiliseImages, args.Config.StabiliseImages)
+    let custom = Cli.parse [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
+    Assert.Equal(64, custom.Config.Architecture.Resolution)
+    Assert.Equal(0.002, custom.Config.LearningRate)
+    Assert.Equal<int[]>([| 16; 8 |], custom.Config.Minibatch)
+    Assert.Equal(256, custom.Config.Architecture.LatentSize)
+    Assert.Equal(512, custom.Config.Architecture.FmapMax) // from the paper preset
+    Assert.True(custom.Config.Mirror)
+    Assert.Equal(9, custom.Config.Seed)
+
+[<Fact>]
+let ``help and usage list every option`` () =
+    let usage = Cli.usage ()
+    for flag in [ "--data"; "--out"; "--resolution"; "--preset"; "--seed"; "--resume"; "--help" ] do
+        Assert.Contains(flag, usage)
+    Assert.Contains(Cli.version, usage)

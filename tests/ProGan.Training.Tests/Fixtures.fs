@@ -1,0 +1,82 @@
+/// Test fixtures: temporary folders, image files written by the tests themselves, tiny configurations.
+module ProGan.Training.Tests.Fixtures
+
+open System
+open System.IO
+open System.IO.Compression
+open StbImageWriteSharp
+open ProGan.Keras.Backend
+open ProGan.Training
+
+/// Tests may build tensors before touching any library type, so make the backend loadable first.
+do TorchBackend.Initialize() |> ignore
+
+/// A fresh temporary folder, deleted on dispose.
+type TempFolder() =
+    let path = Path.Combine(Path.GetTempPath(), "progan-tests-" + Guid.NewGuid().ToString("N"))
+    do Directory.CreateDirectory path |> ignore
+    member _.Path = path
+    member _.File(name: string) = Path.Combine(path, name)
+    interface IDisposable with
+        member _.Dispose() = try Directory.Delete(path, true) with _ -> ()
+
+/// A solid-colour image as interleaved bytes.
+let solid (w: int) (h: int) (pixel: byte[]) = Array.init (w * h * pixel.Length) (fun i -> pixel[i % pixel.Length])
+
+let writePng (path: string) (w: int) (h: int) (components: ColorComponents) (data: byte[]) =
+    use s = File.Create path
+    ImageWriter().WritePng(data, w, h, components, s)
+
+let writeJpg (path: string) (w: int) (h: int) (data: byte[]) =
+    use s = File.Create path
+    ImageWriter().WriteJpg(data, w, h, ColorComponents.RedGreenBlue, s, 95)
+
+let private crcTable =
+    Array.init 256 (fun n ->
+        let mutable c = uint32 n
+        for _ in 0..7 do c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
+        c)
+
+let private crc (bytes: byte[]) =
+    let mutable c = 0xFFFFFFFFu
+    for b in bytes do c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
+    c ^^^ 0xFFFFFFFFu
+
+/// A palette (colour type 3) PNG with a tRNS chunk, which StbImageWrite cannot write: `indices` are w·h palette entries.
+let writePalettePng (path: string) (w: int) (h: int) (palette: (byte * byte * byte) list) (alphas: byte list) (indices: byte[]) =
+    let bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
+    let chunk (kind: string) (data: byte[]) =
+        let body = Array.append (Text.Encoding.ASCII.GetBytes kind) data
+        Array.concat [ bigEndian data.Length; body; bigEndian (int (crc body)) ]
+    let raw = [| for y in 0 .. h - 1 do yield 0uy; yield! indices[y * w .. y * w + w - 1] |]
+    use compressed = new MemoryStream()
+    do
+        use z = new ZLibStream(compressed, CompressionLevel.Optimal, true)
+        z.Write(raw, 0, raw.Length)
+    let ihdr = Array.concat [ bigEndian w; bigEndian h; [| 8uy; 3uy; 0uy; 0uy; 0uy |] ]
+    let plte = palette |> List.collect (fun (r, g, b) -> [ r; g; b ]) |> Array.ofList
+    File.WriteAllBytes(path,
+        Array.concat [ [| 137uy; 80uy; 78uy; 71uy; 13uy; 10uy; 26uy; 10uy |]
+                       chunk "IHDR" ihdr; chunk "PLTE" plte; chunk "tRNS" (Array.ofList alphas)
+                       chunk "IDAT" (compressed.ToArray()); chunk "IEND" [||] ])
+
+/// A tiny configuration: 4² → 8², tiny channels, a few hundred images.
+let tiny =
+    { TrainingConfig.cpu 8 with
+        Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)
+        StabiliseImages = 64
+        FadeImages = 64
+        Minibatch = [| 8 |]
+        TickImages = 48
+        LogImages = 16
+        ProceduralImages = 64
+        Threads = 0 }
+
+/// Runs training quietly, collecting the events.
+let train (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: int64 option) =
+    let events = Collections.Generic.List<TrainingEvent>()
+    let position =
+        Training.run
+            { Config = config; RunFolder = folder; Data = (if config.DataFolder = "" then Procedural else Folder config.DataFolder)
+              Resume = resume; StopAfterImages = stopAfter; Report = events.Add; Cancel = Threading.CancellationToken.None }
+    position, List.ofSeq events

@@ -1,0 +1,54 @@
+module ProGan.Training.Tests.ScheduleTests
+
+open System
+open Xunit
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+/// The reference's `TrainingSchedule` (train.py), written independently in floating point on kimg.
+let referenceLod (config: TrainingConfig) (shown: int64) =
+    let kimg = float shown / 1000.0
+    let train, transition = float config.StabiliseImages / 1000.0, float config.FadeImages / 1000.0
+    let phaseDur = train + transition
+    let phaseIdx = if phaseDur > 0.0 then floor (kimg / phaseDur) else 0.0
+    let phaseKimg = kimg - phaseIdx * phaseDur
+    let resolutionLog2 = log (float config.Architecture.Resolution) / log 2.0
+    let lod = resolutionLog2 - 2.0 - phaseIdx - (if transition > 0.0 then max (phaseKimg - train) 0.0 / transition else 0.0)
+    let lod = max lod 0.0
+    lod, int (2.0 ** (resolutionLog2 - floor lod))
+
+[<Fact>]
+let ``alpha and resolution match the reference formula at and around every phase boundary`` () =
+    let config = { TrainingConfig.cpu 64 with StabiliseImages = 6000; FadeImages = 4000 }
+    let boundaries = [ for k in 0L .. 5L do yield k * 10_000L; yield k * 10_000L + 6_000L ]
+    for b in boundaries do
+        for shown in [ b - 1L; b; b + 1L; b + 2000L ] |> List.filter (fun s -> s >= 0L) do
+            let p = Schedule.at config shown
+            let lod, resolution = referenceLod config shown
+            Assert.Equal(resolution, p.Resolution)
+            Assert.Equal(lod, p.Lod, 9)
+            Assert.Equal(1.0 - (lod - floor lod), p.Alpha, 9)
+            Assert.Equal((lod <> floor lod), (p.Phase = FadeIn))
+
+[<Fact>]
+let ``the schedule stabilises 4², fades and stabilises each level, then stays at the final level`` () =
+    let config = { TrainingConfig.cpu 16 with StabiliseImages = 100; FadeImages = 50 }
+    let at n = let p = Schedule.at config n in p.Resolution, p.Phase, p.Alpha
+    Assert.Equal((4, Stabilise, 1.0), at 0L)
+    Assert.Equal((4, Stabilise, 1.0), at 100L)
+    Assert.Equal((8, FadeIn, 0.5), at 125L)
+    Assert.Equal((8, Stabilise, 1.0), at 150L)
+    Assert.Equal((16, FadeIn, 0.2), at 260L)
+    Assert.Equal((16, Stabilise, 1.0), at 10_000L)
+    Assert.Equal(400L, TrainingConfig.totalImages config)
+    Assert.True(Schedule.isDone config 400L)
+    Assert.False(Schedule.isDone config 399L)
+
+[<Fact>]
+let ``phase index changes exactly when lod crosses an integer`` () =
+    let config = { tiny with StabiliseImages = 10; FadeImages = 10 }
+    let changes =
+        [ 0L .. 40L ] |> List.pairwise
+        |> List.filter (fun (a, b) -> (Schedule.at config a).PhaseIndex <> (Schedule.at config b).PhaseIndex)
+        |> List.map snd
+    Assert.Equal<int64 list>([ 11L; 20L ], changes)

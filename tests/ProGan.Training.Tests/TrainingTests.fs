@@ -1,0 +1,117 @@
+module ProGan.Training.Tests.TrainingTests
+
+open System
+open System.IO
+open Xunit
+open TorchSharp
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+[<assembly: CollectionBehavior(DisableTestParallelization = true)>]
+do ()
+
+let private finiteRows (folder: string) =
+    let rows = RunFolder.readLog folder Int64.MaxValue
+    Assert.NotEmpty rows
+    for r in rows do
+        Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss && Double.IsFinite r.GradientPenalty, sprintf "non-finite losses at %d" r.ImagesShown)
+    rows
+
+[<Fact>]
+let ``a tiny run grows 4² to 8² and writes every artefact`` () =
+    use run = new TempFolder()
+    let position, events = train tiny run.Path false None
+    Assert.Equal(8, position.Resolution)
+    Assert.Equal(Stabilise, position.Phase)
+    Assert.True(position.ImagesShown >= TrainingConfig.totalImages tiny)
+    for file in [ "config.json"; "log.csv"; "loss.png"; "reals.png"; "final.png" ] do
+        Assert.True(File.Exists(run.File file), file + " is missing")
+    Assert.NotEmpty(Directory.GetFiles(run.Path, "fakes-*.png"))
+    Assert.Equal(2, Directory.GetFiles(run.Path, "phase-*.png").Length) // end of 4² stabilise, end of 8² fade-in
+    let checkpoints = Checkpoint.list run.Path
+    Assert.InRange(checkpoints.Length, 1, tiny.KeepCheckpoints)
+    Assert.Empty(Directory.GetFiles(run.Path, "*.tmp*"))
+    let rows = finiteRows run.Path
+    let phases = rows |> List.map (fun r -> r.Resolution, r.Phase)
+    let runs = phases |> List.fold (fun acc p -> match acc with last :: _ when last = p -> acc | _ -> p :: acc) [] |> List.rev
+    Assert.Equal<(int * string) list>([ 4, "stabilise"; 8, "fade-in"; 8, "stabilise" ], runs)
+    Assert.Contains(events, fun e -> match e with Finished(_, false) -> true | _ -> false)
+    // config.json round-trips to the configuration the run used.
+    let saved = RunFolder.readConfig run.Path
+    Assert.Equal(tiny.Architecture, saved.Architecture)
+    Assert.Equal(tiny.StabiliseImages, saved.StabiliseImages)
+
+[<Fact>]
+let ``a run stopped mid-fade and resumed ends where an uninterrupted run ends, with the same weights`` () =
+    use whole = new TempFolder()
+    use split = new TempFolder()
+    let config = { tiny with TickImages = 1000 }
+    let uninterrupted, _ = train config whole.Path false None
+    let stopped, _ = train config split.Path false (Some 96L) // 64 stabilise + 32 into the 64-image fade
+    Assert.Equal(FadeIn, stopped.Phase)
+    Assert.Equal(0.5, stopped.Alpha, 9)
+    let resumed, events = train config split.Path true None
+    Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith "Resumed from checkpoint-000000000096" | _ -> false)
+    Assert.Equal(uninterrupted, resumed)
+    // Every random-number state was restored: the final EMA generator is bit-for-bit the uninterrupted one.
+    let header (folder: string) = fst (Checkpoint.readHeader (List.head (Checkpoint.list folder)))
+    Assert.Equal((header whole.Path).ImagesShown, (header split.Path).ImagesShown)
+    let a = File.ReadAllBytes(whole.File "final.png")
+    let b = File.ReadAllBytes(split.File "final.png")
+    Assert.Equal<byte[]>(a, b)
+    let rowsWhole = RunFolder.readLog whole.Path Int64.MaxValue |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
+    let rowsSplit = RunFolder.readLog split.Path Int64.MaxValue |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
+    Assert.Equal<(int64 * float * float) list>(rowsWhole |> List.filter (fun (n, _, _) -> n > 96L), rowsSplit |> List.filter (fun (n, _, _) -> n > 96L))
+
+[<Fact>]
+let ``the same seed gives the same first losses, another seed different ones`` () =
+    let firstLosses seed =
+        use data = Procedural.pyramid 32 8 seed
+        use trainer = new Trainer({ tiny with Seed = seed }, data, torch.CPU)
+        [ for _ in 1..3 -> let r = trainer.Step() in r.DLoss, r.GLoss ]
+    Assert.Equal<(float * float) list>(firstLosses 5, firstLosses 5)
+    Assert.NotEqual<(float * float) list>(firstLosses 5, firstLosses 6)
+
+[<Fact>]
+let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
+    torch.manual_seed 3L |> ignore
+    // A linear critic D(x) = Σ w·x has gradient w everywhere: the penalty is (‖w‖ − 1)² exactly.
+    let w = torch.randn([| 1L; 2L; 2L; 2L |])
+    let critic =
+        { new torch.nn.Module<torch.Tensor, torch.Tensor>("linear") with
+            member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).unsqueeze(1L) }
+    let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |]), torch.randn([| 4L; 2L; 2L; 2L |])
+    let mix = torch.rand([| 4L; 1L; 1L; 1L |])
+    let loss = Losses.discriminator critic reals fakes mix 10.0 1.0 0.001
+    let dReal, dFake = critic.call reals, critic.call fakes
+    let norm = w.square().sum().sqrt().item<float32>() |> float
+    let expected = (dFake - dReal).mean().item<float32>() |> float
+    let expected = expected + 10.0 * (norm - 1.0) ** 2.0 + 0.001 * (dReal.square().mean().item<float32>() |> float)
+    Assert.Equal(expected, loss.Total.item<float32>() |> float, 4)
+    Assert.Equal((norm - 1.0) ** 2.0, loss.GradientPenalty.item<float32>() |> float, 4)
+
+[<Fact>]
+let ``a corrupted checkpoint is reported with its path and the previous one is used`` () =
+    use run = new TempFolder()
+    let config = { tiny with TickImages = 32; KeepCheckpoints = 5 }
+    train config run.Path false (Some 96L) |> ignore
+    let newest, previous = match Checkpoint.list run.Path with n :: p :: _ -> n, p | _ -> failwith "expected two checkpoints"
+    let bytes = File.ReadAllBytes newest
+    bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+    File.WriteAllBytes(newest, bytes)
+    let e = Assert.ThrowsAny<exn>(fun () -> Checkpoint.readHeader newest |> ignore)
+    Assert.Contains(newest, e.Message)
+    Assert.Contains("SHA-256", e.Message)
+    let _, events = train config run.Path true (Some 112L)
+    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains(Path.GetFileName newest) | _ -> false)
+    Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith("Resumed from " + Path.GetFileName previous) | _ -> false)
+
+[<Fact>]
+let ``a checkpoint from another architecture names the field that differs`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    let other = { tiny with Architecture = tiny.Architecture.With(latentSize = 12) }
+    use data = Procedural.pyramid 16 8 1
+    use trainer = new Trainer(other, data, torch.CPU)
+    let e = Assert.ThrowsAny<exn>(fun () -> trainer.Load(List.head (Checkpoint.list run.Path)) |> ignore)
+    Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
