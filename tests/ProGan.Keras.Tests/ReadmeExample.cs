@@ -1,5 +1,6 @@
 // The README's "use the layers in your own model" example, compiled and run by the suite so it cannot rot.
 using ProGan.Keras.Layers;
+using ProGan.Keras.Models;
 using TorchSharp.Modules;
 
 namespace ProGan.Keras.Tests;
@@ -46,5 +47,22 @@ public class ReadmeExampleTests
         }
         Assert.Equal(6, model.parameters().Count()); // three layers, each a weight and a bias
         Assert.True(last < first, $"loss did not fall: {first} → {last}");
+    }
+
+    [Fact]
+    public void The_readme_models_snippet_runs()
+    {
+        var config = ProGanConfig.Paper.With(resolution: 64, fmapBase: 64, fmapMax: 16, latentSize: 16); // README: paper channels
+        var g = new ProgressiveGenerator(config);
+        var d = new ProgressiveDiscriminator(config);
+        var (resolution, straight, fadeIn) = g[32];
+        g.SetAlpha(0.3);
+        var images = fadeIn!.call(torch.randn(16, config.LatentSize));
+        var scores = d[32].FadeIn!.call(images);
+        var composite = new Composite(g[32].StraightThrough, d[32].StraightThrough);
+        Assert.Equal(32, resolution);
+        Assert.Equal(new long[] { 16, 3, 32, 32 }, images.shape);
+        Assert.Equal(new long[] { 16, 1 }, scores.shape);
+        Assert.Equal(straight.parameters().Count(), composite.parameters().Count());
     }
 }
