@@ -11,7 +11,7 @@ module Procedural =
     /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
     let render (count: int) (resolution: int) (seed: int) =
         use scope = torch.NewDisposeScope()
-        let g = torch.Generator(uint64 seed)
+        use g = new torch.Generator(uint64 seed)
         let n = int64 count
         let uniform (shape: int64[]) lo hi = torch.rand(shape, generator = g).mul_(scalar (hi - lo)).add_(scalar (lo))
         // Supersample 2× in each direction and average down: smooth, anti-aliased edges at every resolution.

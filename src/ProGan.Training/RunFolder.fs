@@ -87,7 +87,7 @@ module RunFolder =
     /// Draws the loss curves (ScottPlot) to loss.png, with dashed lines where the resolution changes.
     let plot (folder: string) (rows: LogRow list) =
         if not rows.IsEmpty then
-            let plt = ScottPlot.Plot()
+            use plt = new ScottPlot.Plot()
             let xs = rows |> List.map (fun r -> float r.ImagesShown) |> Array.ofList
             let add (label: string) (ys: float[]) =
                 let s = plt.Add.Scatter(xs, ys)

@@ -15,7 +15,7 @@ module PixelNormalization =
     [<Property>]
     let ``gives unit RMS over the channels at every pixel`` (s: Nchw) =
         use x = tensorOf s
-        use y = PixelNormalization().call x
+        use y = (new PixelNormalization()).call x
         let meanSquare = values (x.square().mean([| 1L |]))
         let rms = values (y.square().mean([| 1L |]).sqrt())
         // RMS is exactly sqrt(m / (m + ε)) for the input's mean square m: 1 wherever m ≫ ε = 1e-8.
@@ -28,8 +28,8 @@ module PixelNormalization =
         let factor = float32 (k % 50 + 1) / 7.0f
         use x = tensorOf s
         // Exact invariance needs ε = 0 (with ε > 0 it holds only where the mean square dwarfs ε).
-        use a = PixelNormalization(0.0).call x
-        use b = PixelNormalization(0.0).call (x * torch.tensor factor)
+        use a = (new PixelNormalization(0.0)).call x
+        use b = (new PixelNormalization(0.0)).call (x * torch.tensor factor)
         maxAbsDiff a b < 1e-4
 
 [<Properties(Arbitrary = [| typeof<Shapes> |], MaxTest = 60)>]
@@ -40,7 +40,7 @@ module WeightedSum =
     [<Property>]
     let ``is old at alpha 0 and new at alpha 1`` (s: Nchw) =
         let old, neu = pair s
-        let layer = WeightedSum(0.0)
+        let layer = (new WeightedSum(0.0))
         let atZero = maxAbsDiff (layer.call (old, neu)) old
         layer.Alpha <- 1.0
         atZero = 0.0 && maxAbsDiff (layer.call (old, neu)) neu = 0.0
@@ -50,7 +50,7 @@ module WeightedSum =
         let clamp (x: float) = abs x % 1.0
         let a, b = clamp a.Get, clamp b.Get
         let old, neu = pair s
-        let at alpha = WeightedSum(alpha).call (old, neu)
+        let at alpha = (new WeightedSum(alpha)).call (old, neu)
         let midpoint = at ((a + b) / 2.0)
         let average = (at a + at b) / torch.tensor 2.0f
         maxAbsDiff midpoint average <= 1e-5 * float s.Scale * 10.0
@@ -80,7 +80,7 @@ module MinibatchStdev =
         // Batches the group does not divide are rejected (as the reference asserts); use the largest divisible batch.
         let n = s.N - s.N % g
         use x = tensorOf { s with N = n }
-        use y = MinibatchStdev(groupSize).call x
+        use y = (new MinibatchStdev(groupSize)).call x
         let hw = s.H * s.W
         let extra = values (y.narrow(1, int64 s.C, 1))
         let want = expected (values x) n s.C hw groupSize
@@ -94,7 +94,7 @@ module MinibatchStdev =
         let n = groupSize + 1 + (k % (groupSize - 1)) // strictly between multiples of groupSize
         n % groupSize = 0
         || (try
-                MinibatchStdev(groupSize).call (randn k 1.0f [ int64 n; 2L; 2L; 2L ]) |> ignore
+                (new MinibatchStdev(groupSize)).call (randn k 1.0f [ int64 n; 2L; 2L; 2L ]) |> ignore
                 false
             with :? ArgumentException as e -> e.Message.Contains(string n))
 
@@ -115,7 +115,7 @@ module WeightScaling =
     let ``a weight-scaled conv equals a plain conv with pre-scaled weights`` () =
         Prop.forAll (Arb.fromGen layerShape) (fun (inC, outC, k, gain, seed) ->
             torch.manual_seed (int64 seed) |> ignore
-            let conv = WeightScaledConv2D(int64 inC, int64 outC, int64 k, gain)
+            let conv = (new WeightScaledConv2D(int64 inC, int64 outC, int64 k, gain))
             use x = randn seed 1.0f [ 2L; int64 inC; 7L; 7L ]
             let c = gain / sqrt (float (inC * k * k))
             use w = conv.Weight.detach() * torch.tensor (float32 c)
@@ -126,7 +126,7 @@ module WeightScaling =
     let ``a weight-scaled dense equals a plain linear with pre-scaled weights`` () =
         Prop.forAll (Arb.fromGen layerShape) (fun (inF, outF, _, gain, seed) ->
             torch.manual_seed (int64 seed) |> ignore
-            let dense = WeightScaledDense(int64 inF, int64 outF, gain)
+            let dense = (new WeightScaledDense(int64 inF, int64 outF, gain))
             use x = randn seed 1.0f [ 3L; int64 inF ]
             use w = dense.Weight.detach() * torch.tensor (float32 (gain / sqrt (float inF)))
             use plain = torch.nn.functional.linear(x, w, dense.Bias.detach())

@@ -74,6 +74,9 @@ public static class TorchBackend
 internal static class ModuleInit
 {
     /// <summary>Every use of the library first makes TorchSharp loadable.</summary>
+    /// <remarks>A library module initializer is deliberate here: no user call can be relied on to come first.</remarks>
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void Run() => TorchBackend.Initialize();
 }
