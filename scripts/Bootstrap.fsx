@@ -38,9 +38,25 @@ let build () =
             eprintfn "error: the build failed (dotnet build %s -c Release exited with %d); see the messages above." project p.ExitCode
             exit p.ExitCode
 
+/// Native libraries of the library's dependencies (SkiaSharp for the plots, libtorch) live in runtimes/<rid>/native of
+/// the build output; an assembly loaded with LoadFrom does not get the host's deps.json probing, so point at them.
+let private resolveNativeLibraries () =
+    let rid =
+        if OperatingSystem.IsWindows() then "win-x64"
+        elif OperatingSystem.IsMacOS() then "osx-arm64"
+        else "linux-x64"
+    let native = Path.Combine(binaries, "runtimes", rid, "native")
+    Runtime.Loader.AssemblyLoadContext.Default.add_ResolvingUnmanagedDll(fun _ name ->
+        [ name; "lib" + name + ".so"; name + ".so"; "lib" + name + ".dylib"; name + ".dll" ]
+        |> List.map (fun file -> Path.Combine(native, file))
+        |> List.tryFind File.Exists
+        |> Option.map Runtime.InteropServices.NativeLibrary.Load
+        |> Option.defaultValue 0n)
+
 /// Builds if needed, then calls `typeName.methodName(args)` of the library and exits with its return code.
 let run (typeName: string) (methodName: string) (args: string[]) =
     build ()
+    resolveNativeLibraries ()
     let assembly = Assembly.LoadFrom library
     let method = assembly.GetType(typeName, throwOnError = true).GetMethod(methodName)
     let code =

@@ -85,13 +85,16 @@ module TrainingConfig =
           DataFolder = "" }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
-    /// (64 feature maps, latent 64), short phases, and a faster-moving EMA so it keeps up with a short run.
+    /// (64 feature maps, latent 64), short phases (6k images instead of 600k), a learning rate of 0.003 (with only
+    /// ~400 steps per phase, 0.001 left the samples nearly identical at 8² in a side-by-side run; 0.003 gave varied
+    /// colours and layouts), and a faster-moving EMA so it keeps up with a short run.
     let cpu (resolution: int) =
         { paper resolution with
             Architecture = ProGanConfig.Paper.With(latentSize = 64, resolution = resolution, fmapBase = 512, fmapMax = 64)
             StabiliseImages = 6_000
             FadeImages = 6_000
             Minibatch = [| 16 |]
+            LearningRate = 0.003
             EmaBeta = 0.99
             TickImages = 2_000
             LogImages = 256
