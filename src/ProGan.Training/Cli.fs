@@ -151,6 +151,7 @@ module Cli =
 
     /// Runs training from command-line arguments; returns the process exit code.
     let main (argv: string[]) : int =
+        ensureTorch ()
         let argv = argv |> List.ofArray |> List.skipWhile (fun a -> a = "--" || a.EndsWith ".fsx")
         if List.contains "--help" argv || List.contains "-h" argv then
             printfn "%s" (usage ())

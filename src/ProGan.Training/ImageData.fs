@@ -8,6 +8,7 @@ open TorchSharp
 /// final resolution down to 4² by repeated 2×2 averaging, stored as bytes (NCHW, RGB, 0–255).
 type ImagePyramid(name: string, levels: torch.Tensor[]) =
     do
+        ensureTorch ()
         if levels.Length = 0 then invalidArg "levels" "An image pyramid needs at least one level."
 
     /// Where the images came from (a folder, or the procedural set's description).
@@ -40,6 +41,7 @@ module ImagePyramid =
     /// Builds every level of detail from the final-resolution images (float in [0, 255], NCHW): each lower level is the
     /// 2×2 average of the one above, computed in floating point and stored rounded to bytes, as the reference does.
     let fromFloat (name: string) (images: torch.Tensor) =
+        ensureTorch ()
         let resolution = int images.shape[2]
         if images.dim() <> 4L || images.shape[1] <> 3L || images.shape[3] <> int64 resolution || resolution < 4 || (resolution &&& (resolution - 1)) <> 0 then
             invalidArg "images" (sprintf "Expected [N, 3, r, r] with r a power of two ≥ 4; got %A." images.shape)

@@ -11,6 +11,7 @@ module ImageGrid =
     /// Arranges N images into a grid with `columns` columns and a 1-pixel gap, each image enlarged by nearest
     /// neighbour to at least `minCell` pixels so that low resolutions stay visible. Returns bytes [H, W, 3].
     let compose (images: torch.Tensor) (columns: int) (minCell: int) =
+        ensureTorch ()
         use scope = torch.NewDisposeScope()
         let n, r = int images.shape[0], int images.shape[2]
         let scale = max 1 ((minCell + r - 1) / r)

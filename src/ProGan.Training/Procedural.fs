@@ -10,6 +10,7 @@ module Procedural =
 
     /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
     let render (count: int) (resolution: int) (seed: int) =
+        ensureTorch ()
         use scope = torch.NewDisposeScope()
         use g = new torch.Generator(uint64 seed)
         let n = int64 count

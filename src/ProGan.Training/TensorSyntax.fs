@@ -5,10 +5,15 @@ module ProGan.Training.TensorSyntax
 open System
 open TorchSharp
 
+/// Makes TorchSharp loadable before the first tensor. The C# library does this in a module initializer, which runs only
+/// once one of its types is touched; F# code can reach `torch` before that, so every entry point here calls this.
+let ensureTorch () = ProGan.Keras.Backend.TorchBackend.Initialize() |> ignore
+
 /// A number as a TorchSharp Scalar. F# does not apply TorchSharp's implicit conversion where a Tensor overload
 /// competes (`x.mul_(2.0)` is ambiguous), so the conversion is spelled out.
 let inline scalar (value: float) : Scalar = Scalar.op_Implicit value
 
 /// A tensor of the given shape over a byte array (copied).
 let bytesTensor (data: byte[]) (shape: int64[]) : torch.Tensor =
+    ensureTorch ()
     torch.tensor(data :> Collections.Generic.IList<byte>, ReadOnlySpan<int64>(shape))

@@ -19,6 +19,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     let config = TrainingConfig.validate config
     let arch = config.Architecture
     do
+        ensureTorch ()
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
         if config.Threads > 0 then torch.set_num_threads config.Threads

@@ -42,6 +42,7 @@ module Training =
 
     /// The fixed latents every sample grid is drawn from (seeded apart from training's own randomness).
     let sampleLatents (config: TrainingConfig) (count: int) =
+        ensureTorch ()
         use g = new torch.Generator(uint64 config.Seed + 1000UL)
         torch.randn([| int64 count; int64 config.Architecture.LatentSize |], generator = g)
 
@@ -79,6 +80,7 @@ module Training =
 
     /// Runs (or resumes) training; returns the final schedule position.
     let run (options: RunOptions) =
+        ensureTorch ()
         let config = TrainingConfig.validate options.Config
         Directory.CreateDirectory options.RunFolder |> ignore
         if not options.Resume then RunFolder.writeConfig options.RunFolder config

@@ -8,9 +8,6 @@ open StbImageWriteSharp
 open ProGan.Keras.Backend
 open ProGan.Training
 
-/// Tests may build tensors before touching any library type, so make the backend loadable first.
-do TorchBackend.Initialize() |> ignore
-
 /// A fresh temporary folder, deleted on dispose.
 type TempFolder() =
     let path = Path.Combine(Path.GetTempPath(), "progan-tests-" + Guid.NewGuid().ToString("N"))

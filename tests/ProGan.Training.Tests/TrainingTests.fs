@@ -74,6 +74,7 @@ let ``the same seed gives the same first losses, another seed different ones`` (
 
 [<Fact>]
 let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
+    ensureTorch ()
     torch.manual_seed 3L |> ignore
     // A linear critic D(x) = Σ w·x has gradient w everywhere: the penalty is (‖w‖ − 1)² exactly.
     let w = torch.randn([| 1L; 2L; 2L; 2L |])
