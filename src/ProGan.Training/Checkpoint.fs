@@ -32,6 +32,10 @@ type TrainingState =
 exception CheckpointException of path: string * problem: string
     with override this.Message = sprintf "Checkpoint '%s' %s" this.path this.problem
 
+/// A checkpoint could not be written (disk full, permissions); the previous checkpoints are untouched.
+exception CheckpointWriteException of path: string * reason: string
+    with override this.Message = sprintf "Could not write checkpoint '%s': %s" this.path this.reason
+
 /// Checkpoints: one file with G, D, the EMA generator, both optimisers, the schedule position and the random-number
 /// states, closed by a SHA-256 of everything before it; written to a temporary file, flushed, then renamed, so a file
 /// under its final name is always complete.
@@ -74,12 +78,17 @@ module Checkpoint =
         let hash = SHA256.HashData(content)
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
         let temp = path + ".tmp"
-        do
-            use file = new FileStream(temp, FileMode.Create, FileAccess.Write)
-            file.Write(content)
-            file.Write(hash, 0, hash.Length)
-            file.Flush(true)
-        File.Move(temp, path, true)
+        try
+            do
+                use file = new FileStream(temp, FileMode.Create, FileAccess.Write)
+                file.Write(buffer.GetBuffer(), 0, int buffer.Length)
+                file.Write(hash, 0, hash.Length)
+                file.Flush(true)
+            File.Move(temp, path, true)
+        with
+        | :? IOException | :? UnauthorizedAccessException as e ->
+            (try if File.Exists temp then File.Delete temp with _ -> ())
+            raise (CheckpointWriteException(path, e.Message))
 
     /// Reads the header and checks the checksum, without touching any network.
     let readHeader (path: string) =

@@ -69,7 +69,9 @@ module Cli =
           "--log-images", "N", "images between log.csv rows", (fun f v c -> { c with LogImages = int' f v })
           "--keep-checkpoints", "N", "checkpoints kept", (fun f v c -> { c with KeepCheckpoints = int' f v })
           "--threads", "N", "CPU threads (0 = all cores)", (fun f v c -> { c with Threads = int' f v })
-          "--procedural-images", "N", "size of the embedded data set", (fun f v c -> { c with ProceduralImages = int' f v }) ]
+          "--procedural-images", "N", "size of the embedded data set", (fun f v c -> { c with ProceduralImages = int' f v })
+          "--nan-retries", "N", "after a NaN/Inf, roll back and retry at half the learning rate N times",
+            (fun f v c -> { c with NonFiniteRetries = int' f v }) ]
 
     let usage () =
         let lines =
@@ -177,7 +179,8 @@ module Cli =
                             Training.run
                                 { Config = args.Config; RunFolder = args.RunFolder
                                   Data = (if String.IsNullOrEmpty args.Config.DataFolder then Procedural else Folder args.Config.DataFolder)
-                                  Resume = args.Resume; StopAfterImages = args.StopAfterImages; Report = report; Cancel = cancel.Token }
+                                  Resume = args.Resume; StopAfterImages = args.StopAfterImages; Report = report
+                                  OnStep = ignore; Cancel = cancel.Token }
                         printfn "ProGan.Keras %s │ run folder %s │ device %O │ %s" version (Path.GetFullPath args.RunFolder) TorchBackend.Device
                             (if String.IsNullOrEmpty args.Config.DataFolder then "embedded procedural data" else args.Config.DataFolder)
                         let final = if Display.isInteractive () then Display.live run else run Display.plain
@@ -190,5 +193,18 @@ module Cli =
                     | CheckpointException(_, _) as e ->
                         eprintfn "error: %s" e.Message
                         2
+                    | RunLockedException(_, _) as e ->
+                        eprintfn "error: %s" e.Message
+                        3
+                    | CheckpointWriteException(_, _) as e ->
+                        let previous = Checkpoint.list args.RunFolder |> List.tryHead |> Option.map Path.GetFileName
+                        eprintfn "error: %s. %s Free some space, then continue with --resume %s."
+                            e.Message
+                            (match previous with Some p -> sprintf "The previous checkpoint %s is intact." p | None -> "No earlier checkpoint exists.")
+                            args.RunFolder
+                        4
+                    | TrainingFailedException message ->
+                        eprintfn "error: %s" message
+                        5
                 finally
                     Console.CancelKeyPress.RemoveHandler onCancel

@@ -27,14 +27,28 @@ module ImageFolder =
     /// File extensions read (case-insensitive).
     let extensions = set [ ".png"; ".jpg"; ".jpeg"; ".bmp"; ".gif"; ".tga" ]
 
-    /// Images larger than this many pixels are skipped rather than decoded (an 8000×8000 RGBA image is 256 MB).
-    let maxPixels = 64L * 1024L * 1024L
+    /// Images larger than this many pixels are skipped rather than decoded (an 8000×8000 RGBA image alone would take 256 MB).
+    let maxPixels = 32L * 1024L * 1024L
 
-    /// The image files below `folder`, recursively, in a stable order. Unreadable folders are passed over.
+    /// The image files below `folder`, recursively, in a stable order. Unreadable folders are passed over, and a
+    /// folder reached again through a symbolic link (a cycle, or a second path to the same images) is read once.
     let files (folder: string) =
-        let options = EnumerationOptions(RecurseSubdirectories = true, IgnoreInaccessible = true, MatchCasing = MatchCasing.CaseInsensitive)
-        Directory.EnumerateFiles(folder, "*", options)
-        |> Seq.filter (fun f -> extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+        let visited = Collections.Generic.HashSet<string>()
+        let realPath (dir: DirectoryInfo) =
+            match (try dir.ResolveLinkTarget(true) with _ -> null) with
+            | null -> dir.FullName
+            | target -> target.FullName
+        let rec walk (dir: DirectoryInfo) =
+            seq {
+                if visited.Add(Path.TrimEndingDirectorySeparator(realPath dir)) then
+                    let entries = try dir.GetFileSystemInfos() with :? IOException | :? UnauthorizedAccessException -> [||]
+                    for entry in entries do
+                        match entry with
+                        | :? DirectoryInfo as sub -> yield! walk sub
+                        | file when extensions.Contains(file.Extension.ToLowerInvariant()) -> yield file.FullName
+                        | _ -> ()
+            }
+        walk (DirectoryInfo folder)
         |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b))
         |> List.ofSeq
 

@@ -49,7 +49,10 @@ type TrainingConfig =
       /// Images in the embedded procedural data set (used when DataFolder is empty).
       ProceduralImages: int
       /// The folder of training images; empty for the embedded procedural data.
-      DataFolder: string }
+      DataFolder: string
+      /// After a non-finite loss, roll back to the last checkpoint and retry with half the learning rate this many
+      /// times before stopping (0: stop at once).
+      NonFiniteRetries: int }
 
 module TrainingConfig =
 
@@ -82,7 +85,8 @@ module TrainingConfig =
           KeepCheckpoints = 3
           Threads = 0
           ProceduralImages = 8192
-          DataFolder = "" }
+          DataFolder = ""
+          NonFiniteRetries = 0 }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (64 feature maps, latent 64), short phases (6k images instead of 600k), a learning rate of 0.003 (with only
@@ -114,7 +118,7 @@ module TrainingConfig =
         if c.Minibatch.Length = 0 then fail "Minibatch" "[]" "at least one size"
         let group = c.Architecture.MinibatchGroupSize
         for size in c.Minibatch do
-            if size < 1 then fail "Minibatch" size "≥ 1"
+            if size < group then fail "Minibatch" size (sprintf "≥ the minibatch-stddev group size %d" group)
             if size % min group size <> 0 then
                 fail "Minibatch" size (sprintf "a multiple of the minibatch-stddev group size %d" group)
         if not (c.LearningRate > 0.0) then fail "LearningRate" c.LearningRate "> 0"
@@ -129,4 +133,5 @@ module TrainingConfig =
         if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
         if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
+        if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
         c

@@ -5,6 +5,10 @@ open System.Collections.Generic
 open TorchSharp
 open ProGan.Keras.Models
 
+/// A loss or weight became NaN or ±∞; raised before the optimiser step that would have spread it.
+exception NonFiniteException of images: int64 * what: string
+    with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
+
 /// The numbers of one training step (one D step and one G step), as plain floats.
 type StepResult =
     { DLoss: float
@@ -34,8 +38,11 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
             e.copy_(p) |> ignore
             e.requires_grad <- false
 
+    let mutable learningRate = config.LearningRate
+
     let adam (m: torch.nn.Module) =
-        torch.optim.Adam(m.parameters(), config.LearningRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+        torch.optim.Adam(m.parameters(), learningRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+
 
     let state =
         { Generator = generator
@@ -48,6 +55,12 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
 
     let composites = Dictionary<struct (int * bool), Composite>()
     let mutable shown = 0L
+
+    /// The loss as a float, or NonFiniteException before anything is updated with it.
+    let finite (what: string) (loss: torch.Tensor) =
+        let value = loss.item<float32>() |> float
+        if not (Double.IsFinite value) then raise (NonFiniteException(shown, what))
+        value
     let mutable phaseIndex = 0
 
     let latents (count: int) =
@@ -121,11 +134,13 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         state.DiscriminatorOptimizer.zero_grad()
         let dLoss =
             Losses.discriminator d reals fakes mix config.GradientPenaltyWeight config.GradientPenaltyTarget config.DriftWeight
+        let dTotal = finite "discriminator loss" dLoss.Total
         dLoss.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
         // G step: −D(G(z)) through the composite, whose D is frozen.
         state.GeneratorOptimizer.zero_grad()
         let gLoss = Losses.generator composite (latents count)
+        let gTotal = finite "generator loss" gLoss
         gLoss.backward()
         state.GeneratorOptimizer.step() |> ignore
         // Gs ← lerp(G, Gs, β).
@@ -135,8 +150,8 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
             for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
                 e.lerp_(p, weight) |> ignore
         shown <- shown + int64 count
-        { DLoss = dLoss.Total.item<float32>() |> float
-          GLoss = gLoss.item<float32>() |> float
+        { DLoss = dTotal
+          GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
           Wasserstein = dLoss.Wasserstein.item<float32>() |> float
           Images = count }
@@ -148,8 +163,27 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         use _ = torch.no_grad()
         ema.Pairs[position.Level].Select(position.Phase = FadeIn).call (z.``to``(device))
 
-    /// Writes a checkpoint of the whole state.
-    member _.Save(path: string) = Checkpoint.save path shown config.Seed state
+    /// The first network whose weights are not all finite, or None.
+    member _.NonFiniteWeights() =
+        use _ = torch.no_grad()
+        [ "generator", generator :> torch.nn.Module; "discriminator", discriminator; "EMA generator", ema ]
+        |> List.tryPick (fun (name, m) ->
+            if m.parameters() |> Seq.forall (fun p -> torch.isfinite(p).all().item<bool>()) then None else Some name)
+
+    /// The learning rate in use (lowered by `HalveLearningRate`).
+    member _.LearningRate = learningRate
+
+    /// Halves the learning rate of both optimisers (used to retry after a non-finite step).
+    member _.HalveLearningRate() =
+        learningRate <- learningRate / 2.0
+        for optimizer in [ state.GeneratorOptimizer; state.DiscriminatorOptimizer ] do
+            for group in optimizer.ParamGroups do group.LearningRate <- learningRate
+
+    /// Writes a checkpoint of the whole state; refuses (NonFiniteException) if any weight is not finite.
+    member this.Save(path: string) =
+        match this.NonFiniteWeights() with
+        | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
+        | None -> Checkpoint.save path shown config.Seed state
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =

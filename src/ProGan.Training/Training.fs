@@ -34,7 +34,13 @@ type RunOptions =
       /// Stop (with a checkpoint) once this many images have been shown, before the schedule ends.
       StopAfterImages: int64 option
       Report: TrainingEvent -> unit
+      /// Called after every successful step (Keras-style callback: inspect or adjust the trainer).
+      OnStep: Trainer -> unit
       Cancel: CancellationToken }
+
+/// Training cannot go on; the message says what happened, what was kept, and how to continue.
+exception TrainingFailedException of string
+    with override this.Message = this.Data0
 
 /// A whole progressive training run (reference `train.py train_progressive_gan`): one loop of steps, with a tick of
 /// maintenance — sample grid, loss plot, checkpoint — every `TickImages` images and at every phase end.
@@ -82,7 +88,10 @@ module Training =
     let run (options: RunOptions) =
         ensureTorch ()
         let config = TrainingConfig.validate options.Config
-        Directory.CreateDirectory options.RunFolder |> ignore
+        use _lock = RunLock.acquire options.RunFolder
+        // A process killed while writing leaves only *.tmp files behind; they are never read, only removed.
+        for stale in Directory.GetFiles(options.RunFolder, "*.tmp*") do
+            try File.Delete stale with :? IOException -> ()
         if not options.Resume then RunFolder.writeConfig options.RunFolder config
         use data = loadData options
         let device = TorchBackend.Device
@@ -123,9 +132,31 @@ module Training =
         let wallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
         let mutable pending = []
         let mutable intervalImages, intervalStart = 0, clock.Elapsed.TotalSeconds
-        while trainer.ImagesShown < stopAt && not options.Cancel.IsCancellationRequested do
-            let before = trainer.Position
-            let result = trainer.Step()
+        let mutable retries = 0
+
+        /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate
+        /// (when configured) or stop with a message that says what was kept.
+        let recover (e: exn) =
+            match Checkpoint.list options.RunFolder with
+            | [] -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
+            | good :: _ ->
+                trainer.Load good |> ignore
+                rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
+                RunFolder.rewriteLog options.RunFolder rows
+                pending <- []
+                if retries < config.NonFiniteRetries then
+                    retries <- retries + 1
+                    trainer.HalveLearningRate()
+                    options.Report(Warning(sprintf "%s Rolled back to %s; retrying with learning rate %g (retry %d of %d)."
+                                               e.Message (Path.GetFileName good) trainer.LearningRate retries config.NonFiniteRetries))
+                else
+                    raise (TrainingFailedException(
+                        sprintf "%s Rolled back to %s (%d images); nothing non-finite was saved. Lower the learning rate or allow retries (--nan-retries N), then continue with --resume %s."
+                            e.Message (Path.GetFileName good) trainer.ImagesShown options.RunFolder))
+
+        /// Bookkeeping after a successful step: a log row, phase-end samples, a tick.
+        let afterStep (before: SchedulePosition) (result: StepResult) =
+            options.OnStep trainer
             pending <- result :: pending
             intervalImages <- intervalImages + result.Images
             let after = trainer.Position
@@ -150,9 +181,15 @@ module Training =
             if crossed config.TickImages || after.PhaseIndex <> before.PhaseIndex then
                 tick ()
                 intervalStart <- clock.Elapsed.TotalSeconds // the tick's own time is not training throughput
+
+        while trainer.ImagesShown < stopAt && not options.Cancel.IsCancellationRequested do
+            let before = trainer.Position
+            try afterStep before (trainer.Step())
+            with NonFiniteException _ as e -> recover e
         // The end of the run, a Ctrl+C, or a requested stop: always leave a checkpoint of exactly where it stands.
         let last = Checkpoint.list options.RunFolder |> List.tryHead
-        if last <> Some(Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)) then tick ()
+        if last <> Some(Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)) then
+            try tick () with NonFiniteException _ as e -> recover e
         if trainer.IsDone then writeSamples "final.png"
         options.Report(Finished(trainer.Position, options.Cancel.IsCancellationRequested))
         trainer.Position

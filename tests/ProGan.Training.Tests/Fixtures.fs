@@ -75,5 +75,6 @@ let train (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: i
     let position =
         Training.run
             { Config = config; RunFolder = folder; Data = (if config.DataFolder = "" then Procedural else Folder config.DataFolder)
-              Resume = resume; StopAfterImages = stopAfter; Report = events.Add; Cancel = Threading.CancellationToken.None }
+              Resume = resume; StopAfterImages = stopAfter; Report = events.Add; OnStep = ignore
+              Cancel = Threading.CancellationToken.None }
     position, List.ofSeq events

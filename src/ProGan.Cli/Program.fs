@@ -1,0 +1,4 @@
+module ProGan.Cli.Program
+
+[<EntryPoint>]
+let main argv = ProGan.Training.Cli.main argv

@@ -1,0 +1,171 @@
+/// Faults training must survive (issue: reliability): kills, bad checkpoints, NaNs, a second process, a full disk.
+module ProGan.Training.Tests.ReliabilityTests
+
+open System
+open System.Diagnostics
+open System.IO
+open Xunit
+open TorchSharp
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+/// The tiny configuration as command-line flags for the `progan` executable.
+let private tinyFlags =
+    [ "--resolution"; "8"; "--latent-size"; "8"; "--fmap-base"; "32"; "--fmap-max"; "8"; "--stabilise-images"; "64"
+      "--fade-images"; "64"; "--minibatch"; "8"; "--tick-images"; "16"; "--log-images"; "16"; "--procedural-images"; "64" ]
+
+/// The `progan` executable built beside this test assembly's configuration.
+let private progan =
+    let testBin = Path.TrimEndingDirectorySeparator AppContext.BaseDirectory // …/tests/ProGan.Training.Tests/bin/<Configuration>/net10.0
+    let configuration = DirectoryInfo(testBin).Parent.Name
+    let rec root (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "ProGan.Keras.sln")) then d.FullName else root d.Parent
+    Path.Combine(root (DirectoryInfo testBin), "src", "ProGan.Cli", "bin", configuration, "net10.0", "progan.dll")
+
+/// Starts `progan` with the arguments; output is captured (plain mode).
+let private start (args: string list) =
+    let info = ProcessStartInfo("dotnet", progan :: args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    let p = Process.Start info
+    let output = Text.StringBuilder()
+    let started = new Threading.ManualResetEventSlim(false)
+    p.OutputDataReceived.Add(fun e ->
+        if not (isNull e.Data) then
+            lock output (fun () -> output.AppendLine e.Data |> ignore)
+            if e.Data.StartsWith "training from" then started.Set())
+    p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p, started, output
+
+let private runToEnd (args: string list) =
+    let p, _, output = start args
+    Assert.True(p.WaitForExit 120_000, "progan did not finish")
+    p.WaitForExit()
+    Assert.True(p.ExitCode = 0, sprintf "progan exited with %d:\n%O" p.ExitCode output)
+    string output
+
+[<Fact>]
+let ``killed at random moments and resumed, a run ends exactly where an uninterrupted run ends`` () =
+    use whole = new TempFolder()
+    use killed = new TempFolder()
+    runToEnd ([ "--out"; whole.Path ] @ tinyFlags) |> ignore
+    let random = Random(7)
+    let mutable kills = 0
+    for attempt in 0..3 do
+        let args = if attempt = 0 then [ "--out"; killed.Path ] @ tinyFlags else [ "--resume"; killed.Path ]
+        let p, started, output = start args
+        if started.Wait 60_000 then
+            Threading.Thread.Sleep(random.Next(50, 1500)) // anywhere in a step, a log write or a checkpoint write
+            if not p.HasExited then
+                p.Kill true // SIGKILL: no handler runs
+                kills <- kills + 1
+        p.WaitForExit()
+        Assert.False(Directory.GetFiles(killed.Path, "checkpoint-*.ckpt") |> Array.exists (fun f -> (try Checkpoint.readHeader f |> ignore; false with _ -> true)),
+                     "a checkpoint under its final name was incomplete")
+    Assert.True(kills >= 2, sprintf "only %d kills landed mid-run" kills)
+    let output = runToEnd [ "--resume"; killed.Path ]
+    Assert.Contains("finished at 192 images", output)
+    // Bit-for-bit the same EMA generator and the same losses after the last resume point.
+    Assert.Equal<byte[]>(File.ReadAllBytes(whole.File "final.png"), File.ReadAllBytes(killed.File "final.png"))
+    let lastRow folder = RunFolder.readLog folder Int64.MaxValue |> List.last
+    Assert.Equal((lastRow whole.Path).DLoss, (lastRow killed.Path).DLoss)
+    Assert.Equal(192L, (lastRow killed.Path).ImagesShown)
+
+[<Fact>]
+let ``a checkpoint being written when the process died is ignored and cleaned up`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 48L) |> ignore
+    let newest = List.head (Checkpoint.list run.Path)
+    let bytes = File.ReadAllBytes newest
+    File.WriteAllBytes(run.File(Checkpoint.fileName 56L + ".tmp"), bytes[.. bytes.Length / 3]) // a half-written next one
+    let position, events = train tiny run.Path true (Some 64L)
+    Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith("Resumed from " + Path.GetFileName newest) | _ -> false)
+    Assert.Equal(64L, position.ImagesShown)
+    Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"))
+
+[<Fact>]
+let ``a non-finite loss rolls back to the last good checkpoint and stops, saving nothing non-finite`` () =
+    use run = new TempFolder()
+    let config = { tiny with TickImages = 16 }
+    let poison (trainer: Trainer) =
+        if trainer.ImagesShown >= 40L then
+            use _ = torch.no_grad()
+            (trainer.State.Generator.parameters() |> Seq.head).fill_(scalar Double.NaN) |> ignore
+    let e =
+        Assert.Throws<TrainingFailedException>(fun () ->
+            Training.run
+                { Config = config; RunFolder = run.Path; Data = Procedural; Resume = false; StopAfterImages = None
+                  Report = ignore; OnStep = poison; Cancel = Threading.CancellationToken.None } |> ignore)
+    Assert.Contains("non-finite", e.Message)
+    Assert.Contains("Rolled back to checkpoint-000000000032.ckpt (32 images)", e.Message)
+    Assert.Contains("--resume", e.Message)
+    // Every checkpoint on disk holds finite weights only.
+    use data = Procedural.pyramid 64 8 1
+    for path in Checkpoint.list run.Path do
+        use trainer = new Trainer(tiny, data, torch.CPU)
+        trainer.Load path |> ignore
+        Assert.Equal(None, trainer.NonFiniteWeights())
+    Assert.True(RunFolder.readLog run.Path Int64.MaxValue |> List.forall (fun r -> r.ImagesShown <= 32L))
+
+[<Fact>]
+let ``with retries allowed, a non-finite loss is retried at half the learning rate and the run completes`` () =
+    use run = new TempFolder()
+    let mutable poisoned = false
+    let poisonOnce (trainer: Trainer) =
+        if trainer.ImagesShown >= 40L && not poisoned then
+            poisoned <- true
+            use _ = torch.no_grad()
+            (trainer.State.Generator.parameters() |> Seq.head).fill_(scalar Double.PositiveInfinity) |> ignore
+    let events = Collections.Generic.List<TrainingEvent>()
+    let position =
+        Training.run
+            { Config = { tiny with NonFiniteRetries = 1; TickImages = 16 }; RunFolder = run.Path; Data = Procedural; Resume = false
+              StopAfterImages = None; Report = events.Add; OnStep = poisonOnce; Cancel = Threading.CancellationToken.None }
+    Assert.True(Schedule.isDone tiny position.ImagesShown)
+    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains("retrying with learning rate 0.0015") | _ -> false)
+
+[<Fact>]
+let ``a second process on the same run folder is refused, and the lock goes with its holder`` () =
+    use run = new TempFolder()
+    let holder = RunLock.acquire run.Path
+    let e = Assert.Throws<RunLockedException>(fun () -> train tiny run.Path false (Some 8L) |> ignore)
+    Assert.Contains("in use by another training process", e.Message)
+    Assert.Contains(sprintf "pid %d" Environment.ProcessId, e.Message)
+    holder.Dispose()
+    let position, _ = train tiny run.Path false (Some 8L)
+    Assert.Equal(8L, position.ImagesShown)
+
+[<Fact>]
+let ``a checkpoint that cannot be written stops the run and leaves the previous one intact`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 32L) |> ignore
+    let previous = List.head (Checkpoint.list run.Path)
+    let before = File.ReadAllBytes previous
+    // The next checkpoint's temporary path is taken by a folder: the write fails as on a full disk.
+    Directory.CreateDirectory(run.File(Checkpoint.fileName 48L + ".tmp")) |> ignore
+    let e = Assert.Throws<CheckpointWriteException>(fun () -> train tiny run.Path true (Some 64L) |> ignore)
+    Assert.Contains(Checkpoint.fileName 48L, e.Message)
+    Assert.Equal<byte[]>(before, File.ReadAllBytes previous)
+    Assert.Equal(previous, List.head (Checkpoint.list run.Path))
+
+[<Fact>]
+let ``bad files in the middle of a data set are skipped, never a crash`` () =
+    use dir = new TempFolder()
+    for i in 0..7 do
+        writePng (dir.File(sprintf "good-%d.png" i)) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| byte (i * 30); 0uy; 0uy |])
+    writePng (dir.File "tiny-1x1.png") 1 1 StbImageWriteSharp.ColorComponents.RedGreenBlue [| 0uy; 0uy; 255uy |]
+    // A PNG whose header claims 8000×8000: refused from the header alone, never decoded.
+    let header = File.ReadAllBytes(dir.File "good-0.png")
+    let huge = Array.copy header
+    let bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
+    Array.blit (bigEndian 8000) 0 huge 16 4
+    Array.blit (bigEndian 8000) 0 huge 20 4
+    File.WriteAllBytes(dir.File "huge.png", huge)
+    Directory.CreateDirectory(dir.File "folder.png") |> ignore
+    Directory.CreateDirectory(dir.File "sub") |> ignore
+    File.CreateSymbolicLink(dir.File "sub/loop", dir.Path) |> ignore // a directory cycle
+    File.WriteAllBytes(dir.File "zero.jpg", [||])
+    let result = ImageFolder.load dir.Path 8 (0.0f, 0.0f, 0.0f) 1 (fun _ _ -> ())
+    Assert.Equal(9, result.Pyramid.Count) // eight good ones and the 1×1, upsampled
+    let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
+    Assert.StartsWith("too large (8000×8000", reasons["huge.png"])
+    Assert.Equal("empty file", reasons["zero.jpg"])
