@@ -13,8 +13,12 @@ namespace ProGan.Keras.Layers;
 /// Per group: subtract the group mean, average the squares over the group, <c>sqrt(· + ε)</c>, average over C, H, W.
 /// The result is tiled to <c>[N, 1, H, W]</c> and concatenated, giving C + 1 channels. N must be divisible by G.
 /// </remarks>
-public sealed class MinibatchStdev : nn.Module<Tensor, Tensor>
+public sealed class MinibatchStdev : nn.Module<Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() =>
+        new Dictionary<string, object> { ["groupSize"] = GroupSize, ["epsilon"] = Epsilon };
+
     /// <summary>Creates the layer.</summary>
     /// <param name="groupSize">Samples per group (4 in the reference); the whole batch when it is smaller.</param>
     /// <param name="epsilon">ε added to the variance before the square root.</param>

@@ -9,8 +9,11 @@ namespace ProGan.Keras.Layers;
 /// NCHW tensor (or to every row of an <c>[N, C]</c> tensor, such as the latent vector).
 /// </summary>
 /// <remarks>Used after every convolution of the generator to keep signal magnitudes from escalating.</remarks>
-public sealed class PixelNormalization : nn.Module<Tensor, Tensor>
+public sealed class PixelNormalization : nn.Module<Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object> { ["epsilon"] = Epsilon };
+
     /// <summary>Creates the layer.</summary>
     /// <param name="epsilon">ε inside the square root (1e-8 in the paper).</param>
     public PixelNormalization(double epsilon = 1e-8) : base(nameof(PixelNormalization))

@@ -8,8 +8,14 @@ namespace ProGan.Keras.Layers;
 /// A 2-D convolution with equalized learning rate (Karras et al. 2018, §4.1): <c>conv(x, c·w) + b</c> with
 /// w ~ N(0, 1), c = gain / sqrt(in_channels·k·k), b initialised to zero and not scaled. Stride 1, "same" padding.
 /// </summary>
-public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>
+public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object>
+    {
+        ["inChannels"] = InChannels, ["outChannels"] = OutChannels, ["kernelSize"] = KernelSize, ["gain"] = Gain, ["useBias"] = UseBias,
+    };
+
 #pragma warning disable IDE1006 // TorchSharp names parameters after their state-dict keys.
     private readonly Parameter weight;
     private readonly Parameter? bias;

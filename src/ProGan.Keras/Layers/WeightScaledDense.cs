@@ -9,8 +9,14 @@ namespace ProGan.Keras.Layers;
 /// w ~ N(0, 1), c = gain / sqrt(in_features), b initialised to zero and not scaled. Inputs with more than two
 /// dimensions are flattened after the batch dimension, as a Keras <c>Flatten</c> + <c>Dense</c> would.
 /// </summary>
-public sealed class WeightScaledDense : nn.Module<Tensor, Tensor>
+public sealed class WeightScaledDense : nn.Module<Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object>
+    {
+        ["inFeatures"] = InFeatures, ["outFeatures"] = OutFeatures, ["gain"] = Gain, ["useBias"] = UseBias,
+    };
+
 #pragma warning disable IDE1006
     private readonly Parameter weight;
     private readonly Parameter? bias;

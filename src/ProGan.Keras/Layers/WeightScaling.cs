@@ -14,8 +14,11 @@ namespace ProGan.Keras.Layers;
 /// <see cref="WeightScaledConv2D"/> and <see cref="WeightScaledDense"/> own an N(0, 1) weight created by
 /// <see cref="NewWeight"/> and pass it through this layer on every call.
 /// </remarks>
-public sealed class WeightScaling : nn.Module<Tensor, Tensor>
+public sealed class WeightScaling : nn.Module<Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object> { ["fanIn"] = FanIn, ["gain"] = Gain };
+
     /// <summary>√2, the He gain for (leaky) ReLU layers used by the reference for hidden layers.</summary>
     public static readonly double DefaultGain = Math.Sqrt(2.0);
 

@@ -10,8 +10,11 @@ namespace ProGan.Keras.Layers;
 /// α is a plain, non-trainable value of the layer that the trainer sets as images are shown (0 = only the old,
 /// upsampled/downsampled path; 1 = only the new block). Changing it needs no rebuild of any model.
 /// </remarks>
-public sealed class WeightedSum : nn.Module<Tensor, Tensor, Tensor>
+public sealed class WeightedSum : nn.Module<Tensor, Tensor, Tensor>, ILayerConfig
 {
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object> { ["alpha"] = Alpha };
+
     private double alpha;
 
     /// <summary>Creates the layer.</summary>
