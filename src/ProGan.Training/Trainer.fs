@@ -150,6 +150,9 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
             for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
                 e.lerp_(p, weight) |> ignore
         shown <- shown + int64 count
+        // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
+        // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
+        enterPhase (Schedule.at config shown)
         { DLoss = dTotal
           GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float

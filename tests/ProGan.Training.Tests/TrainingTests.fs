@@ -116,3 +116,14 @@ let ``a checkpoint from another architecture names the field that differs`` () =
     use trainer = new Trainer(other, data, torch.CPU)
     let e = Assert.ThrowsAny<exn>(fun () -> trainer.Load(List.head (Checkpoint.list run.Path)) |> ignore)
     Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
+
+[<Fact>]
+let ``resuming exactly at a phase boundary continues as if never stopped`` () =
+    // 72 images: the first step of the fade-in has just run, and Adam was reset for the new level of detail.
+    use whole = new TempFolder()
+    use split = new TempFolder()
+    let config = { tiny with TickImages = 1000 }
+    train config whole.Path false None |> ignore
+    train config split.Path false (Some 72L) |> ignore
+    train config split.Path true None |> ignore
+    Assert.Equal<byte[]>(File.ReadAllBytes(whole.File "final.png"), File.ReadAllBytes(split.File "final.png"))
