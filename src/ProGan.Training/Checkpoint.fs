@@ -126,6 +126,23 @@ module Checkpoint =
         | e -> raise (CheckpointException(path, sprintf "could not be loaded: %s" e.Message))
         header
 
+    /// Loads only the EMA generator of a checkpoint (for sampling), checking the architecture first.
+    let loadEma (path: string) (ema: ProgressiveGenerator) =
+        let header, reader = readHeader path
+        use reader = reader
+        match differences ema.Config header.Architecture with
+        | [] -> ()
+        | diff -> raise (CheckpointException(path, sprintf "was made with another architecture: %s." (String.Join("; ", diff))))
+        try
+            // G and D come first in the file; read them into throwaway networks of the same shape.
+            use g = new ProgressiveGenerator(ema.Config, torch.CPU)
+            use d = new ProgressiveDiscriminator(ema.Config, torch.CPU)
+            g.load reader |> ignore
+            d.load reader |> ignore
+            ema.load reader |> ignore
+        with e -> raise (CheckpointException(path, sprintf "could not be loaded: %s" e.Message))
+        header
+
     /// The checkpoints in a run folder, newest first.
     let list (runFolder: string) =
         if Directory.Exists runFolder then

@@ -151,6 +151,88 @@ module Cli =
                 bad "--out: '%s' already holds a run; use --resume %s to continue it, or choose another folder." out out
             { Config = config; RunFolder = out; Resume = false; StopAfterImages = stopAfter }
 
+    /// Parses `--flag value` pairs of a script with the given flags (all taking a value).
+    let private options (argv: string[]) (flags: string list) =
+        let argv = argv |> List.ofArray |> List.skipWhile (fun a -> a = "--" || a.EndsWith ".fsx")
+        let rec pairs acc args =
+            match args with
+            | [] -> Map.ofList acc
+            | flag :: value :: rest when List.contains flag flags && not (value.StartsWith "--") -> pairs ((flag, value) :: acc) rest
+            | flag :: _ when List.contains flag flags -> bad "%s needs a value." flag
+            | other :: _ -> bad "Unknown option %s; expected %s." other (String.Join(", ", flags))
+        pairs [] argv
+
+    /// Runs a script body, turning bad input into a one-line error and exit code 2.
+    let private script (usageText: string) (argv: string[]) (body: unit -> unit) =
+        ensureTorch ()
+        if Array.contains "--help" argv || Array.contains "-h" argv then
+            printfn "%s" usageText
+            0
+        else
+            try
+                body ()
+                0
+            with
+            | UsageException message ->
+                eprintfn "error: %s" message
+                eprintfn "%s" usageText
+                2
+            | :? ArgumentException as e ->
+                eprintfn "error: %s" (firstLine e.Message)
+                2
+            | CheckpointException(_, _) as e ->
+                eprintfn "error: %s" e.Message
+                2
+
+    let private generateUsage =
+        sprintf "ProGan.Keras %s — samples and latent interpolation from a trained run's EMA generator.\n\nusage: dotnet fsi generate.fsx -- --run FOLDER [--count 64] [--seed 7] [--checkpoint FILE] [--interpolate SEED_A,SEED_B] [--steps 10] [--out FOLDER]" version
+
+    /// generate.fsx: a grid and single PNGs of `--count` samples, and optionally an interpolation strip with frames.
+    let generate (argv: string[]) : int =
+        script generateUsage argv (fun () ->
+            let o = options argv [ "--run"; "--count"; "--seed"; "--checkpoint"; "--interpolate"; "--steps"; "--out" ]
+            let run = match o.TryFind "--run" with Some r -> r | None -> bad "--run FOLDER is required."
+            let count = o.TryFind "--count" |> Option.map (int' "--count") |> Option.defaultValue 64
+            let seed = o.TryFind "--seed" |> Option.map (int' "--seed") |> Option.defaultValue 7
+            let steps = o.TryFind "--steps" |> Option.map (int' "--steps") |> Option.defaultValue 10
+            if count < 1 then bad "--count must be ≥ 1; got %d." count
+            if steps < 2 then bad "--steps must be ≥ 2; got %d." steps
+            use loaded = Generation.load run (o.TryFind "--checkpoint")
+            let out = o.TryFind "--out" |> Option.defaultValue (Path.Combine(run, "generated"))
+            let p = loaded.Position
+            printfn "%s: %d² (%O) after %d images" (Path.GetFileName loaded.Checkpoint) p.Resolution p.Phase p.ImagesShown
+            let files = Generation.writeSamples loaded out count seed
+            printfn "wrote %s and %d single images" files.Head (files.Length - 1)
+            match o.TryFind "--interpolate" with
+            | Some pair ->
+                match pair.Split(',') with
+                | [| a; b |] ->
+                    let strip = Generation.writeInterpolation loaded out (int' "--interpolate" a) (int' "--interpolate" b) steps
+                    printfn "wrote %s and %d frames" strip.Head (strip.Length - 1)
+                | _ -> bad "--interpolate expects two seeds, SEED_A,SEED_B; got '%s'." pair
+            | None -> ())
+
+    let private evaluateUsage =
+        sprintf "ProGan.Keras %s — sliced Wasserstein distance (×10³) of a run against real images, beside the real-vs-real floor.\n\nusage: dotnet fsi evaluate.fsx -- --run FOLDER [--data FOLDER] [--images 1024] [--seed 1] [--checkpoint FILE]" version
+
+    /// evaluate.fsx: SWD of the EMA generator against the run's data (or `--data`), and the real-vs-real floor.
+    let evaluate (argv: string[]) : int =
+        script evaluateUsage argv (fun () ->
+            let o = options argv [ "--run"; "--data"; "--images"; "--seed"; "--checkpoint" ]
+            let run = match o.TryFind "--run" with Some r -> r | None -> bad "--run FOLDER is required."
+            let images = o.TryFind "--images" |> Option.map (int' "--images") |> Option.defaultValue 1024
+            let seed = o.TryFind "--seed" |> Option.map (int' "--seed") |> Option.defaultValue 1
+            use loaded = Generation.load run (o.TryFind "--checkpoint")
+            let source =
+                match o.TryFind "--data" with
+                | Some folder -> (if not (Directory.Exists folder) then bad "--data: the folder '%s' does not exist." folder); Folder folder
+                | None -> Training.sourceOf loaded.Config
+            use data = Training.loadDataFor loaded.Config source Display.plain
+            let result = Evaluation.evaluate loaded data images seed
+            Evaluation.save run result
+            printfn "%s" (Evaluation.format result)
+            printfn "written to %s" (Path.Combine(run, "swd.json")))
+
     /// Runs training from command-line arguments; returns the process exit code.
     let main (argv: string[]) : int =
         ensureTorch ()
@@ -178,7 +260,7 @@ module Cli =
                         let run report =
                             Training.run
                                 { Config = args.Config; RunFolder = args.RunFolder
-                                  Data = (if String.IsNullOrEmpty args.Config.DataFolder then Procedural else Folder args.Config.DataFolder)
+                                  Data = Training.sourceOf args.Config
                                   Resume = args.Resume; StopAfterImages = args.StopAfterImages; Report = report
                                   OnStep = ignore; Cancel = cancel.Token }
                         printfn "ProGan.Keras %s │ run folder %s │ device %O │ %s" version (Path.GetFullPath args.RunFolder) TorchBackend.Device

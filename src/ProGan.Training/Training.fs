@@ -52,20 +52,26 @@ module Training =
         use g = new torch.Generator(uint64 config.Seed + 1000UL)
         torch.randn([| int64 count; int64 config.Architecture.LatentSize |], generator = g)
 
-    /// Loads (or renders) the data at the run's resolution.
-    let loadData (options: RunOptions) =
-        let config = options.Config
+    /// Loads (or renders) the data of a configuration at its final resolution.
+    let loadDataFor (config: TrainingConfig) (source: DataSource) (report: TrainingEvent -> unit) =
+        ensureTorch ()
         let resolution = config.Architecture.Resolution
         let minimum = config.Minibatch |> Array.max
-        match options.Data with
+        match source with
         | Procedural ->
-            options.Report(Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
+            report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
             Procedural.pyramid config.ProceduralImages resolution config.Seed
         | Folder path ->
-            let load = ImageFolder.load path resolution (0.0f, 0.0f, 0.0f) minimum (fun d t -> options.Report(Preparing(d, t)))
-            options.Report(Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Pyramid.Count path))
-            ImageFolder.summarize load.Skipped |> Option.iter (Warning >> options.Report)
+            let load = ImageFolder.load path resolution (0.0f, 0.0f, 0.0f) minimum (fun d t -> report (Preparing(d, t)))
+            report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Pyramid.Count path))
+            ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
             load.Pyramid
+
+    /// The data source a configuration names.
+    let sourceOf (config: TrainingConfig) = if String.IsNullOrEmpty config.DataFolder then Procedural else Folder config.DataFolder
+
+    /// Loads (or renders) the data of a run.
+    let loadData (options: RunOptions) = loadDataFor options.Config options.Data options.Report
 
     /// Restores the newest checkpoint that loads; a bad one is reported and the one before it is tried.
     let private resume (options: RunOptions) (trainer: Trainer) =

@@ -1,0 +1,87 @@
+module ProGan.Training.Tests.EvaluationTests
+
+open System
+open System.IO
+open Xunit
+open TorchSharp
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+let private images seed = Procedural.render 48 32 seed |> fun x -> x.div(scalar 127.5).sub(scalar 1.0)
+
+/// A 3×3 box blur applied `times` times.
+let private blur (x: torch.Tensor) (times: int) =
+    let kernel = torch.ones([| 3L; 1L; 3L; 3L |]).div(scalar 9.0)
+    let mutable y = x
+    for _ in 1..times do
+        y <- torch.nn.functional.conv2d(torch.nn.functional.pad(y, [| 1L; 1L; 1L; 1L |], mode = PaddingModes.Replicate), kernel, groups = 3L)
+    y
+
+[<Fact>]
+let ``identical sets give zero, and the distance is symmetric and seeded`` () =
+    let a, b = images 1, images 2
+    Assert.Equal(0.0, (SlicedWasserstein.compute a a 5).Average, 6)
+    let ab, ba = SlicedWasserstein.compute a b 5, SlicedWasserstein.compute b a 5
+    Assert.Equal(ab.Average, ba.Average, 9)
+    Assert.Equal(ab, SlicedWasserstein.compute a b 5)
+    Assert.NotEqual(ab.Average, (SlicedWasserstein.compute a b 6).Average)
+    Assert.Equal<int list>([ 32; 16 ], ab.Resolutions)
+
+[<Fact>]
+let ``the distance grows steadily as one set is blurred or noised more`` () =
+    let a = images 3
+    let blurred = [ for k in 1..3 -> (SlicedWasserstein.compute a (blur a k) 1).Average ]
+    Assert.True(List.pairwise blurred |> List.forall (fun (x, y) -> y > x), sprintf "blur: %A" blurred)
+    let noised =
+        [ for sigma in [ 0.05; 0.2; 0.5 ] ->
+            use g = new torch.Generator(9UL)
+            (SlicedWasserstein.compute a (a + torch.randn(a.shape, generator = g) * torch.tensor sigma) 1).Average ]
+    Assert.True(List.pairwise noised |> List.forall (fun (x, y) -> y > x), sprintf "noise: %A" noised)
+    // The finest level is the one blur hurts most.
+    let levels = (SlicedWasserstein.compute a (blur a 2) 1).PerLevel
+    Assert.True(levels[0] > levels[1], sprintf "levels: %A" levels)
+
+[<Fact>]
+let ``the Laplacian pyramid reconstructs the image`` () =
+    let a = images 4
+    match SlicedWasserstein.laplacianPyramid a 16 with
+    | [ fine; coarse ] ->
+        let rebuilt = fine + SlicedWasserstein.pyrUp coarse
+        Assert.True((rebuilt - a).abs().max().item<float32>() < 1e-4f)
+    | levels -> failwithf "expected 2 levels, got %d" levels.Length
+
+[<Fact>]
+let ``generation writes grids, singles and an interpolation whose ends are the two seeds' samples`` () =
+    use run = new TempFolder()
+    train tiny run.Path false None |> ignore
+    use loaded = Generation.load run.Path None
+    Assert.Equal(8, loaded.Position.Resolution)
+    let out = run.File "generated"
+    let files = Generation.writeSamples loaded out 6 7
+    Assert.Equal(7, files.Length)
+    Assert.All(files, fun f -> Assert.True(File.Exists f))
+    let strip = Generation.writeInterpolation loaded out 1 2 5
+    Assert.Equal(6, strip.Length)
+    use z = Generation.interpolationLatents tiny.Architecture.LatentSize 1 2 5
+    use path = Generation.sample loaded z
+    use a = Generation.sample loaded (Generation.latents tiny.Architecture.LatentSize 1 1)
+    use b = Generation.sample loaded (Generation.latents tiny.Architecture.LatentSize 2 1)
+    Assert.True((path[0L] - a[0L]).abs().max().item<float32>() < 1e-4f)
+    Assert.True((path[4L] - b[0L]).abs().max().item<float32>() < 1e-4f)
+    Assert.True((path[2L] - a[0L]).abs().max().item<float32>() > 1e-3f)
+    // Evaluation beside the real floor, written to the run folder.
+    use data = Training.loadDataFor tiny Procedural ignore
+    let result = Evaluation.evaluate loaded data 32 1
+    Evaluation.save run.Path result
+    Assert.True(File.Exists(run.File "swd.json"))
+    Assert.True(Double.IsFinite result.FakeVsRealAverage && Double.IsFinite result.RealVsRealAverage)
+    Assert.Equal(32, result.Images)
+
+[<Fact>]
+let ``loading a missing run or one without checkpoints names the folder`` () =
+    let e = Assert.Throws<ArgumentException>(fun () -> Generation.load "/no/such/run" None |> ignore)
+    Assert.Contains("/no/such/run", e.Message)
+    use run = new TempFolder()
+    RunFolder.writeConfig run.Path tiny
+    let e = Assert.Throws<ArgumentException>(fun () -> Generation.load run.Path None |> ignore)
+    Assert.Contains("has no checkpoint", e.Message)
