@@ -70,6 +70,8 @@ module Cli =
           "--keep-checkpoints", "N", "checkpoints kept", (fun f v c -> { c with KeepCheckpoints = int' f v })
           "--threads", "N", "CPU threads (0 = all cores)", (fun f v c -> { c with Threads = int' f v })
           "--procedural-images", "N", "size of the embedded data set", (fun f v c -> { c with ProceduralImages = int' f v })
+          "--metrics", "NAME", "metrics at every phase end, logged to log.csv: swd", (fun _ v c -> { c with Metrics = v })
+          "--metric-images", "N", "images per set for the metrics (default 256)", (fun f v c -> { c with MetricImages = int' f v })
           "--nan-retries", "N", "after a NaN/Inf, roll back and retry at half the learning rate N times",
             (fun f v c -> { c with NonFiniteRetries = int' f v }) ]
 

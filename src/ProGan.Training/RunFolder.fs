@@ -15,7 +15,9 @@ type LogRow =
       GLoss: float
       GradientPenalty: float
       ImagesPerSecond: float
-      WallSeconds: float }
+      WallSeconds: float
+      /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.
+      Swd: float }
 
 /// The files of one run folder: config.json, log.csv, loss.png, sample grids and checkpoints.
 module RunFolder =
@@ -41,7 +43,7 @@ module RunFolder =
         try JsonSerializer.Deserialize<TrainingConfig>(File.ReadAllText path)
         with :? JsonException as e -> invalidArg "resume" (sprintf "'%s' is not readable: %s" path e.Message)
 
-    let private header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s"
+    let private header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3"
 
     let private format (r: LogRow) =
         String.Join(",",
@@ -51,7 +53,8 @@ module RunFolder =
                r.GLoss.ToString("G6", CultureInfo.InvariantCulture)
                r.GradientPenalty.ToString("G6", CultureInfo.InvariantCulture)
                r.ImagesPerSecond.ToString("0.##", CultureInfo.InvariantCulture)
-               r.WallSeconds.ToString("0.##", CultureInfo.InvariantCulture) |])
+               r.WallSeconds.ToString("0.##", CultureInfo.InvariantCulture)
+               (if Double.IsNaN r.Swd then "" else r.Swd.ToString("0.###", CultureInfo.InvariantCulture)) |])
 
     /// Appends rows to log.csv, writing the header first into a new file.
     let appendLog (folder: string) (rows: LogRow list) =
@@ -70,10 +73,10 @@ module RunFolder =
             |> Array.skip 1
             |> Array.choose (fun line ->
                 match line.Split(',') with
-                | [| shown; res; phase; alpha; d; g; gp; ips; wall |] ->
-                    let f (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
+                | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd |] ->
+                    let f (s: string) = if s = "" then nan else Double.Parse(s, CultureInfo.InvariantCulture)
                     Some { ImagesShown = int64 shown; Resolution = int res; Phase = phase; Alpha = f alpha; DLoss = f d
-                           GLoss = f g; GradientPenalty = f gp; ImagesPerSecond = f ips; WallSeconds = f wall }
+                           GLoss = f g; GradientPenalty = f gp; ImagesPerSecond = f ips; WallSeconds = f wall; Swd = f swd }
                 | _ -> None)
             |> Array.filter (fun r -> r.ImagesShown <= upTo)
             |> List.ofArray

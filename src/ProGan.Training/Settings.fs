@@ -52,7 +52,11 @@ type TrainingConfig =
       DataFolder: string
       /// After a non-finite loss, roll back to the last checkpoint and retry with half the learning rate this many
       /// times before stopping (0: stop at once).
-      NonFiniteRetries: int }
+      NonFiniteRetries: int
+      /// Metrics computed at the end of every phase and logged: "" (none) or "swd".
+      Metrics: string
+      /// Images per set for those metrics.
+      MetricImages: int }
 
 module TrainingConfig =
 
@@ -86,7 +90,9 @@ module TrainingConfig =
           Threads = 0
           ProceduralImages = 8192
           DataFolder = ""
-          NonFiniteRetries = 0 }
+          NonFiniteRetries = 0
+          Metrics = ""
+          MetricImages = 256 }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (64 feature maps, latent 64), short phases (6k images instead of 600k), a learning rate of 0.003 (with only
@@ -134,4 +140,6 @@ module TrainingConfig =
         if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
+        if not (List.contains c.Metrics [ ""; "swd" ]) then fail "Metrics" c.Metrics "\"swd\" or empty"
+        if c.MetricImages < 16 then fail "MetricImages" c.MetricImages "≥ 16"
         c

@@ -159,12 +159,25 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
           Wasserstein = dLoss.Wasserstein.item<float32>() |> float
           Images = count }
 
-    /// Images from the EMA generator at the current position (or at the final level once done), in [−1, 1].
-    member this.Sample(z: torch.Tensor) =
-        let position = this.Position
+    /// Images from the EMA generator at a schedule position, in [−1, 1].
+    member _.SampleAt(position: SchedulePosition, z: torch.Tensor) =
         setAlpha position.Alpha
         use _ = torch.no_grad()
         ema.Pairs[position.Level].Select(position.Phase = FadeIn).call (z.``to``(device))
+
+    /// Images from the EMA generator at the current position, in [−1, 1].
+    member this.Sample(z: torch.Tensor) = this.SampleAt(this.Position, z)
+
+    /// SWD ×10³ (average over levels) of the EMA generator at `position` against reals of that level.
+    member this.Swd(position: SchedulePosition, images: int) =
+        use scope = torch.NewDisposeScope()
+        let n = min images data.Count
+        use realRandom = new torch.Generator(uint64 config.Seed + 3000UL)
+        use latentRandom = new torch.Generator(uint64 config.Seed + 4000UL)
+        let reals = data.Sample(position.Level, n, realRandom, false, torch.CPU)
+        let z = torch.randn([| int64 n; int64 arch.LatentSize |], generator = latentRandom)
+        let fakes = this.SampleAt(position, z).cpu()
+        (SlicedWasserstein.compute fakes reals config.Seed).Average
 
     /// The first network whose weights are not all finite, or None.
     member _.NonFiniteWeights() =

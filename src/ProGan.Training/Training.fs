@@ -167,7 +167,9 @@ module Training =
             intervalImages <- intervalImages + result.Images
             let after = trainer.Position
             let crossed (every: int) = trainer.ImagesShown / int64 every > before.ImagesShown / int64 every
-            if crossed config.LogImages || after.PhaseIndex <> before.PhaseIndex || trainer.ImagesShown >= stopAt then
+            let phaseEnded = after.PhaseIndex <> before.PhaseIndex || Schedule.isDone config trainer.ImagesShown
+            let swd = if config.Metrics = "swd" && phaseEnded then trainer.Swd(before, config.MetricImages) else nan
+            if crossed config.LogImages || phaseEnded || trainer.ImagesShown >= stopAt then
                 let now = clock.Elapsed.TotalSeconds
                 let mean f = pending |> List.averageBy f
                 let row =
@@ -175,7 +177,8 @@ module Training =
                       Alpha = before.Alpha; DLoss = mean (fun r -> r.DLoss); GLoss = mean (fun r -> r.GLoss)
                       GradientPenalty = mean (fun r -> r.GradientPenalty)
                       ImagesPerSecond = float intervalImages / max 1e-9 (now - intervalStart)
-                      WallSeconds = wallOffset + now }
+                      WallSeconds = wallOffset + now
+                      Swd = swd }
                 rows <- rows @ [ row ]
                 RunFolder.appendLog options.RunFolder [ row ]
                 options.Report(Logged(row, after, total))

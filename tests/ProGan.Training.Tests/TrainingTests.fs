@@ -127,3 +127,13 @@ let ``resuming exactly at a phase boundary continues as if never stopped`` () =
     train config split.Path false (Some 72L) |> ignore
     train config split.Path true None |> ignore
     Assert.Equal<byte[]>(File.ReadAllBytes(whole.File "final.png"), File.ReadAllBytes(split.File "final.png"))
+
+[<Fact>]
+let ``with --metrics swd every phase end logs the SWD, other rows leave it blank`` () =
+    use run = new TempFolder()
+    train { tiny with Metrics = "swd"; MetricImages = 32 } run.Path false None |> ignore
+    let rows = RunFolder.readLog run.Path Int64.MaxValue
+    let withSwd = rows |> List.filter (fun r -> not (Double.IsNaN r.Swd))
+    Assert.Equal<int64 list>([ 72L; 128L; 192L ], withSwd |> List.map (fun r -> r.ImagesShown)) // 4² end, fade end, final
+    Assert.All(withSwd, fun r -> Assert.True(Double.IsFinite r.Swd && r.Swd > 0.0))
+    Assert.True(rows.Length > withSwd.Length)
