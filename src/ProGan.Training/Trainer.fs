@@ -94,6 +94,12 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
                 state.DiscriminatorOptimizer <- adam discriminator
             phaseIndex <- position.PhaseIndex
 
+    /// Moves the schedule to `images` shown without training (for benchmarks that time one level and phase).
+    member _.JumpTo(images: int64) =
+        if images < 0L then invalidArg "images" (sprintf "images must be ≥ 0; got %d." images)
+        shown <- images
+        enterPhase (Schedule.at config shown)
+
     /// The configuration (validated).
     member _.Config = config
     /// Training state: networks, optimisers, random-number generators.

@@ -1,0 +1,34 @@
+/// Floating-point operations of one training iteration, counted from the layer shapes.
+module ProGan.Bench.Flops
+
+open ProGan.Keras.Models
+
+/// 2·MACs of a k×k convolution at r×r.
+let private conv (cin: int) (cout: int) (k: int) (r: int) = 2.0 * float cin * float cout * float (k * k) * float (r * r)
+let private dense (i: int) (o: int) = 2.0 * float i * float o
+
+/// Forward FLOPs per image of the generator at `level`, fading in or not.
+let generator (a: ProGanConfig) (level: int) (fading: bool) =
+    let nf = a.ChannelsAt
+    let input = dense a.LatentSize (16 * nf 0) + conv (nf 0) (nf 0) 3 4
+    let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in conv (nf (l - 1)) (nf l) 3 r + conv (nf l) (nf l) 3 r ] |> List.sum
+    let toRgb = conv (nf level) a.ImageChannels 1 (a.ResolutionOf level)
+    let low = if fading then conv (nf (level - 1)) a.ImageChannels 1 (a.ResolutionOf(level - 1)) else 0.0
+    input + blocks + toRgb + low
+
+/// Forward FLOPs per image of the discriminator at `level`, fading in or not.
+let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
+    let nf = a.ChannelsAt
+    let fromRgb = conv a.ImageChannels (nf level) 1 (a.ResolutionOf level)
+    let low = if fading then conv a.ImageChannels (nf (level - 1)) 1 (a.ResolutionOf(level - 1)) else 0.0
+    let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in conv (nf l) (nf l) 3 r + conv (nf l) (nf (l - 1)) 3 r ] |> List.sum
+    let output = conv (nf 0 + 1) (nf 0) 3 4 + dense (16 * nf 0) (a.FeatureMaps 0) + dense (a.FeatureMaps 0) 1
+    fromRgb + low + blocks + output
+
+/// FLOPs per image of one iteration, with the usual conventions (a backward pass costs twice its forward pass):
+/// D step = G forward + 3 D forwards (real, fake, mix) + backward of the real and fake terms (2·2·D)
+///          + the penalty's ∂D/∂x̂ with create_graph (1·D, input gradients only) + backward through that graph (2·2·D);
+/// G step = G forward + D forward + D input gradients (1·D) + G backward (2·G).
+/// In all 4·G + 14·D, EMA and optimiser updates not counted (they scale with parameters, not images).
+let iteration (a: ProGanConfig) (level: int) (fading: bool) =
+    4.0 * generator a level fading + 14.0 * discriminator a level fading

@@ -1,0 +1,166 @@
+/// The training-throughput benchmark: images per second of one full iteration (D step with gradient penalty, G step,
+/// EMA update) per resolution and phase, achieved GFLOP/s against this machine's matrix-product ceiling, memory over
+/// many iterations, generation speed, and — where Python's torch is installed — the same step in PyTorch.
+module ProGan.Bench.Program
+
+open System
+open System.Diagnostics
+open System.Globalization
+open System.IO
+open System.Runtime.InteropServices
+open TorchSharp
+open ProGan.Keras.Backend
+open ProGan.Keras.Models
+open ProGan.Training
+
+type Row =
+    { Shape: string; Resolution: int; Phase: string; Batch: int; ImagesPerSecond: float; GflopPerImage: float
+      Gflops: float; CeilingShare: float; PyTorchImagesPerSecond: float }
+
+let private median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
+
+/// The fixed comparison network: latent 128, 128 channels at 4²–32², 64 at 64², 32 at 128², batch 16, group 4.
+let comparison resolution =
+    { TrainingConfig.paper resolution with
+        Architecture = ProGanConfig.Paper.With(latentSize = 128, resolution = resolution, fmapBase = 2048, fmapMax = 128)
+        Minibatch = [| 16 |] }
+
+let shapes resolution =
+    [ "cpu preset", TrainingConfig.cpu resolution
+      "paper channels", { TrainingConfig.paper resolution with Minibatch = [| 16 |] }
+      "comparison", comparison resolution ]
+
+/// Matrix-product ceiling: best of several fp32 2048³ products through libtorch, in GFLOP/s.
+let ceiling () =
+    use a = torch.randn([| 2048L; 2048L |])
+    use b = torch.randn([| 2048L; 2048L |])
+    (torch.matmul(a, b)).Dispose()
+    let times =
+        [ for _ in 1..5 ->
+            let sw = Stopwatch.StartNew()
+            (torch.matmul(a, b)).Dispose()
+            sw.Elapsed.TotalSeconds ]
+    2.0 * 2048.0 ** 3.0 / List.min times / 1e9
+
+/// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`.
+let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
+    use data = Procedural.pyramid 64 config.Architecture.Resolution 1
+    use trainer = new Trainer(config, data, TorchBackend.Device)
+    let level = config.Architecture.LevelOf resolution
+    let cycle = int64 (config.StabiliseImages + config.FadeImages)
+    // Stabilise: the start of the level's own cycle; fade-in: the middle of the fade that brings the level in.
+    let start = if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle
+    trainer.JumpTo start
+    for _ in 1..warmup do trainer.Step() |> ignore
+    let times =
+        [ for _ in 1..iterations ->
+            let sw = Stopwatch.StartNew()
+            trainer.Step() |> ignore
+            sw.Elapsed.TotalSeconds ]
+    median times, TrainingConfig.minibatchAt config level
+
+/// RSS and live TorchSharp tensors after warm-up and after `iterations` more steps.
+let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
+    use data = Procedural.pyramid 64 resolution 1
+    use trainer = new Trainer(config, data, TorchBackend.Device)
+    let measure () =
+        GC.Collect()
+        GC.WaitForPendingFinalizers()
+        use p = Process.GetCurrentProcess()
+        p.Refresh()
+        float p.WorkingSet64 / 1048576.0, torch.Tensor.TotalCount
+    for _ in 1..50 do trainer.Step() |> ignore
+    let before = measure ()
+    for _ in 1..iterations do trainer.Step() |> ignore
+    before, measure ()
+
+/// Generation: images per second from the EMA generator in inference mode, batch 64.
+let generation (config: TrainingConfig) (resolution: int) =
+    use data = Procedural.pyramid 64 resolution 1
+    use trainer = new Trainer(config, data, TorchBackend.Device)
+    trainer.JumpTo(TrainingConfig.totalImages config)
+    use z = torch.randn([| 64L; int64 config.Architecture.LatentSize |])
+    (trainer.Sample z).Dispose()
+    let times = [ for _ in 1..3 -> let sw = Stopwatch.StartNew() in (trainer.Sample z).Dispose(); sw.Elapsed.TotalSeconds ]
+    64.0 / median times
+
+/// Runs bench/reference_step.py with the first Python that imports torch; img/s per resolution, or empty.
+let pytorch (resolutions: int list) (warmup: int) (iterations: int) =
+    let script = Path.Combine(AppContext.BaseDirectory, "reference_step.py")
+    let run (python: string) (args: string list) =
+        try
+            let info = ProcessStartInfo(python, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+            use p = Process.Start info
+            let out = p.StandardOutput.ReadToEnd()
+            p.WaitForExit()
+            if p.ExitCode = 0 then Some out else None
+        with _ -> None
+    match [ "/usr/bin/python3"; "python3" ] |> List.tryFind (fun py -> (run py [ "-c"; "import torch" ]).IsSome) with
+    | None -> Map.empty
+    | Some python ->
+        let args = [ script; "--resolutions"; String.Join(",", resolutions); "--warmup"; string warmup; "--iterations"; string iterations; "--threads"; string Environment.ProcessorCount ]
+        match run python args with
+        | None -> Map.empty
+        | Some out ->
+            out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            |> Array.choose (fun line ->
+                match line.Split(',') with
+                | [| r; ips |] -> Some(int r, Double.Parse(ips, CultureInfo.InvariantCulture))
+                | _ -> None)
+            |> Map.ofArray
+
+[<EntryPoint>]
+let main argv =
+    TorchBackend.Initialize() |> ignore
+    let flag name = Array.contains name argv
+    let value name fallback = match Array.tryFindIndex ((=) name) argv with Some i when i + 1 < argv.Length -> int argv[i + 1] | _ -> fallback
+    let quick = flag "--quick"
+    let warmup, iterations = value "--warmup" (if quick then 1 else 2), value "--iterations" (if quick then 2 else 5)
+    let maxResolution = value "--max-resolution" (if quick then 16 else 64)
+    let paperMax = value "--paper-max-resolution" (if quick then 8 else 16) // 512 channels: minutes per step beyond
+    let memoryIterations = value "--memory-iterations" (if quick then 100 else 1000)
+    torch.set_num_threads Environment.ProcessorCount
+    let resolutions = [ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution)
+    let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
+    printfn "ProGan.Keras benchmark — %s" machine
+    let peak = ceiling ()
+    printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s" peak
+    let torchRef = pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
+    if torchRef.IsEmpty then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
+    let rows =
+        [ for (name, _) in shapes 8 do
+            for r in resolutions do
+                if not (name = "paper channels" && r > paperMax) then
+                    let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
+                    let arch = config.Architecture
+                    for fading in (if r = 4 then [ false ] else [ true; false ]) do
+                        let seconds, batch = timeSteps config r fading warmup iterations
+                        let ips = float batch / seconds
+                        let flops = Flops.iteration arch (arch.LevelOf r) fading
+                        let row =
+                            { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); Batch = batch
+                              ImagesPerSecond = ips; GflopPerImage = flops / 1e9; Gflops = flops * ips / 1e9
+                              CeilingShare = flops * ips / 1e9 / peak
+                              PyTorchImagesPerSecond = (if name = "comparison" && not fading then torchRef.TryFind r |> Option.defaultValue nan else nan) }
+                        printfn "%-15s %4d² %-9s batch %2d  %8.2f img/s  %7.3f GFLOP/img  %6.1f GFLOP/s  %5.1f%% of ceiling%s"
+                            row.Shape r row.Phase batch ips row.GflopPerImage row.Gflops (100.0 * row.CeilingShare)
+                            (if Double.IsNaN row.PyTorchImagesPerSecond then "" else sprintf "  PyTorch %.2f img/s → ×%.2f" row.PyTorchImagesPerSecond (ips / row.PyTorchImagesPerSecond))
+                        yield row ]
+    let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
+    printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
+        memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
+    let generationRows = [ for r in resolutions |> List.filter (fun r -> r >= 8) -> r, generation (comparison r) r ]
+    for (r, ips) in generationRows do printfn "generation (comparison shape, EMA G, batch 64) %4d²: %.1f img/s" r ips
+    let folder = Path.Combine("bench", "results")
+    Directory.CreateDirectory folder |> ignore
+    let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
+    let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
+    File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
+        [ yield sprintf "# %s; ceiling %s GFLOP/s; memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
+          yield "shape,resolution,phase,batch,images_per_s,gflop_per_image,gflops,ceiling_share,pytorch_images_per_s"
+          for r in rows do
+              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond ])
+          for (r, ips) in generationRows do
+              yield sprintf "generation,%d,inference,64,%s,,,," r (f ips) ])
+    printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
+    0
