@@ -104,14 +104,23 @@ module Checkpoint =
         let header = JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadString())
         header, reader
 
-    /// Loads `path` into `state` (whose networks must have the checkpoint's architecture) and returns its header.
-    let load (path: string) (state: TrainingState) =
+    /// Opens a checkpoint for networks of architecture `expected`, then runs `read` over its tensors; an architecture
+    /// that differs is named field by field, and any failure while reading names the file.
+    let private readFor (path: string) (expected: ProGanConfig) (read: BinaryReader -> unit) =
         let header, reader = readHeader path
         use reader = reader
-        match differences state.Generator.Config header.Architecture with
+        match differences expected header.Architecture with
         | [] -> ()
         | diff -> raise (CheckpointException(path, sprintf "was made with another architecture: %s." (String.Join("; ", diff))))
-        try
+        try read reader
+        with
+        | :? CheckpointException -> reraise ()
+        | e -> raise (CheckpointException(path, sprintf "could not be loaded: %s" e.Message))
+        header
+
+    /// Loads `path` into `state` (whose networks must have the checkpoint's architecture) and returns its header.
+    let load (path: string) (state: TrainingState) =
+        readFor path state.Generator.Config (fun reader ->
             state.Generator.load reader |> ignore
             state.Discriminator.load reader |> ignore
             state.Ema.load reader |> ignore
@@ -120,28 +129,17 @@ module Checkpoint =
             for random in [ state.DataRandom; state.NoiseRandom ] do
                 let length = reader.ReadInt32()
                 use s = torch.tensor(reader.ReadBytes length, dtype = torch.ScalarType.Byte)
-                random.set_state s
-        with
-        | :? CheckpointException -> reraise ()
-        | e -> raise (CheckpointException(path, sprintf "could not be loaded: %s" e.Message))
-        header
+                random.set_state s)
 
     /// Loads only the EMA generator of a checkpoint (for sampling), checking the architecture first.
     let loadEma (path: string) (ema: ProgressiveGenerator) =
-        let header, reader = readHeader path
-        use reader = reader
-        match differences ema.Config header.Architecture with
-        | [] -> ()
-        | diff -> raise (CheckpointException(path, sprintf "was made with another architecture: %s." (String.Join("; ", diff))))
-        try
+        readFor path ema.Config (fun reader ->
             // G and D come first in the file; read them into throwaway networks of the same shape.
             use g = new ProgressiveGenerator(ema.Config, torch.CPU)
             use d = new ProgressiveDiscriminator(ema.Config, torch.CPU)
             g.load reader |> ignore
             d.load reader |> ignore
-            ema.load reader |> ignore
-        with e -> raise (CheckpointException(path, sprintf "could not be loaded: %s" e.Message))
-        header
+            ema.load reader |> ignore)
 
     /// The checkpoints in a run folder, newest first.
     let list (runFolder: string) =
