@@ -128,7 +128,8 @@ let main argv =
     let torchRef = pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
     if torchRef.IsEmpty then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
     let rows =
-        [ for (name, _) in shapes 8 do
+        let only = match Array.tryFindIndex ((=) "--shapes") argv with Some i -> Some(argv[i + 1].Split(',')) | None -> None
+        [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
             for r in resolutions do
                 if not (name = "paper channels" && r > paperMax) then
                     let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²

@@ -140,6 +140,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         state.DiscriminatorOptimizer.zero_grad()
         let dLoss =
             Losses.discriminator d reals fakes mix config.GradientPenaltyWeight config.GradientPenaltyTarget config.DriftWeight
+                arch.MinibatchGroupSize
         let dTotal = finite "discriminator loss" dLoss.Total
         dLoss.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore

@@ -83,7 +83,7 @@ let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
             member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).unsqueeze(1L) }
     let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |]), torch.randn([| 4L; 2L; 2L; 2L |])
     let mix = torch.rand([| 4L; 1L; 1L; 1L |])
-    let loss = Losses.discriminator critic reals fakes mix 10.0 1.0 0.001
+    let loss = Losses.discriminator critic reals fakes mix 10.0 1.0 0.001 4
     let dReal, dFake = critic.call reals, critic.call fakes
     let norm = w.square().sum().sqrt().item<float32>() |> float
     let expected = (dFake - dReal).mean().item<float32>() |> float
@@ -137,3 +137,19 @@ let ``with --metrics swd every phase end logs the SWD, other rows leave it blank
     Assert.Equal<int64 list>([ 72L; 128L; 192L ], withSwd |> List.map (fun r -> r.ImagesShown)) // 4² end, fade end, final
     Assert.All(withSwd, fun r -> Assert.True(Double.IsFinite r.Swd && r.Swd > 0.0))
     Assert.True(rows.Length > withSwd.Length)
+
+[<Fact>]
+let ``scoring reals and fakes in one pass equals two passes, minibatch-stddev groups included`` () =
+    ensureTorch ()
+    torch.manual_seed 8L |> ignore
+    let arch = ProGan.Keras.Models.ProGanConfig.Paper.With(resolution = 8, latentSize = 8, fmapBase = 32, fmapMax = 8)
+    use d = new ProGan.Keras.Models.ProgressiveDiscriminator(arch, torch.CPU)
+    let model = d[8].StraightThrough
+    let reals, fakes = torch.randn([| 16L; 3L; 8L; 8L |]), torch.randn([| 16L; 3L; 8L; 8L |]) * torch.tensor 3.0f
+    let together = Losses.scoreTogether model reals fakes 4
+    let separate = model.call reals, model.call fakes
+    Assert.True((fst together - fst separate).abs().max().item<float32>() < 1e-5f)
+    Assert.True((snd together - snd separate).abs().max().item<float32>() < 1e-5f)
+    // Mixing the sets in one group would change the statistic: the naive concatenation differs.
+    let naive = model.call (torch.cat([| reals; fakes |], 0L))
+    Assert.True((naive.narrow(0L, 0L, 16L) - fst separate).abs().max().item<float32>() > 1e-4f)
