@@ -22,7 +22,7 @@ type TrainingEvent =
     | Started of position: SchedulePosition * total: int64
     | Logged of row: LogRow * position: SchedulePosition * total: int64
     | Ticked of images: int64 * checkpoint: string
-    | Finished of position: SchedulePosition * cancelled: bool
+    | Finished of position: SchedulePosition * stoppedEarly: bool
 
 /// How to run.
 type RunOptions =
@@ -200,5 +200,5 @@ module Training =
         if last <> Some(Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)) then
             try tick () with NonFiniteException _ as e -> recover e
         if trainer.IsDone then writeSamples "final.png"
-        options.Report(Finished(trainer.Position, options.Cancel.IsCancellationRequested))
+        options.Report(Finished(trainer.Position, options.Cancel.IsCancellationRequested || not trainer.IsDone))
         trainer.Position
