@@ -13,6 +13,8 @@ type CheckpointHeader =
     { ImagesShown: int64
       Architecture: ProGanConfig
       Seed: int
+      /// The learning rate in use (lower than configured after a non-finite retry); 0 in older checkpoints.
+      LearningRate: float
       SavedAtUtc: DateTime }
 
 /// Everything training state is made of; a checkpoint holds all of it.
@@ -31,6 +33,10 @@ type TrainingState =
 /// A checkpoint file is bad: unreadable, cut short, corrupted, or from another architecture.
 exception CheckpointException of path: string * problem: string
     with override this.Message = sprintf "Checkpoint '%s' %s" this.path this.problem
+
+/// A checkpoint is fine but belongs to networks of another shape; nothing is wrong with the file itself.
+exception ArchitectureMismatchException of path: string * differences: string
+    with override this.Message = sprintf "Checkpoint '%s' was made with another architecture: %s." this.path this.differences
 
 /// A checkpoint could not be written (disk full, permissions); the previous checkpoints are untouched.
 exception CheckpointWriteException of path: string * reason: string
@@ -57,12 +63,12 @@ module Checkpoint =
         |> List.ofArray
 
     /// Writes the state atomically to `path`.
-    let save (path: string) (shown: int64) (seed: int) (state: TrainingState) =
+    let save (path: string) (shown: int64) (seed: int) (learningRate: float) (state: TrainingState) =
         use buffer = new MemoryStream()
         do
             use w = new BinaryWriter(buffer, Text.Encoding.UTF8, leaveOpen = true)
             w.Write magic
-            let header = { ImagesShown = shown; Architecture = state.Generator.Config; Seed = seed; SavedAtUtc = DateTime.UtcNow }
+            let header = { ImagesShown = shown; Architecture = state.Generator.Config; Seed = seed; LearningRate = learningRate; SavedAtUtc = DateTime.UtcNow }
             w.Write(JsonSerializer.Serialize header)
             state.Generator.save w |> ignore
             state.Discriminator.save w |> ignore
@@ -111,7 +117,7 @@ module Checkpoint =
         use reader = reader
         match differences expected header.Architecture with
         | [] -> ()
-        | diff -> raise (CheckpointException(path, sprintf "was made with another architecture: %s." (String.Join("; ", diff))))
+        | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
         try read reader
         with
         | :? CheckpointException -> reraise ()

@@ -52,6 +52,7 @@ module Cli =
         [ "--seed", "N", "seed of every random choice", (fun f v c -> { c with Seed = int' f v })
           "--stabilise-images", "N", "real images per stabilise phase", (fun f v c -> { c with StabiliseImages = int' f v })
           "--fade-images", "N", "real images per fade-in phase", (fun f v c -> { c with FadeImages = int' f v })
+          "--total-images", "N", "images over the whole run (0: stop once grown and stabilised)", (fun f v c -> { c with TotalImages = int64 (int' f v) })
           "--minibatch", "N[,N…]", "minibatch per level 4², 8², … (last repeats)",
             (fun f v c -> { c with Minibatch = v.Split(',') |> Array.map (int' f) })
           "--lr", "X", "Adam learning rate (both networks)", (fun f v c -> { c with LearningRate = float' f v })
@@ -182,7 +183,7 @@ module Cli =
             | :? ArgumentException as e ->
                 eprintfn "error: %s" (firstLine e.Message)
                 2
-            | CheckpointException(_, _) as e ->
+            | CheckpointException(_, _) | ArchitectureMismatchException(_, _) as e ->
                 eprintfn "error: %s" e.Message
                 2
 
@@ -274,7 +275,7 @@ module Cli =
                     | :? ArgumentException as e ->
                         eprintfn "error: %s" (firstLine e.Message)
                         2
-                    | CheckpointException(_, _) as e ->
+                    | CheckpointException(_, _) | ArchitectureMismatchException(_, _) as e ->
                         eprintfn "error: %s" e.Message
                         2
                     | RunLockedException(_, _) as e ->

@@ -65,7 +65,6 @@ module ImagePyramid =
     let save (path: string) (pyramid: ImagePyramid) =
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
         let top = pyramid.Levels[pyramid.Levels.Length - 1]
-        let bytes = top.contiguous().data<byte>().ToArray()
         let temp = path + ".tmp-" + string Environment.ProcessId
         do
             use w = new BinaryWriter(File.Create temp)
@@ -73,7 +72,10 @@ module ImagePyramid =
             w.Write pyramid.Name
             w.Write pyramid.Count
             w.Write pyramid.Resolution
-            w.Write bytes
+            // One image at a time: a data set may exceed the 2 GiB of one managed array.
+            for i in 0L .. top.shape[0] - 1L do
+                use image = top[i].contiguous()
+                w.Write(image.data<byte>().ToArray())
         File.Move(temp, path, true)
 
     /// Reads a file written by `save`; None when it is missing or unreadable (the caller then rebuilds it).
@@ -86,10 +88,13 @@ module ImagePyramid =
                 else
                     let name = r.ReadString()
                     let count, resolution = r.ReadInt32(), r.ReadInt32()
-                    let length = count * 3 * resolution * resolution
-                    let bytes = r.ReadBytes length
-                    if bytes.Length <> length then None
+                    let perImage = 3 * resolution * resolution
+                    if r.BaseStream.Length - r.BaseStream.Position <> int64 count * int64 perImage then None
                     else
-                        use top = bytesTensor bytes [| int64 count; 3L; int64 resolution; int64 resolution |]
+                        ensureTorch ()
+                        use top = torch.empty([| int64 count; 3L; int64 resolution; int64 resolution |], dtype = torch.ScalarType.Byte)
+                        for i in 0L .. int64 count - 1L do
+                            use image = bytesTensor (r.ReadBytes perImage) [| 3L; int64 resolution; int64 resolution |]
+                            top[i].copy_(image) |> ignore
                         Some(fromBytes name top)
         with :? IOException | :? EndOfStreamException -> None

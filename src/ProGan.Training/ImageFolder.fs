@@ -137,7 +137,10 @@ module ImageFolder =
                 Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode pathArray[chunk[i]]) |> ignore
                 for i in 0 .. chunk.Length - 1 do
                     match decoded[i] with
-                    | Ok image -> prepared[chunk[i]] <- prepare resolution background image
+                    | Ok image ->
+                        // Stored as bytes at once: a float copy of every image would take 4× the memory until the end.
+                        use asFloat = prepare resolution background image
+                        prepared[chunk[i]] <- asFloat.round().to_type(torch.ScalarType.Byte)
                     | Error reason -> skipped.Add { Path = pathArray[chunk[i]]; Reason = reason }
                 done' <- done' + chunk.Length
                 progress done' pathArray.Length
@@ -145,12 +148,12 @@ module ImageFolder =
             if usable.Length < minimum then fail usable.Length
             use stacked = torch.stack(usable)
             for t in usable do t.Dispose()
-            let pyramid = ImagePyramid.fromFloat folder stacked
+            let pyramid = ImagePyramid.fromBytes folder stacked
             let skippedList = skipped |> Seq.sortBy (fun s -> s.Path) |> List.ofSeq
             try
                 ImagePyramid.save cachePath pyramid
                 File.WriteAllLines(skippedPath, skippedList |> List.map (fun s -> s.Path + "\t" + s.Reason))
-            with :? IOException | :? UnauthorizedAccessException -> () // a cache that cannot be written only costs time
+            with _ -> () // a cache that cannot be written (full disk, read-only, …) only costs time
             // Reload from the bytes written, so a cached and a fresh run see exactly the same data.
             let pyramid =
                 match ImagePyramid.tryLoad cachePath with

@@ -18,12 +18,16 @@ module RunLock =
     let acquire (folder: string) : IDisposable =
         Directory.CreateDirectory folder |> ignore
         let path = file folder
+        // The lock file itself stays in place (deleting it would race with a waiting process); who holds it is
+        // written beside it, since the locked file cannot be read by others.
+        let stream =
+            try new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+            with :? IOException ->
+                let holder = try File.ReadAllText(path + ".holder") with _ -> "unknown process"
+                raise (RunLockedException(folder, holder))
         try
-            // The lock file itself stays in place (deleting it would race with a waiting process); who holds it is
-            // written beside it, since the locked file cannot be read by others.
-            let stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
             File.WriteAllText(path + ".holder", sprintf "pid %d on %s since %s" Environment.ProcessId Environment.MachineName (DateTime.UtcNow.ToString "u"))
             stream :> IDisposable
-        with :? IOException ->
-            let holder = try File.ReadAllText(path + ".holder") with _ -> "unknown process"
-            raise (RunLockedException(folder, holder))
+        with _ ->
+            stream.Dispose()
+            reraise ()

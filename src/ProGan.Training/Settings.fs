@@ -14,6 +14,9 @@ type TrainingConfig =
       StabiliseImages: int
       /// Real images shown while the next level fades in (`lod_transition_kimg`·1000).
       FadeImages: int
+      /// Real images over the whole run (`total_kimg`·1000); training stays at the final level once grown.
+      /// 0: stop after the final level's first stabilise phase.
+      TotalImages: int64
       /// Minibatch size per level (4², 8², …); the last entry holds for all higher levels.
       Minibatch: int[]
       /// Adam learning rate α for both networks.
@@ -60,9 +63,12 @@ type TrainingConfig =
 
 module TrainingConfig =
 
-    /// Real images shown over the whole run: every level stabilises, every level but the first fades in.
-    let totalImages (c: TrainingConfig) =
+    /// Real images until the final level has faded in and stabilised once.
+    let growthImages (c: TrainingConfig) =
         int64 (c.Architecture.LevelCount - 1) * int64 (c.StabiliseImages + c.FadeImages) + int64 c.StabiliseImages
+
+    /// Real images shown over the whole run: `TotalImages`, or the growth when that is 0.
+    let totalImages (c: TrainingConfig) = if c.TotalImages > 0L then c.TotalImages else growthImages c
 
     /// The minibatch size at a level (0 → 4²).
     let minibatchAt (c: TrainingConfig) (level: int) = c.Minibatch[min level (c.Minibatch.Length - 1)]
@@ -72,7 +78,10 @@ module TrainingConfig =
         { Architecture = ProGanConfig.Paper.With(resolution = resolution)
           StabiliseImages = 600_000
           FadeImages = 600_000
-          Minibatch = [| 16; 16; 16; 16; 16; 16; 14; 6; 3 |]
+          TotalImages = 15_000_000L
+          // The older reference lowered the minibatch to 14, 6 and 3 at 256²–1024²; those are not multiples of the
+          // minibatch-stddev group of 4 (the reference splits them across GPUs), so the nearest multiples are used.
+          Minibatch = [| 16; 16; 16; 16; 16; 16; 12; 8; 4 |]
           LearningRate = 0.001
           Beta1 = 0.0
           Beta2 = 0.99
@@ -103,6 +112,7 @@ module TrainingConfig =
             Architecture = ProGanConfig.Paper.With(latentSize = 64, resolution = resolution, fmapBase = 512, fmapMax = 64)
             StabiliseImages = 6_000
             FadeImages = 6_000
+            TotalImages = 0L
             Minibatch = [| 16 |]
             LearningRate = 0.003
             EmaBeta = 0.99
@@ -123,7 +133,9 @@ module TrainingConfig =
         if c.FadeImages < 1 then fail "FadeImages" c.FadeImages "≥ 1"
         if c.Minibatch.Length = 0 then fail "Minibatch" "[]" "at least one size"
         let group = c.Architecture.MinibatchGroupSize
-        for size in c.Minibatch do
+        if c.TotalImages <> 0L && c.TotalImages < growthImages c then
+            fail "TotalImages" c.TotalImages (sprintf "0 or ≥ %d, the images needed to grow to the final resolution" (growthImages c))
+        for size in c.Minibatch |> Array.truncate c.Architecture.LevelCount do
             if size < group then fail "Minibatch" size (sprintf "≥ the minibatch-stddev group size %d" group)
             if size % min group size <> 0 then
                 fail "Minibatch" size (sprintf "a multiple of the minibatch-stddev group size %d" group)

@@ -169,8 +169,9 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     /// Images from the EMA generator at a schedule position, in [−1, 1].
     member _.SampleAt(position: SchedulePosition, z: torch.Tensor) =
         setAlpha position.Alpha
+        use scope = torch.NewDisposeScope()
         use _ = torch.no_grad()
-        ema.Pairs[position.Level].Select(position.Phase = FadeIn).call (z.``to``(device))
+        ema.Pairs[position.Level].Select(position.Phase = FadeIn).call(z.``to``(device)).MoveToOuterDisposeScope()
 
     /// Images from the EMA generator at the current position, in [−1, 1].
     member this.Sample(z: torch.Tensor) = this.SampleAt(this.Position, z)
@@ -181,13 +182,15 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         let n = min images data.Count
         use realRandom = new torch.Generator(uint64 config.Seed + 3000UL)
         use latentRandom = new torch.Generator(uint64 config.Seed + 4000UL)
-        let reals = data.Sample(position.Level, n, realRandom, false, torch.CPU)
+        let order = torch.randperm(int64 data.Count, generator = realRandom).narrow(0L, 0L, int64 n)
+        let reals = data.Levels[position.Level].index_select(0L, order).to_type(torch.ScalarType.Float32).div(scalar 127.5).sub(scalar 1.0)
         let z = torch.randn([| int64 n; int64 arch.LatentSize |], generator = latentRandom)
         let fakes = this.SampleAt(position, z).cpu()
         (SlicedWasserstein.compute fakes reals config.Seed).Average
 
     /// The first network whose weights are not all finite, or None.
     member _.NonFiniteWeights() =
+        use scope = torch.NewDisposeScope()
         use _ = torch.no_grad()
         [ "generator", generator :> torch.nn.Module; "discriminator", discriminator; "EMA generator", ema ]
         |> List.tryPick (fun (name, m) ->
@@ -206,12 +209,13 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     member this.Save(path: string) =
         match this.NonFiniteWeights() with
         | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
-        | None -> Checkpoint.save path shown config.Seed state
+        | None -> Checkpoint.save path shown config.Seed learningRate state
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =
         let header = Checkpoint.load path state
         shown <- header.ImagesShown
+        if header.LearningRate > 0.0 then learningRate <- header.LearningRate // a retry's lowered rate survives a resume
         phaseIndex <- (Schedule.at config shown).PhaseIndex
         header
 

@@ -73,8 +73,10 @@ module Training =
     /// Loads (or renders) the data of a run.
     let loadData (options: RunOptions) = loadDataFor options.Config options.Data options.Report
 
-    /// Restores the newest checkpoint that loads; a bad one is reported and the one before it is tried.
-    let private resume (options: RunOptions) (trainer: Trainer) =
+    /// Restores the newest checkpoint that loads. A damaged one is reported and set aside as `*.bad` (so it is neither
+    /// tried nor counted again), and the one before it is tried; the last one left is never set aside. A checkpoint of
+    /// another architecture stops at once: the run, not the file, is wrong.
+    let private restoreNewestGood (folder: string) (trainer: Trainer) (report: TrainingEvent -> unit) =
         let rec attempt candidates =
             match candidates with
             | [] -> None
@@ -82,13 +84,14 @@ module Training =
                 try
                     trainer.Load path |> ignore
                     Some path
-                with CheckpointException(_, problem) as e ->
+                with CheckpointException(_, _) as e ->
                     match older with
                     | [] -> raise e
                     | _ ->
-                        options.Report(Warning(sprintf "%s; using the previous checkpoint." e.Message))
+                        (try File.Move(path, path + ".bad", true) with :? IOException -> ())
+                        report (Warning(sprintf "%s; set aside as %s.bad, using the previous checkpoint." e.Message (Path.GetFileName path)))
                         attempt older
-        attempt (Checkpoint.list options.RunFolder)
+        attempt (Checkpoint.list folder)
 
     /// Runs (or resumes) training; returns the final schedule position.
     let run (options: RunOptions) =
@@ -104,7 +107,7 @@ module Training =
         use trainer = new Trainer(config, data, device)
         let mutable rows = []
         if options.Resume then
-            match resume options trainer with
+            match restoreNewestGood options.RunFolder trainer options.Report with
             | Some path ->
                 rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
                 RunFolder.rewriteLog options.RunFolder rows
@@ -117,6 +120,10 @@ module Training =
         if not (File.Exists realsPath) then
             use reals = data.Sample(data.Levels.Length - 1, 36, new torch.Generator(uint64 config.Seed), false, torch.CPU)
             ImageGrid.save realsPath reals
+
+        let writeSamplesAt (position: SchedulePosition) (name: string) =
+            use images = trainer.SampleAt(position, fixedLatents)
+            ImageGrid.save (Path.Combine(options.RunFolder, name)) images
 
         let writeSamples (name: string) =
             use images = trainer.Sample fixedLatents
@@ -143,10 +150,9 @@ module Training =
         /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate
         /// (when configured) or stop with a message that says what was kept.
         let recover (e: exn) =
-            match Checkpoint.list options.RunFolder with
-            | [] -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
-            | good :: _ ->
-                trainer.Load good |> ignore
+            match restoreNewestGood options.RunFolder trainer options.Report with
+            | None -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
+            | Some good ->
                 rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
                 RunFolder.rewriteLog options.RunFolder rows
                 pending <- []
@@ -186,7 +192,7 @@ module Training =
                 intervalImages <- 0
                 intervalStart <- now
             if after.PhaseIndex <> before.PhaseIndex then
-                writeSamples (sprintf "phase-%03d-%dx%d-%O.png" before.PhaseIndex before.Resolution before.Resolution before.Phase)
+                writeSamplesAt before (sprintf "phase-%03d-%dx%d-%O.png" before.PhaseIndex before.Resolution before.Resolution before.Phase)
             if crossed config.TickImages || after.PhaseIndex <> before.PhaseIndex then
                 tick ()
                 intervalStart <- clock.Elapsed.TotalSeconds // the tick's own time is not training throughput

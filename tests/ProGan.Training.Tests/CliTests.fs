@@ -41,3 +41,11 @@ let ``help and usage list every option`` () =
     for flag in [ "--data"; "--out"; "--resolution"; "--preset"; "--seed"; "--resume"; "--help" ] do
         Assert.Contains(flag, usage)
     Assert.Contains(Cli.version, usage)
+
+[<Fact>]
+let ``the paper preset is valid as it is, and runs past growth to its total`` () =
+    let paper = (Cli.parse [ "--preset"; "paper"; "--resolution"; "1024" ]).Config
+    Assert.Equal(15_000_000L, TrainingConfig.totalImages paper)
+    Assert.Equal(10_200_000L, TrainingConfig.growthImages paper)
+    Assert.Equal(1024, (Schedule.at paper 14_000_000L).Resolution)
+    Assert.Contains("TotalImages", error [ "--total-images"; "1000"; "--resolution"; "16" ])

@@ -76,20 +76,27 @@ let ``the same seed gives the same first losses, another seed different ones`` (
 let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
     ensureTorch ()
     torch.manual_seed 3L |> ignore
-    // A linear critic D(x) = Σ w·x has gradient w everywhere: the penalty is (‖w‖ − 1)² exactly.
+    // A quadratic critic D(x) = (Σ w·x)²: its gradient 2(Σ w·x)·w depends on where x̂ lies, so the penalty checks the
+    // per-sample interpolation lerp(real, fake, u) as well as the norm.
     let w = torch.randn([| 1L; 2L; 2L; 2L |])
     let critic =
-        { new torch.nn.Module<torch.Tensor, torch.Tensor>("linear") with
-            member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).unsqueeze(1L) }
+        { new torch.nn.Module<torch.Tensor, torch.Tensor>("quadratic") with
+            member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).square().unsqueeze(1L) }
     let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |]), torch.randn([| 4L; 2L; 2L; 2L |])
-    let mix = torch.rand([| 4L; 1L; 1L; 1L |])
+    let mix = torch.tensor([| 0.1f; 0.4f; 0.7f; 0.95f |]).view(4L, 1L, 1L, 1L)
     let loss = Losses.discriminator critic reals fakes mix 10.0 1.0 0.001 4
-    let dReal, dFake = critic.call reals, critic.call fakes
-    let norm = w.square().sum().sqrt().item<float32>() |> float
-    let expected = (dFake - dReal).mean().item<float32>() |> float
-    let expected = expected + 10.0 * (norm - 1.0) ** 2.0 + 0.001 * (dReal.square().mean().item<float32>() |> float)
-    Assert.Equal(expected, loss.Total.item<float32>() |> float, 4)
-    Assert.Equal((norm - 1.0) ** 2.0, loss.GradientPenalty.item<float32>() |> float, 4)
+    let value (t: torch.Tensor) = t.data<float32>().ToArray() |> Array.map float
+    let dReal, dFake = value (critic.call reals), value (critic.call fakes)
+    let wNorm = w.square().sum().sqrt().item<float32>() |> float
+    let penalties =
+        [| for i in 0..3 ->
+            let u = [| 0.1; 0.4; 0.7; 0.95 |][i]
+            let r, f = value (reals[int64 i] * w), value (fakes[int64 i] * w)
+            let s = Array.map2 (fun a b -> (1.0 - u) * a + u * b) r f |> Array.sum // Σ w·x̂ for this sample
+            (2.0 * abs s * wNorm - 1.0) ** 2.0 |]
+    let expected = Array.init 4 (fun i -> dFake[i] - dReal[i] + 10.0 * penalties[i] + 0.001 * dReal[i] ** 2.0) |> Array.average
+    Assert.Equal(expected, loss.Total.item<float32>() |> float, 3)
+    Assert.Equal(Array.average penalties, loss.GradientPenalty.item<float32>() |> float, 3)
 
 [<Fact>]
 let ``a corrupted checkpoint is reported with its path and the previous one is used`` () =
@@ -105,6 +112,7 @@ let ``a corrupted checkpoint is reported with its path and the previous one is u
     Assert.Contains("SHA-256", e.Message)
     let _, events = train config run.Path true (Some 112L)
     Assert.Contains(events, fun e -> match e with Warning text -> text.Contains(Path.GetFileName newest) | _ -> false)
+    Assert.True(File.Exists(newest + ".bad"), "the damaged checkpoint is set aside, not tried again")
     Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith("Resumed from " + Path.GetFileName previous) | _ -> false)
 
 [<Fact>]

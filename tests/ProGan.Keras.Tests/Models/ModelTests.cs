@@ -180,7 +180,8 @@ public class ModelTests
         var dBefore = d.parameters().Select(p => p.detach().clone()).ToList();
         var gBefore = g[16].StraightThrough.parameters().Select(p => p.detach().clone()).ToList();
 
-        var optimizer = torch.optim.Adam(composite.parameters(), 0.01);
+        // The optimiser holds D's parameters too: had D received gradients through the composite, it would change.
+        var optimizer = torch.optim.Adam(composite.parameters().Concat(d.parameters()), 0.01);
         using var z = Latents(4);
         (-composite.call(z).mean()).backward();
         optimizer.step();
