@@ -30,7 +30,7 @@ module Evaluation =
         use order = torch.randperm(int64 data.Count, generator = g)
         let reals (offset: int64) =
             use idx = order.narrow(0L, offset, int64 n)
-            data.Levels[level].index_select(0L, idx).to_type(torch.ScalarType.Float32).div(scalar 127.5).sub(scalar 1.0)
+            data.Gather(level, idx, torch.CPU)
         use realA = reals 0L
         use realB = reals (int64 n)
         use z = Generation.latents run.Config.Architecture.LatentSize (seed + 1) n

@@ -47,10 +47,7 @@ module Generation =
 
     /// Images in [−1, 1] from the EMA generator at the run's position.
     let sample (run: LoadedRun) (z: torch.Tensor) =
-        run.Ema.SetAlpha run.Position.Alpha
-        use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        run.Ema.Pairs[run.Position.Level].Select(run.Position.Phase = FadeIn).call(z.``to``(TorchBackend.Device)).MoveToOuterDisposeScope()
+        Sampling.at run.Ema run.Position z TorchBackend.Device
 
     /// Spherical interpolation between two latents on the normalised latent sphere (the generator's first layer
     /// normalises latents to unit RMS, so interpolating on that sphere keeps every point a typical latent).

@@ -20,12 +20,17 @@ type ImagePyramid(name: string, levels: torch.Tensor[]) =
     /// Levels of detail, 4² first, as uint8 [N, 3, r, r].
     member _.Levels = levels
 
+    /// The images at `indices` of `level`, mapped from bytes to [−1, 1], on `device`.
+    member _.Gather(level: int, indices: torch.Tensor, device: torch.Device) =
+        use scope = torch.NewDisposeScope()
+        let batch = levels[level].index_select(0L, indices).``to``(device).to_type(torch.ScalarType.Float32)
+        batch.div_(scalar 127.5).sub_(scalar 1.0).MoveToOuterDisposeScope()
+
     /// A minibatch at `level`, mapped to [−1, 1], on `device`; indices (and mirroring) drawn from `generator`.
-    member _.Sample(level: int, count: int, generator: torch.Generator, mirror: bool, device: torch.Device) =
+    member this.Sample(level: int, count: int, generator: torch.Generator, mirror: bool, device: torch.Device) =
         use scope = torch.NewDisposeScope()
         let indices = torch.randint(int64 levels[0].shape[0], [| int64 count |], generator = generator)
-        let batch = levels[level].index_select(0L, indices).``to``(device).to_type(torch.ScalarType.Float32)
-        let batch = batch.div_(scalar 127.5).sub_(scalar 1.0)
+        let batch = this.Gather(level, indices, device)
         let batch =
             if mirror then
                 let flip = torch.rand([| int64 count; 1L; 1L; 1L |], generator = generator).lt(scalar 0.5).``to``(device)

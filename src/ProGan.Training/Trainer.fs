@@ -9,6 +9,16 @@ open ProGan.Keras.Models
 exception NonFiniteException of images: int64 * what: string
     with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
 
+/// Drawing images from a progressive generator at a schedule position.
+module Sampling =
+
+    /// Images in [−1, 1] from `generator` at `position` (its level, phase and α), without gradients.
+    let at (generator: ProgressiveGenerator) (position: SchedulePosition) (z: torch.Tensor) (device: torch.Device) =
+        generator.SetAlpha position.Alpha
+        use scope = torch.NewDisposeScope()
+        use _ = torch.no_grad()
+        generator.Pairs[position.Level].Select(position.Phase = FadeIn).call(z.``to``(device)).MoveToOuterDisposeScope()
+
 /// The numbers of one training step (one D step and one G step), as plain floats.
 type StepResult =
     { DLoss: float
@@ -167,11 +177,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
           Images = count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].
-    member _.SampleAt(position: SchedulePosition, z: torch.Tensor) =
-        setAlpha position.Alpha
-        use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        ema.Pairs[position.Level].Select(position.Phase = FadeIn).call(z.``to``(device)).MoveToOuterDisposeScope()
+    member _.SampleAt(position: SchedulePosition, z: torch.Tensor) = Sampling.at ema position z device
 
     /// Images from the EMA generator at the current position, in [−1, 1].
     member this.Sample(z: torch.Tensor) = this.SampleAt(this.Position, z)
@@ -183,7 +189,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         use realRandom = new torch.Generator(uint64 config.Seed + 3000UL)
         use latentRandom = new torch.Generator(uint64 config.Seed + 4000UL)
         let order = torch.randperm(int64 data.Count, generator = realRandom).narrow(0L, 0L, int64 n)
-        let reals = data.Levels[position.Level].index_select(0L, order).to_type(torch.ScalarType.Float32).div(scalar 127.5).sub(scalar 1.0)
+        let reals = data.Gather(position.Level, order, torch.CPU)
         let z = torch.randn([| int64 n; int64 arch.LatentSize |], generator = latentRandom)
         let fakes = this.SampleAt(position, z).cpu()
         (SlicedWasserstein.compute fakes reals config.Seed).Average

@@ -118,15 +118,12 @@ module Training =
         use fixedLatents = sampleLatents config 36
         let realsPath = Path.Combine(options.RunFolder, "reals.png")
         if not (File.Exists realsPath) then
-            use reals = data.Sample(data.Levels.Length - 1, 36, new torch.Generator(uint64 config.Seed), false, torch.CPU)
+            use random = new torch.Generator(uint64 config.Seed)
+            use reals = data.Sample(data.Levels.Length - 1, 36, random, false, torch.CPU)
             ImageGrid.save realsPath reals
 
-        let writeSamplesAt (position: SchedulePosition) (name: string) =
+        let writeSamples (position: SchedulePosition) (name: string) =
             use images = trainer.SampleAt(position, fixedLatents)
-            ImageGrid.save (Path.Combine(options.RunFolder, name)) images
-
-        let writeSamples (name: string) =
-            use images = trainer.Sample fixedLatents
             ImageGrid.save (Path.Combine(options.RunFolder, name)) images
 
         let checkpoint () =
@@ -136,7 +133,7 @@ module Training =
             path
 
         let tick () =
-            writeSamples (sprintf "fakes-%09d.png" trainer.ImagesShown)
+            writeSamples trainer.Position (sprintf "fakes-%09d.png" trainer.ImagesShown)
             RunFolder.plot options.RunFolder rows
             options.Report(Ticked(trainer.ImagesShown, checkpoint ()))
 
@@ -173,7 +170,8 @@ module Training =
             intervalImages <- intervalImages + result.Images
             let after = trainer.Position
             let crossed (every: int) = trainer.ImagesShown / int64 every > before.ImagesShown / int64 every
-            let phaseEnded = after.PhaseIndex <> before.PhaseIndex || Schedule.isDone config trainer.ImagesShown
+            let phaseChanged = after.PhaseIndex <> before.PhaseIndex
+            let phaseEnded = phaseChanged || Schedule.isDone config trainer.ImagesShown
             let swd = if config.Metrics = "swd" && phaseEnded then trainer.Swd(before, config.MetricImages) else nan
             if crossed config.LogImages || phaseEnded || trainer.ImagesShown >= stopAt then
                 let now = clock.Elapsed.TotalSeconds
@@ -191,9 +189,9 @@ module Training =
                 pending <- []
                 intervalImages <- 0
                 intervalStart <- now
-            if after.PhaseIndex <> before.PhaseIndex then
-                writeSamplesAt before (sprintf "phase-%03d-%dx%d-%O.png" before.PhaseIndex before.Resolution before.Resolution before.Phase)
-            if crossed config.TickImages || after.PhaseIndex <> before.PhaseIndex then
+            if phaseChanged then
+                writeSamples before (sprintf "phase-%03d-%dx%d-%O.png" before.PhaseIndex before.Resolution before.Resolution before.Phase)
+            if crossed config.TickImages || phaseChanged then
                 tick ()
                 intervalStart <- clock.Elapsed.TotalSeconds // the tick's own time is not training throughput
 
@@ -205,6 +203,6 @@ module Training =
         let last = Checkpoint.list options.RunFolder |> List.tryHead
         if last <> Some(Path.Combine(options.RunFolder, Checkpoint.fileName trainer.ImagesShown)) then
             try tick () with NonFiniteException _ as e -> recover e
-        if trainer.IsDone then writeSamples "final.png"
+        if trainer.IsDone then writeSamples trainer.Position "final.png"
         options.Report(Finished(trainer.Position, options.Cancel.IsCancellationRequested || not trainer.IsDone))
         trainer.Position
