@@ -34,6 +34,16 @@ module Cli =
         | -1 -> line
         | i -> line.Substring(0, i)
 
+    /// The arguments after the script's own name and the `--` that `dotnet fsi` passes through.
+    let private scriptArguments (argv: string[]) = argv |> List.ofArray |> List.skipWhile (fun a -> a = "--" || a.EndsWith ".fsx")
+
+    /// Bad input met while working (an argument, a folder, a checkpoint): its one-line message. Anything else is a bug.
+    let private (|BadInput|_|) (e: exn) =
+        match e with
+        | :? ArgumentException as a -> Some(firstLine a.Message)
+        | CheckpointException(_, _) | ArchitectureMismatchException(_, _) -> Some e.Message
+        | _ -> None
+
     let private bad format = Printf.kprintf (UsageException >> raise) format
 
     let private int' (flag: string) (text: string) =
@@ -156,14 +166,13 @@ module Cli =
 
     /// Parses `--flag value` pairs of a script with the given flags (all taking a value).
     let private options (argv: string[]) (flags: string list) =
-        let argv = argv |> List.ofArray |> List.skipWhile (fun a -> a = "--" || a.EndsWith ".fsx")
         let rec pairs acc args =
             match args with
             | [] -> Map.ofList acc
             | flag :: value :: rest when List.contains flag flags && not (value.StartsWith "--") -> pairs ((flag, value) :: acc) rest
             | flag :: _ when List.contains flag flags -> bad "%s needs a value." flag
             | other :: _ -> bad "Unknown option %s; expected %s." other (String.Join(", ", flags))
-        pairs [] argv
+        pairs [] (scriptArguments argv)
 
     /// Runs a script body, turning bad input into a one-line error and exit code 2.
     let private script (usageText: string) (argv: string[]) (body: unit -> unit) =
@@ -180,11 +189,8 @@ module Cli =
                 eprintfn "error: %s" message
                 eprintfn "%s" usageText
                 2
-            | :? ArgumentException as e ->
-                eprintfn "error: %s" (firstLine e.Message)
-                2
-            | CheckpointException(_, _) | ArchitectureMismatchException(_, _) as e ->
-                eprintfn "error: %s" e.Message
+            | BadInput message ->
+                eprintfn "error: %s" message
                 2
 
     let private generateUsage =
@@ -239,7 +245,7 @@ module Cli =
     /// Runs training from command-line arguments; returns the process exit code.
     let main (argv: string[]) : int =
         ensureTorch ()
-        let argv = argv |> List.ofArray |> List.skipWhile (fun a -> a = "--" || a.EndsWith ".fsx")
+        let argv = scriptArguments argv
         if List.contains "--help" argv || List.contains "-h" argv then
             printfn "%s" (usage ())
             0
@@ -272,11 +278,8 @@ module Cli =
                         printfn "Samples, log.csv, loss.png and checkpoints are in %s" (Path.GetFullPath args.RunFolder)
                         if cancel.IsCancellationRequested then 130 else 0
                     with
-                    | :? ArgumentException as e ->
-                        eprintfn "error: %s" (firstLine e.Message)
-                        2
-                    | CheckpointException(_, _) | ArchitectureMismatchException(_, _) as e ->
-                        eprintfn "error: %s" e.Message
+                    | BadInput message ->
+                        eprintfn "error: %s" message
                         2
                     | RunLockedException(_, _) as e ->
                         eprintfn "error: %s" e.Message
