@@ -120,13 +120,19 @@ let main argv =
     let paperMax = value "--paper-max-resolution" (if quick then 8 else 16) // 512 channels: minutes per step beyond
     let memoryIterations = value "--memory-iterations" (if quick then 100 else 1000)
     torch.set_num_threads Environment.ProcessorCount
-    let resolutions = [ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution)
+    let resolutions =
+        match Array.tryFindIndex ((=) "--resolutions") argv with
+        | Some i -> argv[i + 1].Split(',') |> Array.map int |> List.ofArray
+        | None -> [ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution)
     let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
     printfn "ProGan.Keras benchmark — %s" machine
     let peak = ceiling ()
     printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s" peak
-    let torchRef = pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
-    if torchRef.IsEmpty then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
+    // --training-only: just the training table (for before/after runs of one change); --phases stabilise|fade-in.
+    let trainingOnly = flag "--training-only"
+    let phases = match Array.tryFindIndex ((=) "--phases") argv with Some i -> argv[i + 1].Split(',') | None -> [| "fade-in"; "stabilise" |]
+    let torchRef = if flag "--no-pytorch" then Map.empty else pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
+    if torchRef.IsEmpty && not (flag "--no-pytorch") then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
     let rows =
         let only = match Array.tryFindIndex ((=) "--shapes") argv with Some i -> Some(argv[i + 1].Split(',')) | None -> None
         [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
@@ -134,7 +140,7 @@ let main argv =
                 if not (name = "paper channels" && r > paperMax) then
                     let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     let arch = config.Architecture
-                    for fading in (if r = 4 then [ false ] else [ true; false ]) do
+                    for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
                         let seconds, batch = timeSteps config r fading warmup iterations
                         let ips = float batch / seconds
                         let flops = Flops.iteration arch (arch.LevelOf r) fading
@@ -147,6 +153,7 @@ let main argv =
                             row.Shape r row.Phase batch ips row.GflopPerImage row.Gflops (100.0 * row.CeilingShare)
                             (if Double.IsNaN row.PyTorchImagesPerSecond then "" else sprintf "  PyTorch %.2f img/s → ×%.2f" row.PyTorchImagesPerSecond (ips / row.PyTorchImagesPerSecond))
                         yield row ]
+    if trainingOnly then exit 0
     let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
     printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
         memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter

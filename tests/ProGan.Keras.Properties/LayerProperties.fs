@@ -123,6 +123,25 @@ module WeightScaling =
             maxAbsDiff (conv.call x) plain < 1e-4)
 
     [<Property>]
+    let ``an upscaling weight-scaled conv equals nearest-neighbour upsampling then the conv`` () =
+        // Input sides on both sides of the fused path's threshold (16): the plain and the fused computation.
+        let sides = Gen.zip (Gen.elements [ 2; 5; 16; 19 ]) (Gen.elements [ 3; 16; 18 ])
+        Prop.forAll (Arb.fromGen (Gen.zip layerShape sides)) (fun ((inC, outC, k, gain, seed), (h, w)) ->
+            torch.manual_seed (int64 seed) |> ignore
+            let conv = new WeightScaledConv2D(int64 inC, int64 outC, int64 k, gain, upscale = true)
+            use _ = torch.no_grad()
+            torch.nn.init.normal_(conv.Bias) |> ignore
+            use x = randn seed 1.0f [ 2L; int64 inC; int64 h; int64 w ]
+            // Independent: repeat every pixel 2×2 by indexing, then the plain convolution with c·w.
+            use rows = torch.tensor [| for i in 0 .. 2 * h - 1 -> int64 (i / 2) |]
+            use cols = torch.tensor [| for i in 0 .. 2 * w - 1 -> int64 (i / 2) |]
+            use upsampled = x.index_select(2L, rows).index_select(3L, cols)
+            use weight = conv.Weight.detach() * torch.tensor (float32 (gain / sqrt (float (inC * k * k))))
+            use plain = torch.nn.functional.conv2d(upsampled, weight, conv.Bias.detach(), padding = [| int64 (k / 2); int64 (k / 2) |])
+            use y = conv.call x
+            y.shape = [| 2L; int64 outC; int64 (2 * h); int64 (2 * w) |] && maxAbsDiff y plain < 1e-4)
+
+    [<Property>]
     let ``a weight-scaled dense equals a plain linear with pre-scaled weights`` () =
         Prop.forAll (Arb.fromGen layerShape) (fun (inF, outF, _, gain, seed) ->
             torch.manual_seed (int64 seed) |> ignore

@@ -27,7 +27,8 @@ public static class LayerConfig
         nameof(MinibatchStdev) => new MinibatchStdev((int)Long(config, "groupSize"), Double(config, "epsilon")),
         nameof(WeightScaling) => new WeightScaling(Long(config, "fanIn"), Double(config, "gain")),
         nameof(WeightScaledConv2D) => new WeightScaledConv2D(Long(config, "inChannels"), Long(config, "outChannels"),
-            Long(config, "kernelSize"), Double(config, "gain"), Bool(config, "useBias")),
+            Long(config, "kernelSize"), Double(config, "gain"), Bool(config, "useBias"),
+            config.ContainsKey("upscale") && Bool(config, "upscale")),
         nameof(WeightScaledDense) => new WeightScaledDense(Long(config, "inFeatures"), Long(config, "outFeatures"),
             Double(config, "gain"), Bool(config, "useBias")),
         _ => throw new ArgumentException(

@@ -7,14 +7,32 @@ namespace ProGan.Keras.Layers;
 /// <summary>
 /// A 2-D convolution with equalized learning rate (Karras et al. 2018, §4.1): <c>conv(x, c·w) + b</c> with
 /// w ~ N(0, 1), c = gain / sqrt(in_channels·k·k), b initialised to zero and not scaled. Stride 1, "same" padding.
+/// With <c>upscale</c> it computes <c>conv(upsample2x(x), c·w) + b</c> (nearest-neighbour ×2 first), the generator's
+/// upsample-then-convolve, fused as the reference's <c>upscale2d_conv2d</c> where that is faster.
 /// </summary>
+/// <remarks>
+/// Fusing is exact: each output pixel of a k×k convolution over a nearest-upsampled image reads a 2×2 (k = 3)
+/// neighbourhood of the low-resolution input, so the whole operation is one stride-2 transposed convolution with a
+/// (k+1)×(k+1) kernel made by summing the four one-pixel shifts of w (<see cref="UpscaleKernel"/>). It does 4/9 of the
+/// multiply-adds and never builds the 4× larger upsampled tensor. On small inputs oneDNN's transposed convolution is
+/// slower than the plain path, so the layer fuses from an input side of <see cref="FusedUpscaleMinInputSize"/>.
+/// </remarks>
 public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
 {
     /// <inheritdoc/>
     public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object>
     {
         ["inChannels"] = InChannels, ["outChannels"] = OutChannels, ["kernelSize"] = KernelSize, ["gain"] = Gain, ["useBias"] = UseBias,
+        ["upscale"] = Upscale,
     };
+
+    /// <summary>
+    /// The input side (height and width) from which <see cref="Upscale"/> takes the fused path: 16, i.e. outputs of
+    /// 32² and more. Measured on a 2-core CPU, forward + backward of 128 channels, batch 16: fused 0.6× the plain
+    /// time at 16² out, 0.43× at 32², 0.24× at 64², but 1.4× at 8² (a stride-2 transposed convolution on a 4×4 input
+    /// is dominated by overhead).
+    /// </summary>
+    public const long FusedUpscaleMinInputSize = 16;
 
 #pragma warning disable IDE1006 // TorchSharp names parameters after their state-dict keys.
     private readonly Parameter weight;
@@ -28,7 +46,9 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     /// <param name="kernelSize">Square kernel size; odd, so that "same" padding is exact.</param>
     /// <param name="gain">Gain of the He constant (√2 by default; 1 for toRGB).</param>
     /// <param name="useBias">Whether to add a (zero-initialised, unscaled) bias.</param>
-    public WeightScaledConv2D(long inChannels, long outChannels, long kernelSize = 3, double gain = 1.4142135623730951, bool useBias = true)
+    /// <param name="upscale">Whether the input is first upsampled ×2 (nearest neighbour): output side 2× the input's.</param>
+    public WeightScaledConv2D(long inChannels, long outChannels, long kernelSize = 3, double gain = 1.4142135623730951, bool useBias = true,
+                              bool upscale = false)
         : base(nameof(WeightScaledConv2D))
     {
         if (inChannels < 1) throw new ArgumentOutOfRangeException(nameof(inChannels), inChannels, "inChannels must be ≥ 1.");
@@ -38,6 +58,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         InChannels = inChannels;
         OutChannels = outChannels;
         KernelSize = kernelSize;
+        Upscale = upscale;
         weight = WeightScaling.NewWeight(outChannels, inChannels, kernelSize, kernelSize);
         bias = useBias ? new Parameter(torch.zeros(outChannels)) : null;
         scaling = new WeightScaling(inChannels * kernelSize * kernelSize, gain);
@@ -52,6 +73,8 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     public long KernelSize { get; }
     /// <summary>The gain of the He constant.</summary>
     public double Gain => scaling.Gain;
+    /// <summary>Whether the input is upsampled ×2 (nearest neighbour) before the convolution.</summary>
+    public bool Upscale { get; }
     /// <summary>Whether the layer adds a bias.</summary>
     public bool UseBias => bias is not null;
     /// <summary>The stored, unscaled N(0, 1) weight <c>[out, in, k, k]</c>.</summary>
@@ -64,7 +87,31 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {
+        long pad = KernelSize / 2;
         using var scaled = scaling.call(weight);
-        return nn.functional.conv2d(x, scaled, bias, padding: [KernelSize / 2, KernelSize / 2]);
+        if (!Upscale) return nn.functional.conv2d(x, scaled, bias, padding: [pad, pad]);
+        if (x.dim() != 4 || Math.Min(x.shape[2], x.shape[3]) < FusedUpscaleMinInputSize)
+        {
+            using var upsampled = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+            return nn.functional.conv2d(upsampled, scaled, bias, padding: [pad, pad]);
+        }
+        using var kernel = UpscaleKernel(scaled);
+        return nn.functional.conv_transpose2d(x, kernel, bias, strides: [2, 2], padding: [pad, pad]);
+    }
+
+    /// <summary>
+    /// The transposed-convolution kernel <c>[in, out, k+1, k+1]</c> that, with stride 2 and padding k/2, equals a
+    /// k×k "same" convolution with <paramref name="w"/> <c>[out, in, k, k]</c> after nearest-neighbour ×2 upsampling:
+    /// w zero-padded by one pixel, its four one-pixel shifts summed, flipped in both spatial axes (a transposed
+    /// convolution scatters where a convolution gathers).
+    /// </summary>
+    public static Tensor UpscaleKernel(Tensor w)
+    {
+        using var scope = NewDisposeScope();
+        long k = w.shape[2] + 1;
+        var p = nn.functional.pad(w, [1, 1, 1, 1]);
+        var sum = p.narrow(2, 1, k).narrow(3, 1, k) + p.narrow(2, 0, k).narrow(3, 1, k)
+                + p.narrow(2, 1, k).narrow(3, 0, k) + p.narrow(2, 0, k).narrow(3, 0, k);
+        return sum.flip(2, 3).transpose(0, 1).MoveToOuterDisposeScope();
     }
 }

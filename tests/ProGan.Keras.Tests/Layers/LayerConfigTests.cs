@@ -22,7 +22,7 @@ public class LayerConfigTests
             nameof(WeightedSum) => (new WeightedSum(0.35), m => ((WeightedSum)m).call(input, x2)),
             nameof(MinibatchStdev) => (new MinibatchStdev(2, 1e-4), m => ((MinibatchStdev)m).call(input)),
             nameof(WeightScaling) => (new WeightScaling(27, 0.7), m => ((WeightScaling)m).call(input)),
-            nameof(WeightScaledConv2D) => (new WeightScaledConv2D(3, 5, 3, gain: 1.3, useBias: false), m => ((WeightScaledConv2D)m).call(input)),
+            nameof(WeightScaledConv2D) => (new WeightScaledConv2D(3, 5, 3, gain: 1.3, useBias: false, upscale: true), m => ((WeightScaledConv2D)m).call(input)),
             _ => (new WeightScaledDense(108, 7, gain: 0.9), m => ((WeightScaledDense)m).call(input)),
         };
     }
