@@ -1,20 +1,30 @@
 /// Floating-point operations of one training iteration, counted from the layer shapes.
 module ProGan.Bench.Flops
 
+open ProGan.Keras.Layers
 open ProGan.Keras.Models
 
 /// 2·MACs of a k×k convolution at r×r.
 let private conv (cin: int) (cout: int) (k: int) (r: int) = 2.0 * float cin * float cout * float (k * k) * float (r * r)
 let private dense (i: int) (o: int) = 2.0 * float i * float o
 
-/// Forward FLOPs per image of the generator at `level`, fading in or not.
-let generator (a: ProGanConfig) (level: int) (fading: bool) =
+/// The upsample-then-conv of a generator block at output side r: the model's 3×3 conv over the upsampled image, or
+/// — `executed`, where WeightScaledConv2D takes its fused path — the 2×2 taps per output pixel it really computes.
+let private upscaleConv (executed: bool) (cin: int) (cout: int) (r: int) =
+    if executed && int64 (r / 2) >= WeightScaledConv2D.FusedUpscaleMinInputSize then conv cin cout 2 r else conv cin cout 3 r
+
+/// Forward FLOPs per image of the generator at `level`, fading in or not: of the model (the paper's network), or
+/// `executed` by this implementation (fewer, where upsampling is fused into the convolution).
+let generatorWith (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
     let nf = a.ChannelsAt
     let input = dense a.LatentSize (16 * nf 0) + conv (nf 0) (nf 0) 3 4
-    let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in conv (nf (l - 1)) (nf l) 3 r + conv (nf l) (nf l) 3 r ] |> List.sum
+    let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in upscaleConv executed (nf (l - 1)) (nf l) r + conv (nf l) (nf l) 3 r ] |> List.sum
     let toRgb = conv (nf level) a.ImageChannels 1 (a.ResolutionOf level)
     let low = if fading then conv (nf (level - 1)) a.ImageChannels 1 (a.ResolutionOf(level - 1)) else 0.0
     input + blocks + toRgb + low
+
+/// Forward FLOPs per image of the model generator.
+let generator (a: ProGanConfig) (level: int) (fading: bool) = generatorWith false a level fading
 
 /// Forward FLOPs per image of the discriminator at `level`, fading in or not.
 let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
@@ -32,3 +42,8 @@ let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
 /// In all 4·G + 14·D, EMA and optimiser updates not counted (they scale with parameters, not images).
 let iteration (a: ProGanConfig) (level: int) (fading: bool) =
     4.0 * generator a level fading + 14.0 * discriminator a level fading
+
+/// As `iteration`, counting the multiply-adds this implementation executes (the fused upsample-convolutions do 4 of
+/// the model's 9 taps): the figure to hold against the hardware's matrix-product ceiling.
+let executed (a: ProGanConfig) (level: int) (fading: bool) =
+    4.0 * generatorWith true a level fading + 14.0 * discriminator a level fading
