@@ -10,9 +10,10 @@ namespace ProGan.Keras.Backend;
 /// glibc serves blocks above its mmap threshold (at most 32 MiB) with a fresh <c>mmap</c> and returns them with
 /// <c>munmap</c> on free, so every large activation of every step costs page faults and the kernel zeroing each page
 /// again. Profiled (<c>perf</c>) on a 2-core CPU, a 64² training step spent 15 % of its CPU time in the kernel doing
-/// exactly that; with <see cref="RetainFreedMemory"/> about 3 %, and the step ran about 10 % faster (RSS 2.2 → 2.7 GiB, flat after 40 steps). The cost is that the process keeps its peak heap instead
-/// of handing freed memory back to the system — what a training process wants, and why this is a call the trainer
-/// makes rather than something the library does on load. PyTorch users get the same effect from jemalloc or tcmalloc.
+/// exactly that; with <see cref="RetainFreedMemory"/> about 3 %, and the step ran about 10 % faster (RSS 2.2 → 2.7
+/// GiB, flat after 40 steps). The cost is that the process keeps its peak heap instead of handing freed memory back to
+/// the system — what a training process wants, and why this is a call the trainer makes rather than something the
+/// library does on load. PyTorch users get the same effect from jemalloc or tcmalloc.
 /// </remarks>
 public static class HostAllocator
 {
