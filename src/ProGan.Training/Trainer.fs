@@ -34,9 +34,9 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     let arch = config.Architecture
     do
         ensureTorch ()
-        // Every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 % of a 64²
-        // step's CPU time spent in page faults; see HostAllocator).
-        ProGan.Keras.Backend.HostAllocator.RetainFreedMemory() |> ignore
+        // On the CPU every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 %
+        // of a 64² step's CPU time spent in page faults; see HostAllocator).
+        if device.``type`` = DeviceType.CPU then ProGan.Keras.Backend.HostAllocator.RetainFreedMemory() |> ignore
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
         if config.Threads > 0 then torch.set_num_threads config.Threads

@@ -13,7 +13,9 @@ namespace ProGan.Keras.Backend;
 /// exactly that; with <see cref="RetainFreedMemory"/> about 3 %, and the step ran about 10 % faster (RSS 2.2 → 2.7
 /// GiB, flat after 40 steps). The cost is that the process keeps its peak heap instead of handing freed memory back to
 /// the system — what a training process wants, and why this is a call the trainer makes rather than something the
-/// library does on load. PyTorch users get the same effect from jemalloc or tcmalloc.
+/// library does on load. PyTorch users get the same effect from jemalloc or tcmalloc (with one of those preloaded
+/// this call changes nothing that matters). Threads other than the main one allocate from glibc's secondary arenas,
+/// which still map blocks above 64 MiB directly; TorchSharp's CPU work runs on the calling thread.
 /// </remarks>
 public static class HostAllocator
 {

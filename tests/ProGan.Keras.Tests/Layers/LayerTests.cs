@@ -160,5 +160,7 @@ public class WeightScalingTests
         Assert.Equal("gain", Assert.Throws<ArgumentOutOfRangeException>(() => new WeightScaledDense(3, 3, gain: 0)).ParamName);
         var e = Assert.Throws<ArgumentException>(() => new WeightScaledDense(3, 3).call(torch.zeros(2, 4)));
         Assert.Contains("3 input features", e.Message);
+        var up = Assert.Throws<ArgumentException>(() => new WeightScaledConv2D(3, 4, upscale: true).call(torch.zeros(3, 8, 8)));
+        Assert.Contains("NCHW", up.Message);
     }
 }
