@@ -71,6 +71,14 @@ module Generation =
         for p in points do p.Dispose()
         stacked
 
+    /// Writes each image of `images` to its own PNG, named by `pathOf` its index; returns the paths.
+    let private saveEach (images: torch.Tensor) (pathOf: int -> string) =
+        [ for i in 0 .. int images.shape[0] - 1 do
+            let path = pathOf i
+            use image = images[int64 i]
+            ImageGrid.saveOne path image
+            yield path ]
+
     /// Writes a grid, and each image on its own, of `count` samples from `seed`; returns the files written.
     let writeSamples (run: LoadedRun) (folder: string) (count: int) (seed: int) =
         Directory.CreateDirectory folder |> ignore
@@ -78,13 +86,7 @@ module Generation =
         use images = sample run z
         let grid = Path.Combine(folder, sprintf "samples-seed%d.png" seed)
         ImageGrid.save grid images
-        let singles =
-            [ for i in 0 .. count - 1 do
-                let path = Path.Combine(folder, sprintf "sample-seed%d-%03d.png" seed i)
-                use image = images[int64 i]
-                ImageGrid.saveOne path image
-                yield path ]
-        grid :: singles
+        grid :: saveEach images (fun i -> Path.Combine(folder, sprintf "sample-seed%d-%03d.png" seed i))
 
     /// Writes the interpolation from seed A to seed B as one strip and as numbered frames; returns the files.
     let writeInterpolation (run: LoadedRun) (folder: string) (seedA: int) (seedB: int) (steps: int) =
@@ -94,10 +96,4 @@ module Generation =
         let strip = Path.Combine(folder, sprintf "interpolation-%d-%d.png" seedA seedB)
         use grid = ImageGrid.compose images steps 64
         ImageGrid.writePng strip grid
-        let frames =
-            [ for i in 0 .. steps - 1 do
-                let path = Path.Combine(folder, sprintf "interpolation-%d-%d-frame%03d.png" seedA seedB i)
-                use image = images[int64 i]
-                ImageGrid.saveOne path image
-                yield path ]
-        strip :: frames
+        strip :: saveEach images (fun i -> Path.Combine(folder, sprintf "interpolation-%d-%d-frame%03d.png" seedA seedB i))

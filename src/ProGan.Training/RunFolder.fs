@@ -81,11 +81,14 @@ module RunFolder =
             |> Array.filter (fun r -> r.ImagesShown <= upTo)
             |> List.ofArray
 
-    /// Rewrites log.csv with exactly `rows` (used on resume to drop rows past the checkpoint).
-    let rewriteLog (folder: string) (rows: LogRow list) =
+    /// Drops the rows of log.csv past `upTo` images (logged after the checkpoint a run goes back to) and returns the
+    /// rows kept.
+    let truncateLog (folder: string) (upTo: int64) =
+        let rows = readLog folder upTo
         let path = logFile folder
         if File.Exists path then File.Delete path
         appendLog folder rows
+        rows
 
     /// Draws the loss curves (ScottPlot) to loss.png, with dashed lines where the resolution changes.
     let plot (folder: string) (rows: LogRow list) =

@@ -109,8 +109,7 @@ module Training =
         if options.Resume then
             match restoreNewestGood options.RunFolder trainer options.Report with
             | Some path ->
-                rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
-                RunFolder.rewriteLog options.RunFolder rows
+                rows <- RunFolder.truncateLog options.RunFolder trainer.ImagesShown
                 options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
             | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
         let total = TrainingConfig.totalImages config
@@ -150,8 +149,7 @@ module Training =
             match restoreNewestGood options.RunFolder trainer options.Report with
             | None -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
             | Some good ->
-                rows <- RunFolder.readLog options.RunFolder trainer.ImagesShown
-                RunFolder.rewriteLog options.RunFolder rows
+                rows <- RunFolder.truncateLog options.RunFolder trainer.ImagesShown
                 pending <- []
                 if retries < config.NonFiniteRetries then
                     retries <- retries + 1
