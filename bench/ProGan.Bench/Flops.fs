@@ -15,16 +15,13 @@ let private upscaleConv (executed: bool) (cin: int) (cout: int) (r: int) =
 
 /// Forward FLOPs per image of the generator at `level`, fading in or not: of the model (the paper's network), or
 /// `executed` by this implementation (fewer, where upsampling is fused into the convolution).
-let generatorWith (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
+let generator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
     let nf = a.ChannelsAt
     let input = dense a.LatentSize (16 * nf 0) + conv (nf 0) (nf 0) 3 4
     let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in upscaleConv executed (nf (l - 1)) (nf l) r + conv (nf l) (nf l) 3 r ] |> List.sum
     let toRgb = conv (nf level) a.ImageChannels 1 (a.ResolutionOf level)
     let low = if fading then conv (nf (level - 1)) a.ImageChannels 1 (a.ResolutionOf(level - 1)) else 0.0
     input + blocks + toRgb + low
-
-/// Forward FLOPs per image of the model generator.
-let generator (a: ProGanConfig) (level: int) (fading: bool) = generatorWith false a level fading
 
 /// Forward FLOPs per image of the discriminator at `level`, fading in or not.
 let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
@@ -40,10 +37,7 @@ let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
 ///          + the penalty's ∂D/∂x̂ with create_graph (1·D, input gradients only) + backward through that graph (2·2·D);
 /// G step = G forward + D forward + D input gradients (1·D) + G backward (2·G).
 /// In all 4·G + 14·D, EMA and optimiser updates not counted (they scale with parameters, not images).
-let iteration (a: ProGanConfig) (level: int) (fading: bool) =
-    4.0 * generator a level fading + 14.0 * discriminator a level fading
-
-/// As `iteration`, counting the multiply-adds this implementation executes (the fused upsample-convolutions do 4 of
-/// the model's 9 taps): the figure to hold against the hardware's matrix-product ceiling.
-let executed (a: ProGanConfig) (level: int) (fading: bool) =
-    4.0 * generatorWith true a level fading + 14.0 * discriminator a level fading
+/// `executed` counts the multiply-adds this implementation runs (the fused upsample-convolutions do 4 of the model's 9
+/// taps): the figure to hold against the hardware's matrix-product ceiling; otherwise the model's.
+let iteration (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
+    4.0 * generator executed a level fading + 14.0 * discriminator a level fading

@@ -118,7 +118,8 @@ let pytorch (resolutions: int list) (warmup: int) (iterations: int) =
 let main argv =
     TorchBackend.Initialize() |> ignore
     let flag name = Array.contains name argv
-    let value name fallback = match Array.tryFindIndex ((=) name) argv with Some i when i + 1 < argv.Length -> int argv[i + 1] | _ -> fallback
+    let option name = match Array.tryFindIndex ((=) name) argv with Some i when i + 1 < argv.Length -> Some argv[i + 1] | _ -> None
+    let value name fallback = option name |> Option.map int |> Option.defaultValue fallback
     let quick = flag "--quick"
     let warmup, iterations = value "--warmup" (if quick then 1 else 2), value "--iterations" (if quick then 2 else 5)
     let maxResolution = value "--max-resolution" (if quick then 16 else 64)
@@ -126,8 +127,8 @@ let main argv =
     let memoryIterations = value "--memory-iterations" (if quick then 100 else 1000)
     torch.set_num_threads Environment.ProcessorCount
     let resolutions =
-        match Array.tryFindIndex ((=) "--resolutions") argv with
-        | Some i -> argv[i + 1].Split(',') |> Array.map int |> List.ofArray
+        match option "--resolutions" with
+        | Some list -> list.Split(',') |> Array.map int |> List.ofArray
         | None -> [ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution)
     let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
     printfn "ProGan.Keras benchmark — %s" machine
@@ -135,11 +136,12 @@ let main argv =
     printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s" peak
     // --training-only: just the training table (for before/after runs of one change); --phases stabilise|fade-in.
     let trainingOnly = flag "--training-only"
-    let phases = match Array.tryFindIndex ((=) "--phases") argv with Some i -> argv[i + 1].Split(',') | None -> [| "fade-in"; "stabilise" |]
-    let torchRef = if flag "--no-pytorch" then Map.empty else pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
-    if torchRef.IsEmpty && not (flag "--no-pytorch") then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
+    let phases = option "--phases" |> Option.map (fun p -> p.Split(',')) |> Option.defaultValue [| "fade-in"; "stabilise" |]
+    let noPyTorch = flag "--no-pytorch"
+    let torchRef = if noPyTorch then Map.empty else pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
+    if torchRef.IsEmpty && not noPyTorch then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
     let rows =
-        let only = match Array.tryFindIndex ((=) "--shapes") argv with Some i -> Some(argv[i + 1].Split(',')) | None -> None
+        let only = option "--shapes" |> Option.map (fun s -> s.Split(','))
         [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
             for r in resolutions do
                 if not (name = "paper channels" && r > paperMax) then
@@ -148,7 +150,7 @@ let main argv =
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
                         let seconds, batch = timeSteps config r fading warmup iterations
                         let ips = float batch / seconds
-                        let model, flops = Flops.iteration arch (arch.LevelOf r) fading, Flops.executed arch (arch.LevelOf r) fading
+                        let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
                         let row =
                             { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); Batch = batch
                               ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9

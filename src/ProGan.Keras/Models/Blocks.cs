@@ -147,8 +147,8 @@ public static class Resample
     /// <summary>2×2 box averaging (average pooling), halving the resolution.</summary>
     /// <remarks>
     /// Computed as a depthwise stride-2 convolution with a constant ¼ kernel, which equals <c>avg_pool2d(x, 2)</c> up
-    /// to the order of the four-term sum (float rounding) and, through oneDNN, runs forward + backward about 2.7× faster on a 2-core CPU (32×128×64², 67 → 25 ms);
-    /// the gradient penalty's double backward goes through it too.
+    /// to the order of the four-term sum (float rounding) and, through oneDNN, runs forward + backward about 2.7× faster
+    /// on a 2-core CPU (32×128×64², 67 → 25 ms); the gradient penalty's double backward goes through it too.
     /// </remarks>
     public static Tensor Down(Tensor x)
     {

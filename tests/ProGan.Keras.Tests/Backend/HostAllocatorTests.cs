@@ -24,13 +24,12 @@ public class HostAllocatorTests
     public void After_tuning_large_tensors_come_from_the_heap_and_freed_memory_is_reused()
     {
         if (!OperatingSystem.IsLinux()) { Assert.False(HostAllocator.RetainFreedMemory()); return; } // documented no-op
-        MallInfo2 start;
-        try { start = Mallinfo2(); }
+        try { _ = Mallinfo2(); }
         catch (EntryPointNotFoundException) { return; } // not glibc ≥ 2.33 (musl): nothing to observe
         Assert.True(HostAllocator.RetainFreedMemory());
         Assert.True(HostAllocator.RetainFreedMemory()); // idempotent
         const long Floats = 12L << 20; // 48 MiB: above glibc's largest mmap threshold (32 MiB)
-        start = Mallinfo2();
+        var start = Mallinfo2();
         var heap = new List<ulong>();
         for (int step = 0; step < 30; step++)
         {
