@@ -3,8 +3,11 @@
 Exactly the step bench/ProGan.Bench times for the comparison shape in the stabilise phase: latent 128, 128 feature
 maps at 4²-32², 64 at 64², 32 at 128², minibatch 16, minibatch-stddev group 4, equalized learning rate, pixel norm,
 WGAN-GP (lambda 10) with drift 0.001, Adam (lr 0.001, betas 0/0.99, eps 1e-8), EMA generator (beta 0.999).
-Prints one line per resolution: "resolution,images_per_second" (median of --iterations after --warmup).
+Prints one line per resolution: "resolution,images_per_second" (median of --iterations after --warmup). With --serve
+it reads "resolution warmup iterations" lines from stdin and answers each with such a line, so that the benchmark can
+alternate its own timings with these in one run (this VM's speed drifts by 10-30 % over minutes).
 """
+import sys
 import argparse, math, time
 import torch
 import torch.nn.functional as F
@@ -135,9 +138,16 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--serve", action="store_true")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    for r in [int(x) for x in args.resolutions.split(",")]:
-        print(f"{r},{bench(r, args.warmup, args.iterations):.4f}", flush=True)
+    if args.serve:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            r, warmup, iterations = (int(x) for x in line.split())
+            print(f"{r},{bench(r, warmup, iterations):.4f}", flush=True)
+    else:
+        for r in [int(x) for x in args.resolutions.split(",")]:
+            print(f"{r},{bench(r, args.warmup, args.iterations):.4f}", flush=True)

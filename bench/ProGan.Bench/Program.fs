@@ -20,7 +20,10 @@ type Row =
       /// FLOPs per image this implementation executes (fewer where upsampling is fused into the convolution).
       ExecutedGflopPerImage: float
       /// Executed GFLOP/s, and its share of the matrix-product ceiling.
-      Gflops: float; CeilingShare: float; PyTorchImagesPerSecond: float }
+      Gflops: float; CeilingShare: float
+      /// The reference's img/s (median over rounds), and the median, lowest and highest of the per-round ratios
+      /// ours / reference, each round timing both back to back; NaN where not compared.
+      PyTorchImagesPerSecond: float; Ratio: float; RatioLowest: float; RatioHighest: float }
 
 let private median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
 
@@ -89,30 +92,44 @@ let generation (config: TrainingConfig) (resolution: int) =
     let times = [ for _ in 1..3 -> let sw = Stopwatch.StartNew() in (trainer.Sample z).Dispose(); sw.Elapsed.TotalSeconds ]
     64.0 / median times
 
-/// Runs bench/reference_step.py with the first Python that imports torch; img/s per resolution, or empty.
-let pytorch (resolutions: int list) (warmup: int) (iterations: int) =
-    let script = Path.Combine(AppContext.BaseDirectory, "reference_step.py")
-    let run (python: string) (args: string list) =
+/// bench/reference_step.py kept running (`--serve`) under the first Python that imports torch, so that its timings
+/// can alternate with ours in one run: this VM's speed drifts by 10–30 % over minutes, and a ratio of two timings taken
+/// minutes apart measures the drift as much as the code.
+type PyTorchReference private (p: Process) =
+    /// Starts the reference, or None where no Python here imports torch.
+    static member TryStart() =
+        let script = Path.Combine(AppContext.BaseDirectory, "reference_step.py")
+        let start (python: string) =
+            try
+                let info = ProcessStartInfo(python, [ script; "--serve"; "--threads"; string Environment.ProcessorCount ],
+                                            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true,
+                                            UseShellExecute = false)
+                let p = Process.Start info
+                p.ErrorDataReceived.Add ignore // drained, so that warnings cannot fill the pipe and stall it
+                p.BeginErrorReadLine()
+                if p.StandardOutput.ReadLine() = "ready" then Some(new PyTorchReference(p))
+                else p.Dispose(); None
+            with _ -> None
+        [ "/usr/bin/python3"; "python3" ] |> List.tryPick start
+
+    /// Images per second of the reference step at `resolution` (median of `iterations` after `warmup`), or None if
+    /// the reference failed.
+    member _.Time(resolution: int, warmup: int, iterations: int) =
         try
-            let info = ProcessStartInfo(python, args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-            use p = Process.Start info
-            let out = p.StandardOutput.ReadToEnd()
-            p.WaitForExit()
-            if p.ExitCode = 0 then Some out else None
-        with _ -> None
-    match [ "/usr/bin/python3"; "python3" ] |> List.tryFind (fun py -> (run py [ "-c"; "import torch" ]).IsSome) with
-    | None -> Map.empty
-    | Some python ->
-        let args = [ script; "--resolutions"; String.Join(",", resolutions); "--warmup"; string warmup; "--iterations"; string iterations; "--threads"; string Environment.ProcessorCount ]
-        match run python args with
-        | None -> Map.empty
-        | Some out ->
-            out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            |> Array.choose (fun line ->
+            p.StandardInput.WriteLine(sprintf "%d %d %d" resolution warmup iterations)
+            p.StandardInput.Flush()
+            match p.StandardOutput.ReadLine() with
+            | null -> None
+            | line ->
                 match line.Split(',') with
-                | [| r; ips |] -> Some(int r, Double.Parse(ips, CultureInfo.InvariantCulture))
-                | _ -> None)
-            |> Map.ofArray
+                | [| r; ips |] when int r = resolution -> Some(Double.Parse(ips, CultureInfo.InvariantCulture))
+                | _ -> None
+        with :? IOException -> None
+
+    interface IDisposable with
+        member _.Dispose() =
+            try p.StandardInput.Close(); p.WaitForExit 10000 |> ignore with _ -> ()
+            p.Dispose()
 
 [<EntryPoint>]
 let main argv =
@@ -122,6 +139,7 @@ let main argv =
     let value name fallback = option name |> Option.map int |> Option.defaultValue fallback
     let quick = flag "--quick"
     let warmup, iterations = value "--warmup" (if quick then 1 else 2), value "--iterations" (if quick then 2 else 5)
+    let rounds = value "--rounds" (if quick then 1 else 3) |> max 1
     let maxResolution = value "--max-resolution" (if quick then 16 else 64)
     let paperMax = value "--paper-max-resolution" (if quick then 8 else 16) // 512 channels: minutes per step beyond
     let memoryIterations = value "--memory-iterations" (if quick then 100 else 1000)
@@ -138,8 +156,9 @@ let main argv =
     let trainingOnly = flag "--training-only"
     let phases = option "--phases" |> Option.map (fun p -> p.Split(',')) |> Option.defaultValue [| "fade-in"; "stabilise" |]
     let noPyTorch = flag "--no-pytorch"
-    let torchRef = if noPyTorch then Map.empty else pytorch (resolutions |> List.filter (fun r -> r >= 8)) warmup iterations
-    if torchRef.IsEmpty && not noPyTorch then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
+    let reference = if noPyTorch then None else PyTorchReference.TryStart()
+    use _ = { new IDisposable with member _.Dispose() = reference |> Option.iter (fun r -> (r :> IDisposable).Dispose()) }
+    if reference.IsNone && not noPyTorch then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
     let rows =
         let only = option "--shapes" |> Option.map (fun s -> s.Split(','))
         [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
@@ -148,17 +167,35 @@ let main argv =
                     let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     let arch = config.Architecture
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
-                        let seconds, batch = timeSteps config r fading warmup iterations
-                        let ips = float batch / seconds
+                        let ours () = let seconds, batch = timeSteps config r fading warmup iterations in float batch / seconds, batch
+                        // The comparison: `rounds` pairs of back-to-back timings, alternating which goes first.
+                        let ips, batch, theirs, ratios =
+                            match reference with
+                            | Some reference when name = "comparison" && not fading && r >= 8 ->
+                                let pairs =
+                                    [ for k in 1..rounds ->
+                                        if k % 2 = 1 then let t = reference.Time(r, warmup, iterations) in ours (), t
+                                        else let o = ours () in o, reference.Time(r, warmup, iterations) ]
+                                let batch = snd (fst pairs.Head)
+                                let ourIps = pairs |> List.map (fst >> fst) |> median
+                                match pairs |> List.choose snd with
+                                | timed when timed.Length = pairs.Length ->
+                                    ourIps, batch, median timed, List.map2 (fun ((o, _), _) t -> o / t) pairs timed
+                                | _ -> ourIps, batch, nan, []
+                            | _ -> let ips, batch = ours () in ips, batch, nan, []
                         let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
                         let row =
                             { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); Batch = batch
                               ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
                               Gflops = flops * ips / 1e9; CeilingShare = flops * ips / 1e9 / peak
-                              PyTorchImagesPerSecond = (if name = "comparison" && not fading then torchRef.TryFind r |> Option.defaultValue nan else nan) }
+                              PyTorchImagesPerSecond = theirs
+                              Ratio = (if ratios.IsEmpty then nan else median ratios)
+                              RatioLowest = (if ratios.IsEmpty then nan else List.min ratios)
+                              RatioHighest = (if ratios.IsEmpty then nan else List.max ratios) }
                         printfn "%-15s %4d² %-9s batch %2d  %8.2f img/s  %7.3f GFLOP/img (%7.3f executed)  %6.1f GFLOP/s  %5.1f%% of ceiling%s"
                             row.Shape r row.Phase batch ips row.GflopPerImage row.ExecutedGflopPerImage row.Gflops (100.0 * row.CeilingShare)
-                            (if Double.IsNaN row.PyTorchImagesPerSecond then "" else sprintf "  PyTorch %.2f img/s → ×%.2f" row.PyTorchImagesPerSecond (ips / row.PyTorchImagesPerSecond))
+                            (if Double.IsNaN row.Ratio then ""
+                             else sprintf "  PyTorch %.2f img/s → ×%.2f (rounds ×%.2f–×%.2f)" row.PyTorchImagesPerSecond row.Ratio row.RatioLowest row.RatioHighest)
                         yield row ]
     // This VM's speed drifts; a ceiling measured once can be low. Measure again after the table and say so.
     let peakAfter = ceiling ()
@@ -176,10 +213,10 @@ let main argv =
     let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
     File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
         [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
-          yield "shape,resolution,phase,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s"
+          yield "shape,resolution,phase,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
           for r in rows do
-              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond ])
+              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
           for (r, ips) in generationRows do
-              yield sprintf "generation,%d,inference,64,%s,,,,," r (f ips) ])
+              yield sprintf "generation,%d,inference,64,%s,,,,,,,," r (f ips) ])
     printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
     0
