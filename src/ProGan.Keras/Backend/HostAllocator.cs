@@ -15,7 +15,9 @@ namespace ProGan.Keras.Backend;
 /// the system — what a training process wants, and why this is a call the trainer makes rather than something the
 /// library does on load. PyTorch users get the same effect from jemalloc or tcmalloc (with one of those preloaded
 /// this call changes nothing that matters). Threads other than the main one allocate from glibc's secondary arenas,
-/// which still map blocks above 64 MiB directly; TorchSharp's CPU work runs on the calling thread.
+/// which still map blocks above 64 MiB directly and unmap a 64 MiB heap segment once it falls entirely free, so off
+/// the main thread (a notebook kernel, a test runner) part of the gain can be lost; TorchSharp's CPU work runs on the
+/// calling thread, and the training script and benchmark call it from the main one.
 /// </remarks>
 public static class HostAllocator
 {

@@ -21,7 +21,7 @@ public class HostAllocatorTests
     private static extern MallInfo2 Mallinfo2();
 
     [Fact]
-    public void After_tuning_large_tensors_come_from_the_heap_and_freed_memory_is_reused()
+    public void After_tuning_large_tensors_come_from_the_heap_and_the_heap_stops_growing()
     {
         if (!OperatingSystem.IsLinux()) { Assert.False(HostAllocator.RetainFreedMemory()); return; } // documented no-op
         try { _ = Mallinfo2(); }
@@ -40,9 +40,11 @@ public class HostAllocatorTests
             heap.Add((ulong)now.Arena >> 20);
         }
         // Steps that allocate the same shapes settle: the heap grows for a few (glibc fits the 64-byte-aligned blocks
-        // around small allocations made in between), then is reused.
+        // around small allocations made in between), then is reused, so it stops growing. Not "stays equal": xunit runs
+        // this on a worker thread, whose glibc arena unmaps a heap segment that falls entirely free, and one run here
+        // went 499, 450, 499, 450 … MiB from step to step. One step without reuse would add 72 MiB; a few MiB may come
+        // from other threads' small allocations.
         Assert.True(heap[0] >= 72, $"the first step's 72 MiB are not in the heap ({heap[0]} MiB)");
-        // (A few MiB may come from other threads' small allocations; one step without reuse would add 72.)
-        Assert.True(heap[^1] - heap[^10] < 8, $"heap MiB by step: {string.Join(" ", heap)}");
+        Assert.True(heap.Skip(20).Max() < heap.Skip(10).Take(10).Max() + 8, $"heap MiB by step: {string.Join(" ", heap)}");
     }
 }
