@@ -181,7 +181,9 @@ let main argv =
                                 match pairs |> List.choose snd with
                                 | timed when timed.Length = pairs.Length ->
                                     ourIps, batch, median timed, List.map2 (fun ((o, _), _) t -> o / t) pairs timed
-                                | _ -> ourIps, batch, nan, []
+                                | _ ->
+                                    printfn "PyTorch reference failed at %d² (its stderr is not kept; run bench/reference_step.py by hand)" r
+                                    ourIps, batch, nan, []
                             | _ -> let ips, batch = ours () in ips, batch, nan, []
                         let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
                         let row =
