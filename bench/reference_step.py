@@ -145,9 +145,8 @@ if __name__ == "__main__":
     torch.manual_seed(1)
     if args.serve:
         print("ready", flush=True)
-        for line in sys.stdin:
-            r, warmup, iterations = (int(x) for x in line.split())
-            print(f"{r},{bench(r, warmup, iterations):.4f}", flush=True)
+        requests = ((int(x) for x in line.split()) for line in sys.stdin)
     else:
-        for r in [int(x) for x in args.resolutions.split(",")]:
-            print(f"{r},{bench(r, args.warmup, args.iterations):.4f}", flush=True)
+        requests = ((int(r), args.warmup, args.iterations) for r in args.resolutions.split(","))
+    for r, warmup, iterations in requests:
+        print(f"{r},{bench(r, warmup, iterations):.4f}", flush=True)

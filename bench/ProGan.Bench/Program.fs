@@ -65,7 +65,7 @@ let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup:
             let sw = Stopwatch.StartNew()
             trainer.Step() |> ignore
             sw.Elapsed.TotalSeconds ]
-    median times, TrainingConfig.minibatchAt config level
+    median times
 
 /// RSS and live TorchSharp tensors after warm-up and after `iterations` more steps.
 let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
@@ -167,33 +167,32 @@ let main argv =
                     let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     let arch = config.Architecture
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
-                        let ours () = let seconds, batch = timeSteps config r fading warmup iterations in float batch / seconds, batch
+                        let batch = TrainingConfig.minibatchAt config (arch.LevelOf r)
+                        let ours () = float batch / timeSteps config r fading warmup iterations
                         // The comparison: `rounds` pairs of back-to-back timings, alternating which goes first.
-                        let ips, batch, theirs, ratios =
+                        let ips, theirs, ratios =
                             match reference with
                             | Some reference when name = "comparison" && not fading && r >= 8 ->
                                 let pairs =
                                     [ for k in 1..rounds ->
                                         if k % 2 = 1 then let t = reference.Time(r, warmup, iterations) in ours (), t
                                         else let o = ours () in o, reference.Time(r, warmup, iterations) ]
-                                let batch = snd (fst pairs.Head)
-                                let ourIps = pairs |> List.map (fst >> fst) |> median
+                                let ourIps = pairs |> List.map fst |> median
                                 match pairs |> List.choose snd with
                                 | timed when timed.Length = pairs.Length ->
-                                    ourIps, batch, median timed, List.map2 (fun ((o, _), _) t -> o / t) pairs timed
+                                    ourIps, median timed, List.map2 (fun (o, _) t -> o / t) pairs timed
                                 | _ ->
                                     printfn "PyTorch reference failed at %d² (its stderr is not kept; run bench/reference_step.py by hand)" r
-                                    ourIps, batch, nan, []
-                            | _ -> let ips, batch = ours () in ips, batch, nan, []
+                                    ourIps, nan, []
+                            | _ -> ours (), nan, []
+                        let ratio summary = if ratios.IsEmpty then nan else summary ratios
                         let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
                         let row =
                             { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); Batch = batch
                               ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
                               Gflops = flops * ips / 1e9; CeilingShare = flops * ips / 1e9 / peak
                               PyTorchImagesPerSecond = theirs
-                              Ratio = (if ratios.IsEmpty then nan else median ratios)
-                              RatioLowest = (if ratios.IsEmpty then nan else List.min ratios)
-                              RatioHighest = (if ratios.IsEmpty then nan else List.max ratios) }
+                              Ratio = ratio median; RatioLowest = ratio List.min; RatioHighest = ratio List.max }
                         printfn "%-15s %4d² %-9s batch %2d  %8.2f img/s  %7.3f GFLOP/img (%7.3f executed)  %6.1f GFLOP/s  %5.1f%% of ceiling%s"
                             row.Shape r row.Phase batch ips row.GflopPerImage row.ExecutedGflopPerImage row.Gflops (100.0 * row.CeilingShare)
                             (if Double.IsNaN row.Ratio then ""
