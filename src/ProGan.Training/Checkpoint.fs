@@ -5,6 +5,7 @@ open System.IO
 open System.Security.Cryptography
 open System.Text.Json
 open TorchSharp
+open ProGan.Keras.IO
 open ProGan.Keras.Models
 
 /// What a checkpoint says about itself, readable without the tensors.
@@ -43,17 +44,19 @@ exception CheckpointWriteException of path: string * reason: string
     with override this.Message = sprintf "Could not write checkpoint '%s': %s" this.path this.reason
 
 /// Checkpoints: one file with G, D, the EMA generator, both optimisers, the schedule position and the random-number
-/// states, closed by a SHA-256 of everything before it; written to a temporary file, flushed, then renamed, so a file
-/// under its final name is always complete.
+/// states, closed by a SHA-256 of everything before it; written atomically (`AtomicFile`), so a file under its final
+/// name is always complete.
 module Checkpoint =
 
-    let private magic = "PGKCKPT1"
+    /// The format this version writes and reads. 2: the official network (one bias per channel in G's first layer,
+    /// `FusedScale` D) — its tensors do not fit version 1's models, so a version-1 file is refused, never misread.
+    let formatVersion = 2
+
+    let private magicPrefix = "PGKCKPT"
+    let private magic = magicPrefix + string formatVersion
     let private hashLength = 32
 
-    /// The file name of the checkpoint after `shown` images (sortable).
-    let fileName (shown: int64) = sprintf "checkpoint-%012d.ckpt" shown
-
-    /// Names the first architecture field that differs, or None.
+    /// Every architecture field that differs, named with both values.
     let differences (expected: ProGanConfig) (found: ProGanConfig) =
         typeof<ProGanConfig>.GetProperties()
         |> Array.filter (fun p -> p.CanWrite)
@@ -80,34 +83,38 @@ module Checkpoint =
                 let bytes = s.data<byte>().ToArray()
                 w.Write bytes.Length
                 w.Write bytes
-        let content = buffer.GetBuffer().AsSpan(0, int buffer.Length)
-        let hash = SHA256.HashData(content)
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
-        let temp = path + ".tmp"
+        let hash = SHA256.HashData(buffer.GetBuffer().AsSpan(0, int buffer.Length))
         try
-            do
-                use file = new FileStream(temp, FileMode.Create, FileAccess.Write)
+            AtomicFile.Write(path, fun file ->
                 file.Write(buffer.GetBuffer(), 0, int buffer.Length)
-                file.Write(hash, 0, hash.Length)
-                file.Flush(true)
-            File.Move(temp, path, true)
-        with
-        | :? IOException | :? UnauthorizedAccessException as e ->
-            (try if File.Exists temp then File.Delete temp with _ -> ())
-            raise (CheckpointWriteException(path, e.Message))
+                file.Write(hash, 0, hash.Length))
+        with :? IOException as e -> raise (CheckpointWriteException(path, e.Message))
 
     /// Reads the header and checks the checksum, without touching any network.
     let readHeader (path: string) =
         let bytes =
-            try File.ReadAllBytes path
-            with e -> raise (CheckpointException(path, sprintf "cannot be read: %s" e.Message))
+            match FileKind.at path with
+            | Regular _ ->
+                try File.ReadAllBytes path
+                with e -> raise (CheckpointException(path, sprintf "cannot be read: %s" e.Message))
+            | Missing -> raise (CheckpointException(path, "does not exist."))
+            | Folder -> raise (CheckpointException(path, "is a folder, not a checkpoint file."))
+            | Special what -> raise (CheckpointException(path, sprintf "is %s, not a checkpoint file." what))
         if bytes.Length < hashLength + magic.Length then raise (CheckpointException(path, "is cut short (too small to be a checkpoint)."))
         let content = ReadOnlySpan(bytes, 0, bytes.Length - hashLength)
         if not (SHA256.HashData(content).AsSpan().SequenceEqual(ReadOnlySpan(bytes, bytes.Length - hashLength, hashLength))) then
             raise (CheckpointException(path, "is corrupted or cut short (its SHA-256 does not match its content)."))
         let reader = new BinaryReader(new MemoryStream(bytes, 0, bytes.Length - hashLength))
-        if reader.ReadString() <> magic then raise (CheckpointException(path, "is not a ProGan.Keras checkpoint."))
-        let header = JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadString())
+        match (try reader.ReadString() with _ -> "") with
+        | m when m = magic -> ()
+        | m when m.StartsWith magicPrefix ->
+            raise (CheckpointException(path, sprintf "has checkpoint format %s; this version (%s) reads format %d only. Load it with the version that wrote it, or train anew."
+                                                   (m.Substring magicPrefix.Length) About.version formatVersion))
+        | _ -> raise (CheckpointException(path, "is not a ProGan.Keras checkpoint."))
+        let header =
+            try JsonSerializer.Deserialize<CheckpointHeader>(reader.ReadString())
+            with e -> raise (CheckpointException(path, sprintf "has an unreadable header: %s" (e.Message.Split('\n')[0])))
+        if isNull (box header) || isNull (box header.Architecture) then raise (CheckpointException(path, "has an empty header."))
         header, reader
 
     /// Opens a checkpoint for networks of architecture `expected`, then runs `read` over its tensors; an architecture
@@ -147,13 +154,7 @@ module Checkpoint =
             d.load reader |> ignore
             ema.load reader |> ignore)
 
-    /// The checkpoints in a run folder, newest first.
-    let list (runFolder: string) =
-        if Directory.Exists runFolder then
-            Directory.GetFiles(runFolder, "checkpoint-*.ckpt") |> Array.sortDescending |> List.ofArray
-        else []
-
-    /// Deletes all but the newest `keep` checkpoints.
-    let prune (runFolder: string) (keep: int) =
-        for old in list runFolder |> List.indexed |> List.filter (fun (i, _) -> i >= keep) |> List.map snd do
-            try File.Delete old with :? IOException -> ()
+    /// Deletes all but the newest `keep` checkpoints of a run folder.
+    let prune (folder: RunFolder) (keep: int) =
+        for old in folder.Checkpoints() |> List.skip (min keep (folder.Checkpoints().Length)) do
+            try File.Delete old with :? IOException | :? UnauthorizedAccessException -> ()

@@ -4,6 +4,8 @@ open System
 open System.IO
 open System.Text.Json
 open TorchSharp
+open ProGan.Keras.IO
+open ProGan.Keras.Models
 
 /// An evaluation: the run's SWD against real images, beside the real-vs-real floor that gives it meaning.
 [<CLIMutable>]
@@ -17,33 +19,52 @@ type EvaluationResult =
       RealVsReal: float list
       RealVsRealAverage: float }
 
-/// Scoring a trained run with the paper's multi-scale sliced Wasserstein distance (§5).
+/// Scoring a generator with the paper's multi-scale sliced Wasserstein distance (§5): the one recipe used both at
+/// phase ends during training (`--metrics swd`) and by `evaluate.fsx`.
 module Evaluation =
 
-    /// SWD of the EMA generator at the run's position against `images` reals, and of two disjoint halves of the reals.
-    let evaluate (run: LoadedRun) (data: ImagePyramid) (images: int) (seed: int) =
-        let level = run.Position.Level
-        let n = min images (data.Count / 2)
-        if n < 16 then invalidArg "images" (sprintf "SWD needs at least 32 real images; the data has %d." data.Count)
-        use g = new torch.Generator(uint64 seed)
-        // Two disjoint sets of reals: a random permutation split in halves.
+    /// Fewest real images an SWD compares (the descriptors' per-channel statistics need a few hundred patches).
+    let minimumImages = 16
+
+    /// `images` reals of `level` in a random order drawn from `seed`, the first half and (when `halves`) a disjoint second half.
+    let private reals (data: ImagePyramid) (level: int) (images: int) (seed: uint64) =
+        use g = new torch.Generator(seed)
         use order = torch.randperm(int64 data.Count, generator = g)
-        let reals (offset: int64) =
-            use idx = order.narrow(0L, offset, int64 n)
+        let half (offset: int64) =
+            use idx = order.narrow(0L, offset, int64 images)
             data.Gather(level, idx, torch.CPU)
-        use realA = reals 0L
-        use realB = reals (int64 n)
-        use z = Generation.latents run.Config.Architecture.LatentSize (seed + 1) n
-        use fakes = (Generation.sample run z).cpu()
-        let fake = SlicedWasserstein.compute fakes realA seed
-        let floor = SlicedWasserstein.compute realB realA seed
-        { ImagesShown = run.Position.ImagesShown; Resolution = run.Position.Resolution; Images = n
+        half 0L, (if 2 * images <= data.Count then Some(half (int64 images)) else None)
+
+    /// SWD ×10³ of `generator` at `position` against `images` reals of that level; reals and latents come from the
+    /// `MetricReals` and `MetricLatents` streams of `streams`, directions from `streams.Weights`.
+    let swd (generator: ProgressiveGenerator) (position: SchedulePosition) (data: ImagePyramid) (images: int) (streams: RandomStreams) (device: torch.Device) =
+        let n = min images data.Count
+        let realA, realB = reals data position.Level n streams.MetricReals
+        use realA = realA
+        realB |> Option.iter (fun t -> t.Dispose())
+        use z = Sampling.latents generator.Config.LatentSize streams.MetricLatents n
+        use fakes = (Sampling.at generator position z device).cpu()
+        SlicedWasserstein.compute fakes realA (int streams.Weights)
+
+    /// SWD of `generator` at `position` against `images` reals, and of two disjoint sets of `images` reals (the floor).
+    let withFloor (generator: ProgressiveGenerator) (position: SchedulePosition) (data: ImagePyramid) (images: int) (streams: RandomStreams) (device: torch.Device) =
+        let n = min images (data.Count / 2)
+        if n < minimumImages then
+            invalidArg "images" (sprintf "The SWD and its floor need two sets of at least %d real images; the data has %d." minimumImages data.Count)
+        let realA, realB = reals data position.Level n streams.MetricReals
+        use realA = realA
+        use realB = realB.Value
+        use z = Sampling.latents generator.Config.LatentSize streams.MetricLatents n
+        use fakes = (Sampling.at generator position z device).cpu()
+        let fake = SlicedWasserstein.compute fakes realA (int streams.Weights)
+        let floor = SlicedWasserstein.compute realB realA (int streams.Weights)
+        { ImagesShown = position.ImagesShown; Resolution = position.Resolution; Images = n
           Levels = fake.Resolutions; FakeVsReal = fake.PerLevel; FakeVsRealAverage = fake.Average
           RealVsReal = floor.PerLevel; RealVsRealAverage = floor.Average }
 
-    /// Writes the result as swd.json in the run folder.
-    let save (runFolder: string) (result: EvaluationResult) =
-        File.WriteAllText(Path.Combine(runFolder, "swd.json"), JsonSerializer.Serialize(result, JsonSerializerOptions(WriteIndented = true)))
+    /// Writes the result as JSON (atomically).
+    let save (path: string) (result: EvaluationResult) =
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, JsonSerializerOptions(WriteIndented = true)))
 
     /// The result as a small table.
     let format (r: EvaluationResult) =

@@ -4,9 +4,12 @@ open System
 open System.IO
 open System.Security.Cryptography
 open System.Text
+open System.Text.Json
+open System.Threading
 open System.Threading.Tasks
 open StbImageSharp
 open TorchSharp
+open ProGan.Keras.IO
 
 /// A file that could not be used, and why.
 type SkippedImage = { Path: string; Reason: string }
@@ -18,67 +21,91 @@ type FolderLoad =
       /// True when the prepared pyramid came from the on-disk cache.
       FromCache: bool }
 
+/// The files below a data folder: the images to read, and how many others were passed over by extension.
+type FolderListing =
+    { Images: string list
+      /// Extension → count, for files with an image-like extension this library cannot read (webp, tiff, svg, …).
+      Unsupported: (string * int) list }
+
+/// The data cannot be used: the message is one line that names the folder and says what to do.
+exception DataException of string
+    with override this.Message = this.Data0
+
 /// Reads a folder of images into a training pyramid (reference `dataset_tool.py create_from_images`, with the
-/// decoding done by StbImageSharp): RGBA is composited onto a background colour, grayscale becomes RGB, non-square
-/// images are centre-cropped, then box-filtered to the target resolution; every level of detail follows by 2×2
-/// averaging. The prepared pyramid is cached on disk, keyed by the file list, sizes and dates.
+/// decoding done by StbImageSharp): RGBA is composited onto black, grayscale becomes RGB, non-square images are
+/// centre-cropped, then box-filtered to the target resolution; every level of detail follows by 2×2 averaging. The
+/// prepared pyramid is cached on disk, keyed by the file list, sizes and dates, and checked by its SHA-256 on load.
 module ImageFolder =
 
     /// File extensions read (case-insensitive).
     let extensions = set [ ".png"; ".jpg"; ".jpeg"; ".bmp"; ".gif"; ".tga" ]
 
+    /// Image formats people keep beside those, which are reported rather than passed over in silence.
+    let private otherImageExtensions = set [ ".webp"; ".tif"; ".tiff"; ".svg"; ".heic"; ".heif"; ".avif"; ".psd"; ".jxl"; ".ico"; ".jp2"; ".exr"; ".hdr" ]
+
     /// Images larger than this many pixels are skipped rather than decoded (an 8000×8000 RGBA image alone would take 256 MB).
     let maxPixels = 32L * 1024L * 1024L
 
-    /// The image files below `folder`, recursively, in a stable order. Unreadable folders are passed over, and a
-    /// folder reached again through a symbolic link (a cycle, or a second path to the same images) is read once.
+    /// Files larger than this are skipped unread (a compressed image of 32 M pixels is far smaller).
+    let maxFileBytes = 512L * 1024L * 1024L
+
+    /// The image files below `folder`, recursively, in a stable order. Unreadable folders are passed over, a folder
+    /// reached again through a symbolic link (a cycle, or a second path to the same images) is read once, and run
+    /// folders are left out: a run's own samples never become its training data.
     let files (folder: string) =
         let visited = Collections.Generic.HashSet<string>()
+        let unsupported = Collections.Generic.Dictionary<string, int>()
         let realPath (dir: DirectoryInfo) =
             match (try dir.ResolveLinkTarget(true) with _ -> null) with
             | null -> dir.FullName
             | target -> target.FullName
         let rec walk (dir: DirectoryInfo) =
             seq {
-                if visited.Add(Path.TrimEndingDirectorySeparator(realPath dir)) then
+                if visited.Add(Path.TrimEndingDirectorySeparator(realPath dir)) && not (RunFolder.isRunFolder dir.FullName) then
                     let entries = try dir.GetFileSystemInfos() with :? IOException | :? UnauthorizedAccessException -> [||]
                     for entry in entries do
+                        let extension = entry.Extension.ToLowerInvariant()
                         match entry with
                         | :? DirectoryInfo as sub -> yield! walk sub
-                        | file when extensions.Contains(file.Extension.ToLowerInvariant()) -> yield file.FullName
+                        | file when extensions.Contains extension -> yield file.FullName
+                        | _ when otherImageExtensions.Contains extension ->
+                            unsupported[extension] <- (match unsupported.TryGetValue extension with | true, n -> n + 1 | _ -> 1)
                         | _ -> ()
             }
-        walk (DirectoryInfo folder)
-        |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b))
-        |> List.ofSeq
+        let images = walk (DirectoryInfo folder) |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b)) |> List.ofSeq
+        { Images = images; Unsupported = [ for kv in unsupported |> Seq.sortBy (fun kv -> kv.Key) -> kv.Key, kv.Value ] }
 
     /// Decodes one file to RGBA bytes, or says why it cannot be used.
     let decode (path: string) : Result<ImageResult, string> =
         try
-            let info = FileInfo path
-            if info.Length = 0L then Error "empty file"
-            else
+            match FileKind.at path with
+            | Missing -> Error "vanished while reading"
+            | Folder -> Error "a folder"
+            | Special what -> Error(sprintf "%s, not a regular file" what)
+            | Regular 0L -> Error "empty file"
+            | Regular length when length > maxFileBytes -> Error(sprintf "too large a file (%d MB)" (length >>> 20))
+            | Regular _ ->
                 let bytes = File.ReadAllBytes path
                 match ImageInfo.FromStream(new MemoryStream(bytes)) |> Option.ofNullable with
                 | None -> Error "not a readable image"
-                | Some header when int64 header.Width * int64 header.Height > maxPixels ->
-                    Error(sprintf "too large (%d×%d pixels; at most %d)" header.Width header.Height maxPixels)
-                | Some header when header.Width < 1 || header.Height < 1 -> Error "no pixels"
+                // BMP stores top-down images with a negative height; the size is its magnitude.
+                | Some header when int64 (abs header.Width) * int64 (abs header.Height) > maxPixels ->
+                    Error(sprintf "too large (%d×%d pixels; at most %d)" (abs header.Width) (abs header.Height) maxPixels)
+                | Some header when header.Width = 0 || header.Height = 0 -> Error "no pixels"
                 | Some _ ->
                     let image = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlueAlpha)
-                    if isNull image || isNull image.Data || image.Data.Length < image.Width * image.Height * 4 then Error "truncated image"
+                    if isNull image || isNull image.Data || image.Width < 1 || image.Height < 1 || image.Data.Length < image.Width * image.Height * 4 then
+                        Error "truncated image"
                     else Ok image
         with e -> Error(sprintf "unreadable (%s)" (e.Message.Split('\n')[0]))
 
-    /// One decoded image as float RGB [3, r, r] in [0, 255]: composited onto `background`, centre-cropped, resized.
-    let prepare (resolution: int) (background: float32 * float32 * float32) (image: ImageResult) =
+    /// One decoded image as float RGB [3, r, r] in [0, 255]: composited onto black, centre-cropped, resized.
+    let prepare (resolution: int) (image: ImageResult) =
         use scope = torch.NewDisposeScope()
         let h, w = int64 image.Height, int64 image.Width
         let rgba = (bytesTensor image.Data [| h; w; 4L |]).permute(2L, 0L, 1L).to_type(torch.ScalarType.Float32)
-        let r, g, b = background
-        let bg = torch.tensor([| r; g; b |]).view(3L, 1L, 1L).mul_(scalar 255.0)
         let alpha = rgba.narrow(0L, 3L, 1L).div(scalar 255.0)
-        let rgb = torch.lerp(bg.expand(3L, h, w), rgba.narrow(0L, 0L, 3L), alpha)
+        let rgb = rgba.narrow(0L, 0L, 3L) * alpha
         let side = min h w
         let square = rgb.narrow(1L, (h - side) / 2L, side).narrow(2L, (w - side) / 2L, side).unsqueeze(0L)
         let sized =
@@ -86,13 +113,14 @@ module ImageFolder =
             else torch.nn.functional.interpolate(square, size = [| int64 resolution; int64 resolution |], mode = torch.InterpolationMode.Bilinear, align_corners = false)
         sized.squeeze(0L).clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
-    /// The cache key: every file's path, size and date, the resolution and the background.
-    let cacheKey (folder: string) (resolution: int) (background: float32 * float32 * float32) (paths: string list) =
+    /// The cache key: every file's path, size and date, and the resolution.
+    let cacheKey (folder: string) (resolution: int) (paths: string list) =
         let text = StringBuilder()
-        text.Append(sprintf "v1|%d|%A|" resolution background) |> ignore
+        text.Append(sprintf "v2|%d|" resolution) |> ignore
         for p in paths do
             let info = FileInfo p
-            text.Append(Path.GetRelativePath(folder, p)).Append('|').Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks).Append('\n') |> ignore
+            let length, written = (try info.Length, info.LastWriteTimeUtc.Ticks with _ -> -1L, 0L)
+            text.Append(Path.GetRelativePath(folder, p)).Append('|').Append(length).Append('|').Append(written).Append('\n') |> ignore
         let digest = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))
         digest.Substring(0, 24).ToLowerInvariant()
 
@@ -105,61 +133,78 @@ module ImageFolder =
             Path.Combine(root, "progan-keras", "data")
         | folder -> folder
 
+    /// Decodes and prepares `paths` in parallel, a chunk at a time, so that memory stays bounded by one chunk of
+    /// full-size images; `cancel` is honoured between chunks.
+    let private decodeAll (paths: string[]) (resolution: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let skipped = Collections.Concurrent.ConcurrentBag<SkippedImage>()
+        let prepared = Array.zeroCreate<torch.Tensor> paths.Length
+        let mutable finished = 0
+        for chunk in Array.chunkBySize 64 [| 0 .. paths.Length - 1 |] do
+            cancel.ThrowIfCancellationRequested()
+            let decoded = Array.zeroCreate chunk.Length
+            Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode paths[chunk[i]]) |> ignore
+            for i in 0 .. chunk.Length - 1 do
+                match decoded[i] with
+                | Ok image ->
+                    // Stored as bytes at once: a float copy of every image would take 4× the memory until the end.
+                    use asFloat = prepare resolution image
+                    prepared[chunk[i]] <- asFloat.round().to_type(torch.ScalarType.Byte)
+                | Error reason -> skipped.Add { Path = paths[chunk[i]]; Reason = reason }
+            finished <- finished + chunk.Length
+            report (Preparing(finished, paths.Length))
+        prepared |> Array.filter (isNull >> not), skipped |> Seq.sortBy (fun s -> s.Path) |> List.ofSeq
+
     /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch).
-    /// `progress` is told (done, total) while decoding.
-    let load (folder: string) (resolution: int) (background: float32 * float32 * float32) (minimum: int) (progress: int -> int -> unit) =
-        if not (Directory.Exists folder) then
-            invalidArg "data" (sprintf "The data folder '%s' does not exist; pass --data with a folder of png/jpg/bmp/gif/tga images." folder)
-        let paths = files folder
-        let key = cacheKey folder resolution background paths
+    let load (folder: string) (resolution: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        match FileKind.at folder with
+        | Folder -> ()
+        | Missing -> raise (DataException(sprintf "--data: the folder '%s' does not exist; pass a folder of png/jpg/bmp/gif/tga images." folder))
+        | _ -> raise (DataException(sprintf "--data: '%s' is a file, not a folder; pass the folder that holds the images." folder))
+        let listing = files folder
+        let need = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution
+        if need > MemoryEstimate.available () then
+            raise (ResourceException(
+                    sprintf "The %d images of '%s' at %d² take %.1f GiB as a training pyramid, more than the %.1f GiB of memory available; train at a lower --resolution or on fewer images."
+                        listing.Images.Length folder resolution (float need / float (1L <<< 30)) (float (MemoryEstimate.available ()) / float (1L <<< 30))))
+        if not listing.Unsupported.IsEmpty then
+            let counts = listing.Unsupported |> List.map (fun (e, n) -> sprintf "%d %s" n e)
+            report (Warning(sprintf "Ignored %s file(s) in '%s': this library reads %s. Convert them to PNG to use them."
+                                (String.Join(", ", counts)) folder (String.Join(", ", extensions))))
+        let key = cacheKey folder resolution listing.Images
         let cachePath = Path.Combine(cacheFolder (), key + ".bin")
-        let skippedPath = cachePath + ".skipped"
+        let skippedPath = Path.Combine(cacheFolder (), key + ".skipped.json")
         let fail count =
-            invalidArg "data"
-                (sprintf "The data folder '%s' has %d usable image(s); training needs at least %d (one minibatch). Readable formats: %s."
-                    folder count minimum (String.Join(", ", extensions)))
-        match ImagePyramid.tryLoad cachePath with
+            raise (DataException(
+                    sprintf "The data folder '%s' has %d usable image(s); training needs at least %d (one minibatch). Readable formats: %s."
+                        folder count minimum (String.Join(", ", extensions))))
+        let cached =
+            match ImagePyramid.tryLoad cachePath with
+            | Ok pyramid -> Some pyramid
+            | Error NotCached -> None
+            | Error(Damaged reason) ->
+                report (Warning(sprintf "The prepared-data cache '%s' is damaged (%s); preparing the images again." cachePath reason))
+                None
+        match cached with
         | Some pyramid ->
             let skipped =
-                if File.Exists skippedPath then
-                    File.ReadAllLines skippedPath |> Array.map (fun l -> let i = l.IndexOf('\t') in { Path = l[.. i - 1]; Reason = l[i + 1 ..] }) |> List.ofArray
-                else []
+                try JsonSerializer.Deserialize<SkippedImage list>(File.ReadAllText skippedPath) |> Option.ofObj |> Option.defaultValue []
+                with _ -> []
             if pyramid.Count < minimum then fail pyramid.Count
             { Pyramid = pyramid; Skipped = skipped; FromCache = true }
         | None ->
-            let skipped = Collections.Concurrent.ConcurrentBag<SkippedImage>()
-            let prepared = Array.zeroCreate<torch.Tensor> paths.Length
-            let pathArray = Array.ofList paths
-            let mutable done' = 0
-            // Decode in chunks so memory stays bounded by one chunk of full-size images.
-            for chunk in Array.chunkBySize 64 [| 0 .. pathArray.Length - 1 |] do
-                let decoded = Array.zeroCreate chunk.Length
-                Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode pathArray[chunk[i]]) |> ignore
-                for i in 0 .. chunk.Length - 1 do
-                    match decoded[i] with
-                    | Ok image ->
-                        // Stored as bytes at once: a float copy of every image would take 4× the memory until the end.
-                        use asFloat = prepare resolution background image
-                        prepared[chunk[i]] <- asFloat.round().to_type(torch.ScalarType.Byte)
-                    | Error reason -> skipped.Add { Path = pathArray[chunk[i]]; Reason = reason }
-                done' <- done' + chunk.Length
-                progress done' pathArray.Length
-            let usable = prepared |> Array.filter (isNull >> not)
-            if usable.Length < minimum then fail usable.Length
+            let usable, skipped = decodeAll (Array.ofList listing.Images) resolution report cancel
+            if usable.Length < minimum then
+                for t in usable do t.Dispose()
+                fail usable.Length
             use stacked = torch.stack(usable)
             for t in usable do t.Dispose()
             let pyramid = ImagePyramid.fromBytes folder stacked
-            let skippedList = skipped |> Seq.sortBy (fun s -> s.Path) |> List.ofSeq
             try
                 ImagePyramid.save cachePath pyramid
-                File.WriteAllLines(skippedPath, skippedList |> List.map (fun s -> s.Path + "\t" + s.Reason))
-            with _ -> () // a cache that cannot be written (full disk, read-only, …) only costs time
-            // Reload from the bytes written, so a cached and a fresh run see exactly the same data.
-            let pyramid =
-                match ImagePyramid.tryLoad cachePath with
-                | Some fromDisk -> (pyramid :> IDisposable).Dispose(); fromDisk
-                | None -> pyramid
-            { Pyramid = pyramid; Skipped = skippedList; FromCache = false }
+                AtomicFile.WriteAllText(skippedPath, JsonSerializer.Serialize skipped)
+            with :? IOException | :? UnauthorizedAccessException as e ->
+                report (Warning(sprintf "Could not cache the prepared images in '%s' (%s); the next run prepares them again." (cacheFolder ()) (e.Message.Split('\n')[0])))
+            { Pyramid = pyramid; Skipped = skipped; FromCache = false }
 
     /// One warning line for the skipped files: the count and the first few paths with reasons.
     let summarize (skipped: SkippedImage list) =

@@ -1,9 +1,9 @@
 namespace ProGan.Training
 
 open System
-open System.IO
 open StbImageWriteSharp
 open TorchSharp
+open ProGan.Keras.IO
 
 /// Writing images in [−1, 1] (NCHW) as PNG files: one image, or a grid of many.
 module ImageGrid =
@@ -11,7 +11,6 @@ module ImageGrid =
     /// Arranges N images into a grid with `columns` columns and a 1-pixel gap, each image enlarged by nearest
     /// neighbour to at least `minCell` pixels so that low resolutions stay visible. Returns bytes [H, W, 3].
     let compose (images: torch.Tensor) (columns: int) (minCell: int) =
-        ensureTorch ()
         use scope = torch.NewDisposeScope()
         let n, r = int images.shape[0], int images.shape[2]
         let scale = max 1 ((minCell + r - 1) / r)
@@ -29,16 +28,11 @@ module ImageGrid =
             canvas.narrow(0L, int64 top, int64 cell).narrow(1L, int64 left, int64 cell).copy_(pixels[int64 i].permute(1L, 2L, 0L)) |> ignore
         canvas.MoveToOuterDisposeScope()
 
-    /// Writes bytes [H, W, 3] as a PNG, atomically (temporary file, then rename).
+    /// Writes bytes [H, W, 3] as a PNG, atomically.
     let writePng (path: string) (rgb: torch.Tensor) =
         let h, w = int rgb.shape[0], int rgb.shape[1]
         let data = rgb.contiguous().data<byte>().ToArray()
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
-        let temp = path + ".tmp"
-        do
-            use stream = File.Create temp
-            ImageWriter().WritePng(data, w, h, ColorComponents.RedGreenBlue, stream)
-        File.Move(temp, path, true)
+        AtomicFile.Write(path, fun stream -> ImageWriter().WritePng(data, w, h, ColorComponents.RedGreenBlue, stream))
 
     /// Writes N images in [−1, 1] as one grid PNG, about square.
     let save (path: string) (images: torch.Tensor) =

@@ -1,6 +1,7 @@
 namespace ProGan.Training
 
 open TorchSharp
+open ProGan.Keras.Layers
 
 /// The discriminator loss and its named terms, each a scalar tensor.
 type DiscriminatorLoss =
@@ -17,35 +18,31 @@ type DiscriminatorLoss =
 /// (Karras et al. 2018, Appendix A.1; Gulrajani et al. 2017). Pure functions of the networks and the minibatch.
 module Losses =
 
+    /// D(reals) and D(fakes) from one forward pass over both, equal to two separate passes: the minibatch-stddev
+    /// layer's groups are kept apart by laying the two batches out group by group (`MinibatchStdev.JoinGroupwise`).
+    /// Falls back to two passes when the batch is not a multiple of the group size, where joining would change it.
+    let scoreTogether (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor) (groupSize: int) =
+        if MinibatchStdev.CanJoinGroupwise(reals.shape[0], groupSize) then
+            use joined = MinibatchStdev.JoinGroupwise(reals, fakes, groupSize)
+            use scores = d.call joined
+            let struct (realScores, fakeScores) = MinibatchStdev.SplitGroupwise(scores, groupSize)
+            realScores, fakeScores
+        else d.call reals, d.call fakes
+
     /// D's loss: D(fake) − D(real) + λ·(‖∇D(x̂)‖₂ − γ)²/γ² + ε_drift·D(real)², averaged over the minibatch, where
     /// x̂ = lerp(real, fake, u) with one u ~ U(0, 1) per sample (`mix`) and the norm is over C, H, W of each sample.
-    /// D(reals) and D(fakes) from one forward pass over both, equal to two separate passes. The minibatch-stddev layer
-    /// puts sample n of N into group n mod (N/G); laying the reals' and the fakes' [G, N/G] blocks side by side keeps
-    /// every group of the 2N batch all-real or all-fake, with the same members as before. Falls back to two passes
-    /// when N < G, where the group size itself would change.
-    let scoreTogether (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor) (groupSize: int) =
-        let n = reals.shape[0]
-        if n < int64 groupSize || n % int64 groupSize <> 0L then d.call reals, d.call fakes
-        else
-            let g = int64 groupSize
-            let m = n / g
-            let inner = reals.shape[1..]
-            let blocks (x: torch.Tensor) = x.reshape(Array.append [| g; m |] inner)
-            let both = torch.cat([| blocks reals; blocks fakes |], 1L).reshape(Array.append [| 2L * n |] inner)
-            let scores = (d.call both).reshape(g, 2L * m, -1L)
-            scores.narrow(1L, 0L, m).reshape(n, -1L), scores.narrow(1L, m, m).reshape(n, -1L)
-
     let discriminator (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor) (mix: torch.Tensor)
-                      (lambda: float) (gamma: float) (epsilonDrift: float) (groupSize: int) =
+                      (weights: LossWeights) (groupSize: int) =
         let realScores, fakeScores = scoreTogether d reals (fakes.detach()) groupSize
         let mixed = torch.lerp(reals.detach(), fakes.detach(), mix).requires_grad_(true)
         let mixedScores = d.call mixed
         let gradient =
             torch.autograd.grad([| mixedScores.sum() |], [| mixed |], retain_graph = true, create_graph = true)[0]
         let norms = gradient.flatten(1L).square().sum([| 1L |]).sqrt()
-        let penalty = (norms - gamma).square()
+        let penalty = (norms - weights.Gamma).square()
         let drift = realScores.square()
-        let perSample = fakeScores - realScores + penalty.unsqueeze(1L) * (lambda / (gamma * gamma)) + drift * epsilonDrift
+        let perSample =
+            fakeScores - realScores + penalty.unsqueeze(1L) * (weights.Lambda / (weights.Gamma * weights.Gamma)) + drift * weights.EpsilonDrift
         { Total = perSample.mean()
           Wasserstein = (fakeScores - realScores).mean()
           GradientPenalty = penalty.mean()

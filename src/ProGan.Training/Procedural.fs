@@ -1,6 +1,5 @@
 namespace ProGan.Training
 
-open System
 open TorchSharp
 
 /// The embedded default data: a deterministic, seeded set of pictures with structure at three scales — a two-colour
@@ -8,45 +7,88 @@ open TorchSharp
 /// each level of progressive growing has something new to learn, with no file and no network.
 module Procedural =
 
-    /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
-    let render (count: int) (resolution: int) (seed: int) =
-        ensureTorch ()
-        use scope = torch.NewDisposeScope()
+    /// Images rendered at once: bounds the memory of the 2× supersampled float canvas (256 images at 256² take 800 MB).
+    let private chunk = 256
+
+    /// What one shape of every image looks like, drawn for all images before any pixel is rendered, so that the
+    /// images do not depend on how many are rendered at once.
+    type private Shape =
+        { Cx: torch.Tensor; Cy: torch.Tensor; Radius: torch.Tensor; IsDisc: torch.Tensor; Present: torch.Tensor
+          Frequency: torch.Tensor; Colour: torch.Tensor }
+
+    /// Everything random about `count` images: the sky, and three shapes each.
+    type private Scene =
+        { Count: int64; Tilt: torch.Tensor; SkyLow: torch.Tensor; SkyHigh: torch.Tensor; Shapes: Shape list }
+
+    let private draw (count: int) (seed: int) =
         use g = new torch.Generator(uint64 seed)
         let n = int64 count
-        let uniform (shape: int64[]) lo hi = torch.rand(shape, generator = g).mul_(scalar (hi - lo)).add_(scalar (lo))
-        // Supersample 2× in each direction and average down: smooth, anti-aliased edges at every resolution.
-        let size = int64 (2 * resolution)
-        let axis = torch.linspace(-1.0, 1.0, size)
-        let y = axis.view(1L, 1L, size, 1L)
-        let x = axis.view(1L, 1L, 1L, size)
+        let column () = [| n; 1L; 1L; 1L |]
+        let uniform lo hi = torch.rand(column (), generator = g).mul_(scalar (hi - lo)).add_(scalar lo)
         let palette =
             (torch.tensor
                 [| 0.90f; 0.20f; 0.20f;  0.20f; 0.60f; 0.90f;  0.95f; 0.80f; 0.20f;  0.25f; 0.75f; 0.35f
                    0.60f; 0.30f; 0.80f;  0.95f; 0.55f; 0.15f;  0.95f; 0.95f; 0.95f;  0.10f; 0.10f; 0.15f |]).view(8L, 3L)
         let pick () = palette.index_select(0L, torch.randint(8L, [| n |], generator = g)).view(n, 3L, 1L, 1L)
         // Coarse: a vertical gradient between two colours, tilted a little.
-        let tilt = uniform [| n; 1L; 1L; 1L |] -0.5 0.5
-        let t = (y + tilt * x).add_(scalar 1.0).div_(scalar 2.0).clamp_(scalar 0.0, scalar 1.0)
-        let mutable image = torch.lerp(pick () * 0.6, pick () * 0.6 + 0.2, t)
+        let tilt = uniform -0.5 0.5
+        let skyLow = pick () * 0.6
+        let skyHigh = pick () * 0.6 + 0.2
         // Middle and fine: shapes with stripes.
-        for _ in 1..3 do
-            let cx, cy = uniform [| n; 1L; 1L; 1L |] -0.6 0.6, uniform [| n; 1L; 1L; 1L |] -0.6 0.6
-            let radius = uniform [| n; 1L; 1L; 1L |] 0.18 0.42
-            let isDisc = torch.rand([| n; 1L; 1L; 1L |], generator = g).lt(scalar 0.5)
-            let dx, dy = x - cx, y - cy
+        let shapes =
+            [ for _ in 1..3 ->
+                let cx = uniform -0.6 0.6
+                let cy = uniform -0.6 0.6
+                let radius = uniform 0.18 0.42
+                let isDisc = torch.rand(column (), generator = g).lt(scalar 0.5)
+                let present = torch.rand(column (), generator = g).lt(scalar 0.85)
+                let frequency = uniform 12.0 24.0
+                { Cx = cx; Cy = cy; Radius = radius; IsDisc = isDisc; Present = present; Frequency = frequency; Colour = pick () } ]
+        { Count = n; Tilt = tilt; SkyLow = skyLow; SkyHigh = skyHigh; Shapes = shapes }
+
+    /// Images `start` … `start + count − 1` of a scene at `resolution` (float in [0, 255], NCHW).
+    let private paint (scene: Scene) (resolution: int) (start: int64) (count: int64) =
+        use scope = torch.NewDisposeScope()
+        // Supersample 2× in each direction and average down: smooth, anti-aliased edges at every resolution.
+        let size = int64 (2 * resolution)
+        let axis = torch.linspace(-1.0, 1.0, size)
+        let y = axis.view(1L, 1L, size, 1L)
+        let x = axis.view(1L, 1L, 1L, size)
+        let part (t: torch.Tensor) = t.narrow(0L, start, count)
+        let t = (y + part scene.Tilt * x).add_(scalar 1.0).div_(scalar 2.0).clamp_(scalar 0.0, scalar 1.0)
+        let mutable image = torch.lerp(part scene.SkyLow, part scene.SkyHigh, t)
+        for s in scene.Shapes do
+            let dx, dy = x - part s.Cx, y - part s.Cy
             let disc = (dx.square() + dy.square()).sqrt()
             let square = torch.maximum(dx.abs(), dy.abs())
-            let inside = torch.where(isDisc, disc, square).lt(radius)
-            let present = torch.rand([| n; 1L; 1L; 1L |], generator = g).lt(scalar 0.85)
-            let frequency = uniform [| n; 1L; 1L; 1L |] 12.0 24.0
-            let stripes = ((dx + dy) * frequency).sin().sign().mul_(scalar 0.12).add_(scalar 0.88)
-            let fill = pick () * stripes
-            image <- torch.where(inside.logical_and(present), fill, image)
-        let result = torch.nn.functional.avg_pool2d(image, [| 2L; 2L |]).mul_(scalar 255.0).clamp_(scalar 0.0, scalar 255.0)
-        result.MoveToOuterDisposeScope()
+            let inside = torch.where(part s.IsDisc, disc, square).lt(part s.Radius)
+            let stripes = ((dx + dy) * part s.Frequency).sin().sign().mul_(scalar 0.12).add_(scalar 0.88)
+            image <- torch.where(inside.logical_and(part s.Present), part s.Colour * stripes, image)
+        torch.nn.functional.avg_pool2d(image, [| 2L; 2L |]).mul_(scalar 255.0).clamp_(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
-    /// The procedural set as a pyramid ready for training.
+    /// Renders the scene a chunk at a time, handing each chunk and its first index to `write`.
+    let private renderInto (count: int) (resolution: int) (seed: int) (write: int64 -> torch.Tensor -> unit) =
+        use scope = torch.NewDisposeScope()
+        let scene = draw count seed
+        for start in 0L .. int64 chunk .. scene.Count - 1L do
+            use images = paint scene resolution start (min (int64 chunk) (scene.Count - start))
+            write start images
+
+    /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
+    let render (count: int) (resolution: int) (seed: int) =
+        let result = torch.empty([| int64 count; 3L; int64 resolution; int64 resolution |])
+        renderInto count resolution seed (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images) |> ignore)
+        result
+
+    /// The procedural set as a pyramid ready for training, built a chunk at a time so that only the bytes of the
+    /// whole set are ever held.
     let pyramid (count: int) (resolution: int) (seed: int) =
-        use images = render count resolution seed
-        ImagePyramid.fromFloat (sprintf "procedural shapes (%d images, seed %d)" count seed) images
+        let name = sprintf "procedural shapes (%d images, seed %d)" count seed
+        let levels =
+            [| for r in Seq.unfold (fun r -> if r <= resolution then Some(r, 2 * r) else None) 4 ->
+                 torch.empty([| int64 count; 3L; int64 r; int64 r |], dtype = torch.ScalarType.Byte) |]
+        renderInto count resolution seed (fun start images ->
+            use part = ImagePyramid.fromFloat name images
+            for level, target in Array.indexed levels do
+                target.narrow(0L, start, images.shape[0]).copy_(part.Levels[level]) |> ignore)
+        new ImagePyramid(name, levels)

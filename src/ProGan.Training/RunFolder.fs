@@ -1,116 +1,198 @@
 namespace ProGan.Training
 
 open System
-open System.Globalization
 open System.IO
 open System.Text.Json
+open System.Text.RegularExpressions
+open ProGan.Keras.IO
 
-/// One row of log.csv.
-type LogRow =
-    { ImagesShown: int64
-      Resolution: int
-      Phase: string
-      Alpha: float
-      DLoss: float
-      GLoss: float
-      GradientPenalty: float
-      ImagesPerSecond: float
-      WallSeconds: float
-      /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.
-      Swd: float }
+/// What `run.json` says of its folder: that ProGan.Keras made it, in which format, and which images it trains on.
+[<CLIMutable>]
+type RunManifest =
+    { /// Always `progan-keras-run`.
+      Format: string
+      /// The run-folder format; a folder of another version is refused, never misread.
+      Version: int
+      /// The library version that created the run.
+      CreatedBy: string
+      CreatedUtc: DateTime
+      /// Images in the prepared training data (0 until the data is first prepared).
+      DataImages: int
+      /// SHA-256 of the prepared training images (`ImagePyramid.ContentHash`); resuming on other images is refused.
+      DataSha256: string }
 
-/// The files of one run folder: config.json, log.csv, loss.png, sample grids and checkpoints.
+/// A folder given as a run folder cannot be one: the message is one line that names it and says what to do.
+exception RunFolderException of string
+    with override this.Message = this.Data0
+
+/// The files of one training run. Every name a run writes is made here, and nowhere else.
+type RunFolder(path: string) =
+    let file (name: string) = Path.Combine(path, name)
+
+    /// The folder.
+    member _.Path = path
+    /// `run.json`: marks the folder as a run of this library (see `RunManifest`).
+    member _.Manifest = file "run.json"
+    /// `config.json`: the `TrainingConfig` the run trains with.
+    member _.Config = file "config.json"
+    /// `log.csv`: one row every `LogImages` (see `RunLog`).
+    member _.Log = file "log.csv"
+    /// `loss.png`: the loss curves, redrawn every tick.
+    member _.LossChart = file "loss.png"
+    /// `reals.png`: a grid of training images.
+    member _.Reals = file "reals.png"
+    /// The sample grid of the tick at `shown` images.
+    member _.TickGrid(shown: int64) = file (sprintf "fakes-%09d.png" shown)
+    /// The sample grid at the end of the phase that `position` was in.
+    member _.PhaseGrid(position: SchedulePosition) =
+        file (sprintf "phase-%03d-%dx%d-%O.png" position.PhaseIndex position.Resolution position.Resolution position.Phase)
+    /// `final.png`: samples at the end of the schedule.
+    member _.Final = file "final.png"
+    /// The checkpoint after `shown` images (names sort by images shown).
+    member _.Checkpoint(shown: int64) = file (sprintf "checkpoint-%012d.ckpt" shown)
+    /// Where a damaged checkpoint is set aside.
+    member _.SetAside(checkpoint: string) = checkpoint + ".bad"
+    /// `run.lock`: held with an exclusive OS lock by the process training in the folder.
+    member _.Lock = file "run.lock"
+    /// Who holds the lock (the locked file itself cannot be read by others).
+    member _.LockHolder = file "run.lock.holder"
+    /// `swd.json`: the latest `evaluate.fsx` result.
+    member _.Swd = file "swd.json"
+    /// `generated/`: `generate.fsx`'s default output folder.
+    member _.Generated = file "generated"
+
+    /// The checkpoints, newest first (regular files only: a FIFO under a checkpoint's name would block a reader).
+    member _.Checkpoints() =
+        if Directory.Exists path then
+            Directory.GetFiles(path, "checkpoint-*.ckpt") |> Array.filter FileKind.isRegular |> Array.sortDescending |> List.ofArray
+        else []
+
 module RunFolder =
 
-    let configFile folder = Path.Combine(folder, "config.json")
-    let logFile folder = Path.Combine(folder, "log.csv")
-    let plotFile folder = Path.Combine(folder, "loss.png")
+    /// The `Format` of every manifest.
+    let format = "progan-keras-run"
+
+    /// The run-folder format this version writes and reads.
+    let version = 1
+
+    /// Names of the files a run writes (so its sweep of stray temporary files touches nothing else).
+    let private ownName =
+        Regex(@"^(run\.json|config\.json|log\.csv|loss\.png|reals\.png|final\.png|swd\.json|run\.lock\.holder|fakes-\d{9}\.png|phase-\d{3}-\d+x\d+-(stabilise|fade-in)\.png|checkpoint-\d{12}\.ckpt)$")
+
+    /// Whether `name` is a file name a run writes.
+    let isOwnName (name: string) = ownName.IsMatch name
 
     let private json = JsonSerializerOptions(WriteIndented = true)
 
+    /// Whether `path` is marked as a run folder (cheap: used to keep run folders out of a data walk).
+    let isRunFolder (path: string) = File.Exists(RunFolder(path).Manifest)
+
+    let private fail format = Printf.kprintf (RunFolderException >> raise) format
+
+    /// Reads `run.json`; a foreign or other-version manifest is refused with the reason.
+    let readManifest (folder: RunFolder) =
+        let manifest =
+            try JsonSerializer.Deserialize<RunManifest>(File.ReadAllText folder.Manifest)
+            with :? JsonException | :? IOException | :? UnauthorizedAccessException as e ->
+                fail "'%s' is not readable (%s); it marks '%s' as a run folder." folder.Manifest (e.Message.Split('\n')[0]) folder.Path
+        if isNull (box manifest) || manifest.Format <> format then
+            fail "'%s' is not a ProGan.Keras run manifest; '%s' is not a run folder of this library." folder.Manifest folder.Path
+        if manifest.Version <> version then
+            fail "'%s' is a run of format %d (%s); this version (%s) reads format %d only. Use the version that made it, or start a new run."
+                folder.Path manifest.Version manifest.CreatedBy About.version version
+        manifest
+
+    /// Writes `run.json` (atomically).
+    let writeManifest (folder: RunFolder) (manifest: RunManifest) =
+        AtomicFile.WriteAllText(folder.Manifest, JsonSerializer.Serialize(manifest, json))
+
+    /// A fresh run folder at `path`, which must not exist or be an empty folder: training never writes into a folder
+    /// that holds anything else, so nothing of a user's is overwritten or swept. Returns the folder and whether it was
+    /// created here (so a start that fails can remove it again).
+    let create (path: string) =
+        if String.IsNullOrWhiteSpace path then fail "--out needs a folder name."
+        let full = Path.GetFullPath path
+        match FileKind.at full with
+        | Regular _ | Special _ -> fail "--out: '%s' is a file, not a folder; pass a new or empty folder." path
+        | Folder when isRunFolder full ->
+            fail "--out: '%s' already holds a run; continue it with --resume %s, or choose another folder." path path
+        | Folder when Directory.EnumerateFileSystemEntries(full).GetEnumerator().MoveNext() ->
+            fail "--out: '%s' is not empty and is not a run folder; training writes only into a new or empty folder, so that nothing in it is overwritten. Choose another folder." path
+        | Folder -> RunFolder(full), false
+        | Missing ->
+            try
+                Directory.CreateDirectory full |> ignore
+                RunFolder(full), true
+            with :? IOException | :? UnauthorizedAccessException as e ->
+                fail "--out: cannot create the folder '%s': %s" path (e.Message.Split('\n')[0])
+
+    /// An existing run folder at `path`, checked to be one of this version's.
+    let openExisting (path: string) =
+        if String.IsNullOrWhiteSpace path then fail "--resume needs a run folder."
+        let full = Path.GetFullPath path
+        match FileKind.at full with
+        | Missing -> fail "--resume: the run folder '%s' does not exist." path
+        | Regular _ | Special _ -> fail "--resume: '%s' is a file; pass the run folder that training wrote (--out)." path
+        | Folder when not (isRunFolder full) ->
+            fail "--resume: '%s' is not a run folder (it has no run.json); pass the folder that training wrote (--out)." path
+        | Folder ->
+            let folder = RunFolder(full)
+            readManifest folder |> ignore
+            folder
+
+    /// Removes the temporary files a process killed mid-write left behind: only `*.tmp` of names a run writes.
+    let sweep (folder: RunFolder) =
+        for stale in Directory.GetFiles(folder.Path, "*" + AtomicFile.TemporarySuffix) do
+            let name = Path.GetFileName stale
+            if isOwnName (name.Substring(0, name.Length - AtomicFile.TemporarySuffix.Length)) && FileKind.isRegular stale then
+                try File.Delete stale with :? IOException | :? UnauthorizedAccessException -> ()
+
+    /// Undoes a start that failed before training began: removes the files a run writes, then the folder if it was
+    /// created for the run and is now empty.
+    let abandon (folder: RunFolder) (created: bool) =
+        for file in Directory.GetFiles folder.Path do
+            let name = Path.GetFileName file
+            if isOwnName name || name = Path.GetFileName folder.Lock then
+                try File.Delete file with :? IOException | :? UnauthorizedAccessException -> ()
+        if created && not (Directory.EnumerateFileSystemEntries(folder.Path).GetEnumerator().MoveNext()) then
+            try Directory.Delete folder.Path with :? IOException | :? UnauthorizedAccessException -> ()
+
     /// Writes config.json (atomically).
-    let writeConfig (folder: string) (config: TrainingConfig) =
-        Directory.CreateDirectory folder |> ignore
-        let temp = configFile folder + ".tmp"
-        File.WriteAllText(temp, JsonSerializer.Serialize(config, json))
-        File.Move(temp, configFile folder, true)
+    let writeConfig (folder: RunFolder) (config: TrainingConfig) =
+        AtomicFile.WriteAllText(folder.Config, JsonSerializer.Serialize(config, json))
 
-    /// Reads config.json of an earlier run.
-    let readConfig (folder: string) =
-        let path = configFile folder
-        if not (File.Exists path) then
-            invalidArg "resume" (sprintf "'%s' is not a run folder: it has no config.json. Pass the folder a training run wrote (--out)." folder)
-        try JsonSerializer.Deserialize<TrainingConfig>(File.ReadAllText path)
-        with :? JsonException as e -> invalidArg "resume" (sprintf "'%s' is not readable: %s" path e.Message)
+    /// The properties a JSON object must have to be read as `t` with nothing left to a default: every field of an F#
+    /// record, every settable property of a C# record, recursively.
+    let rec private missing (t: Type) (element: JsonElement) (prefix: string) =
+        [ for p in t.GetProperties() do
+            if p.CanWrite || Reflection.FSharpType.IsRecord t then
+                match element.TryGetProperty p.Name with
+                | true, value when value.ValueKind = JsonValueKind.Object && (Reflection.FSharpType.IsRecord p.PropertyType || p.PropertyType.Namespace = "ProGan.Keras.Models") ->
+                    yield! missing p.PropertyType value (prefix + p.Name + ".")
+                | true, _ -> ()
+                | false, _ -> yield prefix + p.Name ]
 
-    let private header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3"
-
-    let private format (r: LogRow) =
-        String.Join(",",
-            [| string r.ImagesShown; string r.Resolution; r.Phase
-               r.Alpha.ToString("0.####", CultureInfo.InvariantCulture)
-               r.DLoss.ToString("G6", CultureInfo.InvariantCulture)
-               r.GLoss.ToString("G6", CultureInfo.InvariantCulture)
-               r.GradientPenalty.ToString("G6", CultureInfo.InvariantCulture)
-               r.ImagesPerSecond.ToString("0.##", CultureInfo.InvariantCulture)
-               r.WallSeconds.ToString("0.##", CultureInfo.InvariantCulture)
-               (if Double.IsNaN r.Swd then "" else r.Swd.ToString("0.###", CultureInfo.InvariantCulture)) |])
-
-    /// Appends rows to log.csv, writing the header first into a new file.
-    let appendLog (folder: string) (rows: LogRow list) =
-        let path = logFile folder
-        let fresh = not (File.Exists path)
-        use w = new StreamWriter(path, append = true)
-        if fresh then w.WriteLine header
-        for r in rows do w.WriteLine(format r)
-
-    /// Reads log.csv back (rows after `upTo` images are dropped: they were not checkpointed).
-    let readLog (folder: string) (upTo: int64) =
-        let path = logFile folder
-        if not (File.Exists path) then []
-        else
-            File.ReadAllLines path
-            |> Array.skip 1
-            |> Array.choose (fun line ->
-                match line.Split(',') with
-                | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd |] ->
-                    let f (s: string) = if s = "" then nan else Double.Parse(s, CultureInfo.InvariantCulture)
-                    Some { ImagesShown = int64 shown; Resolution = int res; Phase = phase; Alpha = f alpha; DLoss = f d
-                           GLoss = f g; GradientPenalty = f gp; ImagesPerSecond = f ips; WallSeconds = f wall; Swd = f swd }
-                | _ -> None)
-            |> Array.filter (fun r -> r.ImagesShown <= upTo)
-            |> List.ofArray
-
-    /// Drops the rows of log.csv past `upTo` images (logged after the checkpoint a run goes back to) and returns the
-    /// rows kept.
-    let truncateLog (folder: string) (upTo: int64) =
-        let rows = readLog folder upTo
-        let path = logFile folder
-        if File.Exists path then File.Delete path
-        appendLog folder rows
-        rows
-
-    /// Draws the loss curves (ScottPlot) to loss.png, with dashed lines where the resolution changes.
-    let plot (folder: string) (rows: LogRow list) =
-        if not rows.IsEmpty then
-            use plt = new ScottPlot.Plot()
-            let xs = rows |> List.map (fun r -> float r.ImagesShown) |> Array.ofList
-            let add (label: string) (ys: float[]) =
-                let s = plt.Add.Scatter(xs, ys)
-                s.LegendText <- label
-                s.MarkerSize <- 0.0f
-            add "D loss" (rows |> List.map (fun r -> r.DLoss) |> Array.ofList)
-            add "G loss" (rows |> List.map (fun r -> r.GLoss) |> Array.ofList)
-            add "gradient penalty" (rows |> List.map (fun r -> r.GradientPenalty) |> Array.ofList)
-            for (a, b) in List.pairwise rows do
-                if a.Resolution <> b.Resolution then
-                    let line = plt.Add.VerticalLine(float b.ImagesShown)
-                    line.LinePattern <- ScottPlot.LinePattern.Dashed
-                    line.Text <- sprintf "%d²" b.Resolution
-            plt.Title "ProGAN training losses"
-            plt.XLabel "real images shown"
-            plt.YLabel "loss"
-            plt.ShowLegend() |> ignore
-            let temp = plotFile folder + ".tmp.png"
-            plt.SavePng(temp, 900, 500) |> ignore
-            File.Move(temp, plotFile folder, true)
+    /// Reads config.json: every field must be present and valid; a hand-edited or foreign file is refused with one
+    /// line naming what is wrong, never read with defaults.
+    let readConfig (folder: RunFolder) =
+        let path = folder.Config
+        let problem what = fail "'%s' %s; restore it from a copy, or start a new run." path what
+        let text =
+            match FileKind.at path with
+            | Regular _ -> (try File.ReadAllText path with :? IOException | :? UnauthorizedAccessException as e -> problem (sprintf "cannot be read (%s)" e.Message))
+            | _ -> problem "is missing"
+        let document =
+            try JsonDocument.Parse text
+            with :? JsonException as e -> problem (sprintf "is not valid JSON (%s)" (e.Message.Split('\n')[0]))
+        use document = document
+        if document.RootElement.ValueKind <> JsonValueKind.Object then problem "is not a training configuration (not a JSON object)"
+        match missing typeof<TrainingConfig> document.RootElement "" with
+        | [] -> ()
+        | names -> problem (sprintf "lacks %s" (String.Join(", ", names)))
+        let config =
+            try JsonSerializer.Deserialize<TrainingConfig>(text)
+            with :? JsonException as e -> problem (sprintf "has a value of the wrong type (%s)" (e.Message.Split('\n')[0]))
+        try TrainingConfig.validate config
+        with :? ArgumentException as e ->
+            let line = e.Message.Split('\n')[0]
+            problem (sprintf "has an invalid setting: %s" (line.Split(" (Parameter")[0]))

@@ -9,16 +9,6 @@ open ProGan.Keras.Models
 exception NonFiniteException of images: int64 * what: string
     with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
 
-/// Drawing images from a progressive generator at a schedule position.
-module Sampling =
-
-    /// Images in [−1, 1] from `generator` at `position` (its level, phase and α), without gradients.
-    let at (generator: ProgressiveGenerator) (position: SchedulePosition) (z: torch.Tensor) (device: torch.Device) =
-        generator.SetAlpha position.Alpha
-        use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        generator.Pairs[position.Level].Select(position.Phase = FadeIn).call(z.``to``(device)).MoveToOuterDisposeScope()
-
 /// The numbers of one training step (one D step and one G step), as plain floats.
 type StepResult =
     { DLoss: float
@@ -32,30 +22,26 @@ type StepResult =
 type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     let config = TrainingConfig.validate config
     let arch = config.Architecture
+    let streams = RandomStreams.ofSeed config.Seed
+    let weights = TrainingConfig.lossWeights config
     do
-        ensureTorch ()
         // On the CPU every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 %
         // of a 64² step's CPU time spent in page faults; see HostAllocator).
         if device.``type`` = DeviceType.CPU then ProGan.Keras.Backend.HostAllocator.RetainFreedMemory() |> ignore
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
         if config.Threads > 0 then torch.set_num_threads config.Threads
-        torch.manual_seed (int64 config.Seed) |> ignore
+        torch.manual_seed streams.Weights |> ignore
 
     let generator = new ProgressiveGenerator(arch, device)
     let discriminator = new ProgressiveDiscriminator(arch, device)
     let ema = new ProgressiveGenerator(arch, device)
-    do
-        use _ = torch.no_grad()
-        for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
-            e.copy_(p) |> ignore
-            e.requires_grad <- false
+    do Ema.start ema generator
 
     let mutable learningRate = config.LearningRate
 
     let adam (m: torch.nn.Module) =
         torch.optim.Adam(m.parameters(), learningRate, config.Beta1, config.Beta2, config.AdamEpsilon)
-
 
     let state =
         { Generator = generator
@@ -63,39 +49,32 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
           Ema = ema
           GeneratorOptimizer = adam generator
           DiscriminatorOptimizer = adam discriminator
-          DataRandom = new torch.Generator(uint64 config.Seed + 1UL)
-          NoiseRandom = new torch.Generator(uint64 config.Seed + 2UL) }
+          DataRandom = new torch.Generator(streams.Data)
+          NoiseRandom = new torch.Generator(streams.Noise) }
 
     let composites = Dictionary<struct (int * bool), Composite>()
     let mutable shown = 0L
+    let mutable phaseIndex = 0
 
     /// The loss as a float, or NonFiniteException before anything is updated with it.
     let finite (what: string) (loss: torch.Tensor) =
         let value = loss.item<float32>() |> float
         if not (Double.IsFinite value) then raise (NonFiniteException(shown, what))
         value
-    let mutable phaseIndex = 0
 
     let latents (count: int) =
         use z = torch.randn([| int64 count; int64 arch.LatentSize |], generator = state.NoiseRandom)
         z.``to``(device)
 
-    /// The reals at a position: during a fade-in they are blended between the two levels of detail exactly like the
-    /// fakes (reference `process_reals`): lerp(x, upsample(avgpool(x)), 1 − α).
-    let realsAt (position: SchedulePosition) (count: int) =
-        let reals = data.Sample(position.Level, count, state.DataRandom, config.Mirror, device)
-        if position.Phase = FadeIn then
-            use low = Resample.Up(Resample.Down(reals))
-            use weight = torch.tensor(1.0 - position.Alpha)
-            use blended = torch.lerp(reals, low, weight)
-            reals.Dispose()
-            blended.alias()
-        else reals
-
-    let setAlpha alpha =
-        generator.SetAlpha alpha
-        discriminator.SetAlpha alpha
-        ema.SetAlpha alpha
+    /// G through a frozen D at one level and phase, built once and kept.
+    let compositeFor (level: int) (fading: bool) =
+        let key = struct (level, fading)
+        match composites.TryGetValue key with
+        | true, c -> c
+        | _ ->
+            let c = new Composite(generator.Pairs[level].Select(fading), discriminator.Pairs[level].Select(fading))
+            composites[key] <- c
+            c
 
     /// Starts a new level of detail: Adam's moments are reset (`reset_opt_for_new_lod`) when configured.
     let enterPhase (position: SchedulePosition) =
@@ -107,6 +86,33 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
                 state.DiscriminatorOptimizer <- adam discriminator
             phaseIndex <- position.PhaseIndex
 
+    /// D's step: reals (faded as the reference's `process_reals`) against fakes of the current G, with the
+    /// gradient penalty and drift. Returns the loss terms.
+    let discriminatorStep (position: SchedulePosition) (count: int) =
+        let fading = position.Phase = FadeIn
+        let d = discriminator.Pairs[position.Level].Select(fading)
+        use sampled = data.Sample(position.Level, count, state.DataRandom, config.Mirror, device)
+        let reals = Reals.fade position.Alpha sampled
+        let fakes =
+            use _ = torch.no_grad()
+            generator.Pairs[position.Level].Select(fading).call (latents count)
+        let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
+        state.DiscriminatorOptimizer.zero_grad()
+        let loss = Losses.discriminator d reals fakes mix weights arch.MinibatchGroupSize
+        let total = finite "discriminator loss" loss.Total
+        loss.Total.backward()
+        state.DiscriminatorOptimizer.step() |> ignore
+        total, loss
+
+    /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
+    let generatorStep (position: SchedulePosition) (count: int) =
+        state.GeneratorOptimizer.zero_grad()
+        let loss = Losses.generator (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
+        let total = finite "generator loss" loss
+        loss.backward()
+        state.GeneratorOptimizer.step() |> ignore
+        total
+
     /// Moves the schedule to `images` shown without training (for benchmarks that time one level and phase).
     member _.JumpTo(images: int64) =
         if images < 0L then invalidArg "images" (sprintf "images must be ≥ 0; got %d." images)
@@ -115,6 +121,8 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
 
     /// The configuration (validated).
     member _.Config = config
+    /// The random streams of the run's seed.
+    member _.Streams = streams
     /// Training state: networks, optimisers, random-number generators.
     member _.State = state
     /// The device computed on.
@@ -130,45 +138,13 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     member _.Step() : StepResult =
         let position = Schedule.at config shown
         enterPhase position
-        setAlpha position.Alpha
-        let fading = position.Phase = FadeIn
+        generator.SetAlpha position.Alpha
+        discriminator.SetAlpha position.Alpha
         let count = TrainingConfig.minibatchAt config position.Level
-        let g = generator.Pairs[position.Level].Select(fading)
-        let d = discriminator.Pairs[position.Level].Select(fading)
-        let composite =
-            let key = struct (position.Level, fading)
-            match composites.TryGetValue key with
-            | true, c -> c
-            | _ ->
-                let c = new Composite(g, d)
-                composites[key] <- c
-                c
         use scope = torch.NewDisposeScope()
-        // D step: Wasserstein estimate, gradient penalty, drift.
-        let reals = realsAt position count
-        let fakes =
-            use _ = torch.no_grad()
-            g.call (latents count)
-        let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
-        state.DiscriminatorOptimizer.zero_grad()
-        let dLoss =
-            Losses.discriminator d reals fakes mix config.GradientPenaltyWeight config.GradientPenaltyTarget config.DriftWeight
-                arch.MinibatchGroupSize
-        let dTotal = finite "discriminator loss" dLoss.Total
-        dLoss.Total.backward()
-        state.DiscriminatorOptimizer.step() |> ignore
-        // G step: −D(G(z)) through the composite, whose D is frozen.
-        state.GeneratorOptimizer.zero_grad()
-        let gLoss = Losses.generator composite (latents count)
-        let gTotal = finite "generator loss" gLoss
-        gLoss.backward()
-        state.GeneratorOptimizer.step() |> ignore
-        // Gs ← lerp(G, Gs, β).
-        do
-            use _ = torch.no_grad()
-            use weight = torch.tensor(1.0 - config.EmaBeta)
-            for (e, p) in Seq.zip (ema.parameters()) (generator.parameters()) do
-                e.lerp_(p, weight) |> ignore
+        let dTotal, dLoss = discriminatorStep position count
+        let gTotal = generatorStep position count
+        Ema.update config.EmaBeta ema generator
         shown <- shown + int64 count
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
@@ -184,18 +160,6 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
 
     /// Images from the EMA generator at the current position, in [−1, 1].
     member this.Sample(z: torch.Tensor) = this.SampleAt(this.Position, z)
-
-    /// SWD ×10³ (average over levels) of the EMA generator at `position` against reals of that level.
-    member this.Swd(position: SchedulePosition, images: int) =
-        use scope = torch.NewDisposeScope()
-        let n = min images data.Count
-        use realRandom = new torch.Generator(uint64 config.Seed + 3000UL)
-        use latentRandom = new torch.Generator(uint64 config.Seed + 4000UL)
-        let order = torch.randperm(int64 data.Count, generator = realRandom).narrow(0L, 0L, int64 n)
-        let reals = data.Gather(position.Level, order, torch.CPU)
-        let z = torch.randn([| int64 n; int64 arch.LatentSize |], generator = latentRandom)
-        let fakes = this.SampleAt(position, z).cpu()
-        (SlicedWasserstein.compute fakes reals config.Seed).Average
 
     /// The first network whose weights are not all finite, or None.
     member _.NonFiniteWeights() =
@@ -233,6 +197,8 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
             for c in composites.Values do c.Dispose()
             state.GeneratorOptimizer.Dispose()
             state.DiscriminatorOptimizer.Dispose()
+            state.DataRandom.Dispose()
+            state.NoiseRandom.Dispose()
             generator.Dispose()
             discriminator.Dispose()
             ema.Dispose()

@@ -3,18 +3,21 @@ module ProGan.Training.Tests.CliTests
 open Xunit
 open ProGan.Training
 
+/// What train.fsx makes of the arguments: parsed, then planned (reading nothing but a run folder's config.json).
+let private plan (args: string list) = TrainCommand.plan (CommandLine.parse TrainCommand.command args)
+
 let private error (args: string list) =
-    let e = Assert.Throws<UsageException>(fun () -> Cli.parse args |> ignore)
+    let e = Assert.Throws<UsageException>(fun () -> plan args |> ignore)
     e.Message
 
 [<Fact>]
 let ``bad arguments give one line that names them`` () =
-    Assert.Equal("Unknown option --bogus.", error [ "--bogus"; "1" ])
+    Assert.Equal("Unknown option --bogus; --help lists the options.", error [ "--bogus"; "1" ])
     Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "48" ])
     Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "4" ])
     Assert.Equal("--data: the folder '/no/such' does not exist.", error [ "--data"; "/no/such" ])
     Assert.Equal("--lr expects a number; got 'fast'.", error [ "--lr"; "fast" ])
-    Assert.Equal("--out needs a value.", error [ "--out" ])
+    Assert.Equal("--out needs a value (FOLDER).", error [ "--out" ])
     Assert.Contains("multiple of the minibatch-stddev group size 4", error [ "--minibatch"; "6" ])
     Assert.Contains("EmaBeta", error [ "--ema-beta"; "1.5" ])
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
@@ -22,11 +25,11 @@ let ``bad arguments give one line that names them`` () =
 
 [<Fact>]
 let ``defaults train the cpu preset to 32² on the embedded data, and every setting can be overridden`` () =
-    let args = Cli.parse []
+    let args = plan []
     Assert.Equal(32, args.Config.Architecture.Resolution)
     Assert.Equal("", args.Config.DataFolder)
     Assert.Equal((TrainingConfig.cpu 32).StabiliseImages, args.Config.StabiliseImages)
-    let custom = Cli.parse [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
+    let custom = plan [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
     Assert.Equal(64, custom.Config.Architecture.Resolution)
     Assert.Equal(0.002, custom.Config.LearningRate)
     Assert.Equal<int[]>([| 16; 8 |], custom.Config.Minibatch)
@@ -37,14 +40,15 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
 
 [<Fact>]
 let ``help and usage list every option`` () =
-    let usage = Cli.usage ()
+    let usage = CommandLine.usage TrainCommand.command
     for flag in [ "--data"; "--out"; "--resolution"; "--preset"; "--seed"; "--resume"; "--help" ] do
         Assert.Contains(flag, usage)
-    Assert.Contains(Cli.version, usage)
+    Assert.Contains(About.version, usage)
+    for f in TrainCommand.flags do Assert.Contains(f.Name, usage)
 
 [<Fact>]
 let ``the paper preset is valid as it is, and runs past growth to its total`` () =
-    let paper = (Cli.parse [ "--preset"; "paper"; "--resolution"; "1024" ]).Config
+    let paper = (plan [ "--preset"; "paper"; "--resolution"; "1024" ]).Config
     Assert.Equal(15_000_000L, TrainingConfig.totalImages paper)
     Assert.Equal(10_200_000L, TrainingConfig.growthImages paper)
     Assert.Equal(1024, (Schedule.at paper 14_000_000L).Resolution)

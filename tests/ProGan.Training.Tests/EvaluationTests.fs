@@ -57,11 +57,14 @@ let ``generation writes grids, singles and an interpolation whose ends are the t
     use loaded = Generation.load run.Path None
     Assert.Equal(8, loaded.Position.Resolution)
     let out = run.File "generated"
-    let files = Generation.writeSamples loaded out 6 7
-    Assert.Equal(7, files.Length)
-    Assert.All(files, fun f -> Assert.True(File.Exists f))
-    let strip = Generation.writeInterpolation loaded out 1 2 5
-    Assert.Equal(6, strip.Length)
+    let grid, count = Generation.writeSamples loaded out 6 7
+    Assert.Equal(6, count)
+    Assert.True(File.Exists grid)
+    Assert.Equal(7, Directory.GetFiles(out, "sample*.png").Length)
+    let strip, frames = Generation.writeInterpolation loaded out 1 2 5
+    Assert.Equal(5, frames)
+    Assert.True(File.Exists strip)
+    Assert.Equal(5, Directory.GetFiles(out, "interpolation-1-2-frame*.png").Length)
     use z = Generation.interpolationLatents tiny.Architecture.LatentSize 1 2 5
     use path = Generation.sample loaded z
     use a = Generation.sample loaded (Generation.latents tiny.Architecture.LatentSize 1 1)
@@ -70,18 +73,19 @@ let ``generation writes grids, singles and an interpolation whose ends are the t
     Assert.True((path[4L] - b[0L]).abs().max().item<float32>() < 1e-4f)
     Assert.True((path[2L] - a[0L]).abs().max().item<float32>() > 1e-3f)
     // Evaluation beside the real floor, written to the run folder.
-    use data = Training.loadDataFor tiny Procedural ignore
-    let result = Evaluation.evaluate loaded data 32 1
-    Evaluation.save run.Path result
+    use data = TrainingData.load tiny ignore Threading.CancellationToken.None
+    let result = Evaluation.withFloor loaded.Ema loaded.Position data 32 (RandomStreams.ofSeed 1) torch.CPU
+    Evaluation.save (RunFolder run.Path).Swd result
     Assert.True(File.Exists(run.File "swd.json"))
     Assert.True(Double.IsFinite result.FakeVsRealAverage && Double.IsFinite result.RealVsRealAverage)
     Assert.Equal(32, result.Images)
 
 [<Fact>]
 let ``loading a missing run or one without checkpoints names the folder`` () =
-    let e = Assert.Throws<ArgumentException>(fun () -> Generation.load "/no/such/run" None |> ignore)
+    let e = Assert.Throws<RunFolderException>(fun () -> Generation.load "/no/such/run" None |> ignore)
     Assert.Contains("/no/such/run", e.Message)
     use run = new TempFolder()
-    RunFolder.writeConfig run.Path tiny
-    let e = Assert.Throws<ArgumentException>(fun () -> Generation.load run.Path None |> ignore)
+    train tiny run.Path false (Some 8L) |> ignore
+    for checkpoint in checkpoints run.Path do File.Delete checkpoint
+    let e = Assert.Throws<RunFolderException>(fun () -> Generation.load run.Path None |> ignore)
     Assert.Contains("has no checkpoint", e.Message)

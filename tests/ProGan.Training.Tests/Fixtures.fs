@@ -73,8 +73,16 @@ let tiny =
 let train (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: int64 option) =
     let events = Collections.Generic.List<TrainingEvent>()
     let position =
-        Training.run
-            { Config = config; RunFolder = folder; Data = (if config.DataFolder = "" then Procedural else Folder config.DataFolder)
-              Resume = resume; StopAfterImages = stopAfter; Report = events.Add; OnStep = ignore
+        TrainingRun.run
+            { Config = config; Folder = folder; Resume = resume; StopAfterImages = stopAfter; Report = events.Add; OnStep = ignore
               Cancel = Threading.CancellationToken.None }
     position, List.ofSeq events
+
+/// The rows of a run folder's log.csv.
+let logRows (folder: string) = RunLog.read (RunFolder folder) Int64.MaxValue
+
+/// The checkpoints of a run folder, newest first.
+let checkpoints (folder: string) = RunFolder(folder).Checkpoints()
+
+/// The path of the checkpoint after `shown` images in a run folder.
+let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint shown

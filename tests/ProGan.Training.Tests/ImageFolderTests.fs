@@ -9,7 +9,7 @@ open ProGan.Training
 open ProGan.Training.Tests.Fixtures
 
 let private load (folder: string) (resolution: int) minimum =
-    ImageFolder.load folder resolution (0.0f, 0.0f, 0.0f) minimum (fun _ _ -> ())
+    ImageFolder.load folder resolution minimum ignore Threading.CancellationToken.None
 
 /// The mean RGB of image `index` at the top level, mapped to [−1, 1] as training sees it.
 let private meanRgb (pyramid: ImagePyramid) (name: string) (index: int) =
@@ -89,14 +89,14 @@ let ``a second load reuses the cache and gives the same bytes`` () =
 let ``a folder with too few usable images is an error that names it`` () =
     use dir = new TempFolder()
     File.WriteAllText(dir.File "broken.png", "no")
-    let e = Assert.Throws<ArgumentException>(fun () -> load dir.Path 8 4 |> ignore)
+    let e = Assert.Throws<DataException>(fun () -> load dir.Path 8 4 |> ignore)
     Assert.Contains(dir.Path, e.Message)
     Assert.Contains("0 usable image(s)", e.Message)
     Assert.Contains("at least 4", e.Message)
 
 [<Fact>]
 let ``a missing folder is an error that names it`` () =
-    let e = Assert.Throws<ArgumentException>(fun () -> load "/no/such/folder" 8 1 |> ignore)
+    let e = Assert.Throws<DataException>(fun () -> load "/no/such/folder" 8 1 |> ignore)
     Assert.Contains("/no/such/folder", e.Message)
 
 [<Fact>]

@@ -59,14 +59,14 @@ let ``killed at random moments and resumed, a run ends exactly where an uninterr
                 p.Kill true // SIGKILL: no handler runs
                 kills <- kills + 1
         p.WaitForExit()
-        Assert.False(Directory.GetFiles(killed.Path, "checkpoint-*.ckpt") |> Array.exists (fun f -> (try Checkpoint.readHeader f |> ignore; false with _ -> true)),
+        Assert.False(checkpoints killed.Path |> List.exists (fun f -> (try Checkpoint.readHeader f |> ignore; false with _ -> true)),
                      "a checkpoint under its final name was incomplete")
     Assert.True(kills >= 2, sprintf "only %d kills landed mid-run" kills)
     let output = runToEnd [ "--resume"; killed.Path ]
     Assert.Contains("finished at 192 images", output)
     // Bit-for-bit the same EMA generator and the same losses after the last resume point.
     Assert.Equal<byte[]>(File.ReadAllBytes(whole.File "final.png"), File.ReadAllBytes(killed.File "final.png"))
-    let lastRow folder = RunFolder.readLog folder Int64.MaxValue |> List.last
+    let lastRow folder = logRows folder |> List.last
     Assert.Equal((lastRow whole.Path).DLoss, (lastRow killed.Path).DLoss)
     Assert.Equal(192L, (lastRow killed.Path).ImagesShown)
 
@@ -74,9 +74,9 @@ let ``killed at random moments and resumed, a run ends exactly where an uninterr
 let ``a checkpoint being written when the process died is ignored and cleaned up`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 48L) |> ignore
-    let newest = List.head (Checkpoint.list run.Path)
+    let newest = List.head (checkpoints run.Path)
     let bytes = File.ReadAllBytes newest
-    File.WriteAllBytes(run.File(Checkpoint.fileName 56L + ".tmp"), bytes[.. bytes.Length / 3]) // a half-written next one
+    File.WriteAllBytes(ProGan.Keras.IO.AtomicFile.TemporaryPath(checkpointAt run.Path 56L), bytes[.. bytes.Length / 3]) // a half-written next one
     let position, events = train tiny run.Path true (Some 64L)
     Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith("Resumed from " + Path.GetFileName newest) | _ -> false)
     Assert.Equal(64L, position.ImagesShown)
@@ -92,19 +92,19 @@ let ``a non-finite loss rolls back to the last good checkpoint and stops, saving
             (trainer.State.Generator.parameters() |> Seq.head).fill_(scalar Double.NaN) |> ignore
     let e =
         Assert.Throws<TrainingFailedException>(fun () ->
-            Training.run
-                { Config = config; RunFolder = run.Path; Data = Procedural; Resume = false; StopAfterImages = None
+            TrainingRun.run
+                { Config = config; Folder = run.Path; Resume = false; StopAfterImages = None
                   Report = ignore; OnStep = poison; Cancel = Threading.CancellationToken.None } |> ignore)
     Assert.Contains("non-finite", e.Message)
     Assert.Contains("Rolled back to checkpoint-000000000032.ckpt (32 images)", e.Message)
     Assert.Contains("--resume", e.Message)
     // Every checkpoint on disk holds finite weights only.
     use data = Procedural.pyramid 64 8 1
-    for path in Checkpoint.list run.Path do
+    for path in checkpoints run.Path do
         use trainer = new Trainer(tiny, data, torch.CPU)
         trainer.Load path |> ignore
         Assert.Equal(None, trainer.NonFiniteWeights())
-    Assert.True(RunFolder.readLog run.Path Int64.MaxValue |> List.forall (fun r -> r.ImagesShown <= 32L))
+    Assert.True(logRows run.Path |> List.forall (fun r -> r.ImagesShown <= 32L))
 
 [<Fact>]
 let ``with retries allowed, a non-finite loss is retried at half the learning rate and the run completes`` () =
@@ -117,8 +117,8 @@ let ``with retries allowed, a non-finite loss is retried at half the learning ra
             (trainer.State.Generator.parameters() |> Seq.head).fill_(scalar Double.PositiveInfinity) |> ignore
     let events = Collections.Generic.List<TrainingEvent>()
     let position =
-        Training.run
-            { Config = { tiny with NonFiniteRetries = 1; TickImages = 16 }; RunFolder = run.Path; Data = Procedural; Resume = false
+        TrainingRun.run
+            { Config = { tiny with NonFiniteRetries = 1; TickImages = 16 }; Folder = run.Path; Resume = false
               StopAfterImages = None; Report = events.Add; OnStep = poisonOnce; Cancel = Threading.CancellationToken.None }
     Assert.True(Schedule.isDone tiny position.ImagesShown)
     Assert.Contains(events, fun e -> match e with Warning text -> text.Contains("retrying with learning rate 0.0015") | _ -> false)
@@ -126,26 +126,27 @@ let ``with retries allowed, a non-finite loss is retried at half the learning ra
 [<Fact>]
 let ``a second process on the same run folder is refused, and the lock goes with its holder`` () =
     use run = new TempFolder()
-    let holder = RunLock.acquire run.Path
-    let e = Assert.Throws<RunLockedException>(fun () -> train tiny run.Path false (Some 8L) |> ignore)
+    train tiny run.Path false (Some 8L) |> ignore
+    let holder = RunLock.acquire (RunFolder run.Path)
+    let e = Assert.Throws<RunLockedException>(fun () -> train tiny run.Path true (Some 16L) |> ignore)
     Assert.Contains("in use by another training process", e.Message)
     Assert.Contains(sprintf "pid %d" Environment.ProcessId, e.Message)
     holder.Dispose()
-    let position, _ = train tiny run.Path false (Some 8L)
-    Assert.Equal(8L, position.ImagesShown)
+    let position, _ = train tiny run.Path true (Some 16L)
+    Assert.Equal(16L, position.ImagesShown)
 
 [<Fact>]
 let ``a checkpoint that cannot be written stops the run and leaves the previous one intact`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 32L) |> ignore
-    let previous = List.head (Checkpoint.list run.Path)
+    let previous = List.head (checkpoints run.Path)
     let before = File.ReadAllBytes previous
     // The next checkpoint's temporary path is taken by a folder: the write fails as on a full disk.
-    Directory.CreateDirectory(run.File(Checkpoint.fileName 48L + ".tmp")) |> ignore
+    Directory.CreateDirectory(ProGan.Keras.IO.AtomicFile.TemporaryPath(checkpointAt run.Path 48L)) |> ignore
     let e = Assert.Throws<CheckpointWriteException>(fun () -> train tiny run.Path true (Some 64L) |> ignore)
-    Assert.Contains(Checkpoint.fileName 48L, e.Message)
+    Assert.Contains(Path.GetFileName(checkpointAt run.Path 48L), e.Message)
     Assert.Equal<byte[]>(before, File.ReadAllBytes previous)
-    Assert.Equal(previous, List.head (Checkpoint.list run.Path))
+    Assert.Equal(previous, List.head (checkpoints run.Path))
 
 [<Fact>]
 let ``bad files in the middle of a data set are skipped, never a crash`` () =
@@ -164,7 +165,7 @@ let ``bad files in the middle of a data set are skipped, never a crash`` () =
     Directory.CreateDirectory(dir.File "sub") |> ignore
     File.CreateSymbolicLink(dir.File "sub/loop", dir.Path) |> ignore // a directory cycle
     File.WriteAllBytes(dir.File "zero.jpg", [||])
-    let result = ImageFolder.load dir.Path 8 (0.0f, 0.0f, 0.0f) 1 (fun _ _ -> ())
+    let result = ImageFolder.load dir.Path 8 1 ignore Threading.CancellationToken.None
     Assert.Equal(9, result.Pyramid.Count) // eight good ones and the 1×1, upsampled
     let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
     Assert.StartsWith("too large (8000×8000", reasons["huge.png"])

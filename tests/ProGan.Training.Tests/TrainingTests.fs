@@ -11,7 +11,7 @@ open ProGan.Training.Tests.Fixtures
 do ()
 
 let private finiteRows (folder: string) =
-    let rows = RunFolder.readLog folder Int64.MaxValue
+    let rows = logRows folder
     Assert.NotEmpty rows
     for r in rows do
         Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss && Double.IsFinite r.GradientPenalty, sprintf "non-finite losses at %d" r.ImagesShown)
@@ -28,7 +28,7 @@ let ``a tiny run grows 4² to 8² and writes every artefact`` () =
         Assert.True(File.Exists(run.File file), file + " is missing")
     Assert.NotEmpty(Directory.GetFiles(run.Path, "fakes-*.png"))
     Assert.Equal(2, Directory.GetFiles(run.Path, "phase-*.png").Length) // end of 4² stabilise, end of 8² fade-in
-    let checkpoints = Checkpoint.list run.Path
+    let checkpoints = checkpoints run.Path
     Assert.InRange(checkpoints.Length, 1, tiny.KeepCheckpoints)
     Assert.Empty(Directory.GetFiles(run.Path, "*.tmp*"))
     let rows = finiteRows run.Path
@@ -37,7 +37,7 @@ let ``a tiny run grows 4² to 8² and writes every artefact`` () =
     Assert.Equal<(int * string) list>([ 4, "stabilise"; 8, "fade-in"; 8, "stabilise" ], runs)
     Assert.Contains(events, fun e -> match e with Finished(_, false) -> true | _ -> false)
     // config.json round-trips to the configuration the run used.
-    let saved = RunFolder.readConfig run.Path
+    let saved = RunFolder.readConfig (RunFolder run.Path)
     Assert.Equal(tiny.Architecture, saved.Architecture)
     Assert.Equal(tiny.StabiliseImages, saved.StabiliseImages)
 
@@ -54,13 +54,13 @@ let ``a run stopped mid-fade and resumed ends where an uninterrupted run ends, w
     Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith "Resumed from checkpoint-000000000096" | _ -> false)
     Assert.Equal(uninterrupted, resumed)
     // Every random-number state was restored: the final EMA generator is bit-for-bit the uninterrupted one.
-    let header (folder: string) = fst (Checkpoint.readHeader (List.head (Checkpoint.list folder)))
+    let header (folder: string) = fst (Checkpoint.readHeader (List.head (checkpoints folder)))
     Assert.Equal((header whole.Path).ImagesShown, (header split.Path).ImagesShown)
     let a = File.ReadAllBytes(whole.File "final.png")
     let b = File.ReadAllBytes(split.File "final.png")
     Assert.Equal<byte[]>(a, b)
-    let rowsWhole = RunFolder.readLog whole.Path Int64.MaxValue |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
-    let rowsSplit = RunFolder.readLog split.Path Int64.MaxValue |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
+    let rowsWhole = logRows whole.Path |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
+    let rowsSplit = logRows split.Path |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
     Assert.Equal<(int64 * float * float) list>(rowsWhole |> List.filter (fun (n, _, _) -> n > 96L), rowsSplit |> List.filter (fun (n, _, _) -> n > 96L))
 
 [<Fact>]
@@ -84,7 +84,7 @@ let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
             member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).square().unsqueeze(1L) }
     let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |]), torch.randn([| 4L; 2L; 2L; 2L |])
     let mix = torch.tensor([| 0.1f; 0.4f; 0.7f; 0.95f |]).view(4L, 1L, 1L, 1L)
-    let loss = Losses.discriminator critic reals fakes mix 10.0 1.0 0.001 4
+    let loss = Losses.discriminator critic reals fakes mix { Lambda = 10.0; Gamma = 1.0; EpsilonDrift = 0.001 } 4
     let value (t: torch.Tensor) = t.data<float32>().ToArray() |> Array.map float
     let dReal, dFake = value (critic.call reals), value (critic.call fakes)
     let wNorm = w.square().sum().sqrt().item<float32>() |> float
@@ -103,7 +103,7 @@ let ``a corrupted checkpoint is reported with its path and the previous one is u
     use run = new TempFolder()
     let config = { tiny with TickImages = 32; KeepCheckpoints = 5 }
     train config run.Path false (Some 96L) |> ignore
-    let newest, previous = match Checkpoint.list run.Path with n :: p :: _ -> n, p | _ -> failwith "expected two checkpoints"
+    let newest, previous = match checkpoints run.Path with n :: p :: _ -> n, p | _ -> failwith "expected two checkpoints"
     let bytes = File.ReadAllBytes newest
     bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
     File.WriteAllBytes(newest, bytes)
@@ -122,7 +122,7 @@ let ``a checkpoint from another architecture names the field that differs`` () =
     let other = { tiny with Architecture = tiny.Architecture.With(latentSize = 12) }
     use data = Procedural.pyramid 16 8 1
     use trainer = new Trainer(other, data, torch.CPU)
-    let e = Assert.ThrowsAny<exn>(fun () -> trainer.Load(List.head (Checkpoint.list run.Path)) |> ignore)
+    let e = Assert.ThrowsAny<exn>(fun () -> trainer.Load(List.head (checkpoints run.Path)) |> ignore)
     Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
 
 [<Fact>]
@@ -140,7 +140,7 @@ let ``resuming exactly at a phase boundary continues as if never stopped`` () =
 let ``with --metrics swd every phase end logs the SWD, other rows leave it blank`` () =
     use run = new TempFolder()
     train { tiny with Metrics = "swd"; MetricImages = 32 } run.Path false None |> ignore
-    let rows = RunFolder.readLog run.Path Int64.MaxValue
+    let rows = logRows run.Path
     let withSwd = rows |> List.filter (fun r -> not (Double.IsNaN r.Swd))
     Assert.Equal<int64 list>([ 72L; 128L; 192L ], withSwd |> List.map (fun r -> r.ImagesShown)) // 4² end, fade end, final
     Assert.All(withSwd, fun r -> Assert.True(Double.IsFinite r.Swd && r.Swd > 0.0))

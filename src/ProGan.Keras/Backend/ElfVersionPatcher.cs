@@ -10,7 +10,7 @@ namespace ProGan.Keras.Backend;
 /// TorchSharp's <c>libLibTorchSharp.so</c> is built with GCC 13 and so requires <c>GLIBCXX_3.4.32</c>, which
 /// Debian 12's libstdc++ (GCC 12) lacks. Exactly one symbol needs that version and it is only referenced, never
 /// called, so marking the requirement weak (<c>VER_FLG_WEAK</c>) lets the dynamic loader accept the library with a
-/// warning instead of refusing it. Nothing else in the file changes. See ../shared/PLATFORM.md.
+/// warning instead of refusing it. Nothing else in the file changes.
 /// </remarks>
 public static class ElfVersionPatcher
 {

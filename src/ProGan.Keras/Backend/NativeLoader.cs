@@ -2,19 +2,23 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using ProGan.Keras.IO;
 using TorchSharp;
 
 namespace ProGan.Keras.Backend;
 
 /// <summary>
 /// Makes TorchSharp's native library loadable on systems whose libstdc++ is older than the one it was built against
-/// (Debian 12). Called by <see cref="TorchBackend.Initialize"/>; see ../shared/PLATFORM.md for the diagnosis.
+/// (Debian 12). Called by <see cref="TorchBackend.Initialize"/>.
 /// </summary>
 /// <remarks>
 /// Strategy: try the plain load of <c>libLibTorchSharp.so</c>; only when that fails, write a copy whose
 /// <c>GLIBCXX_3.4.32</c> requirement is weak into a per-version cache folder, next to symbolic links to the very
 /// native files TorchSharp will load itself (its RUNPATH is <c>$ORIGIN</c>), and load that copy first. The loader
 /// then reuses it, by soname, when TorchSharp asks for <c>LibTorchSharp</c>. The NuGet cache is never modified.
+/// Why only this one requirement is safe to weaken is in <see cref="ElfVersionPatcher"/>. The neighbours must be the
+/// very files TorchSharp loads itself: next to a different copy of libtorch, the process loads libtorch twice and
+/// aborts at start ("Tried to register multiple backend fallbacks for the same dispatch key").
 /// </remarks>
 internal static class NativeLoader
 {
@@ -56,7 +60,7 @@ internal static class NativeLoader
             patched = PreparePatchedCopy(original, trace);
             NativeLibrary.Load(patched);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not InvalidOperationException)
         {
             throw new InvalidOperationException(
                 "TorchSharp's native library could not be loaded, neither as shipped nor with its " +
@@ -99,7 +103,7 @@ internal static class NativeLoader
         var source = new FileInfo(original);
         var neighbourDirs = NeighbourDirectories(source.DirectoryName!);
         string key = Hash($"{source.FullName}|{source.Length}|{source.LastWriteTimeUtc.Ticks}|{string.Join('|', neighbourDirs)}");
-        string folder = Path.Combine(CacheRoot(), $"torchsharp-{typeof(torch).Assembly.GetName().Version}-{key}");
+        string folder = Path.Combine(CacheRoot(trace), $"torchsharp-{typeof(torch).Assembly.GetName().Version}-{key}");
         string target = Path.Combine(folder, LibraryFile);
         if (File.Exists(target))
         {
@@ -107,34 +111,23 @@ internal static class NativeLoader
             return target;
         }
 
-        string staging = folder + ".tmp-" + Guid.NewGuid().ToString("N");
-        Directory.CreateDirectory(staging);
-        try
-        {
-            byte[] bytes = File.ReadAllBytes(original);
-            int changed = ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion);
-            trace.AppendLine($"Marked {changed} {MissingVersion} requirement(s) weak in a copy.");
-            File.WriteAllBytes(Path.Combine(staging, LibraryFile), bytes);
-            foreach (var dir in neighbourDirs)
-                foreach (var file in Directory.EnumerateFiles(dir, "*.so*"))
-                {
-                    string link = Path.Combine(staging, Path.GetFileName(file));
-                    if (Path.GetFileName(file) != LibraryFile && !File.Exists(link))
-                        File.CreateSymbolicLink(link, file);
-                }
-            try
+        // Links first, the library last: a library under its final name means the folder is complete. Processes that
+        // prepare the same folder at once make identical links and an identical file; whoever comes second keeps the
+        // first one's.
+        Directory.CreateDirectory(folder);
+        foreach (var dir in neighbourDirs)
+            foreach (var file in Directory.EnumerateFiles(dir, "*.so*"))
             {
-                Directory.Move(staging, folder);
+                string link = Path.Combine(folder, Path.GetFileName(file));
+                if (Path.GetFileName(file) == LibraryFile || File.Exists(link)) continue;
+                try { File.CreateSymbolicLink(link, file); }
+                catch (IOException) when (File.Exists(link)) { }
             }
-            catch (IOException) when (File.Exists(target))
-            {
-                // Another process finished the same copy first; theirs is identical.
-            }
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
+        byte[] bytes = File.ReadAllBytes(original);
+        int changed = ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion);
+        trace.AppendLine($"Marked {changed} {MissingVersion} requirement(s) weak in a copy.");
+        try { AtomicFile.WriteAllBytes(target, bytes); }
+        catch (IOException) when (File.Exists(target)) { }
         trace.AppendLine($"Wrote patched copy to {folder}");
         return target;
     }
@@ -164,20 +157,43 @@ internal static class NativeLoader
                 .FirstOrDefault(a => a.Key == "LibTorchPackageVersion")?.Value ?? "2.10.0";
     }
 
-    private static string CacheRoot()
+    /// <summary>
+    /// The first writable folder of: <c>$PROGAN_KERAS_NATIVE_CACHE</c>, <c>$XDG_CACHE_HOME/progan-keras</c>,
+    /// <c>~/.cache/progan-keras</c>, the temporary folder — each with <c>native/</c> below it. A cache folder that cannot
+    /// be written (a read-only home, a container's odd <c>XDG_CACHE_HOME</c>) only moves the copy elsewhere.
+    /// </summary>
+    private static string CacheRoot(StringBuilder trace)
     {
-        string? root = Environment.GetEnvironmentVariable("PROGAN_KERAS_NATIVE_CACHE");
-        if (string.IsNullOrEmpty(root))
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var candidates = new[]
         {
-            string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-            root = !string.IsNullOrEmpty(xdg) ? Path.Combine(xdg, "progan-keras")
-                 : !string.IsNullOrEmpty(home) ? Path.Combine(home, ".cache", "progan-keras")
-                 : Path.Combine(Path.GetTempPath(), "progan-keras");
+            Environment.GetEnvironmentVariable("PROGAN_KERAS_NATIVE_CACHE"),
+            string.IsNullOrEmpty(xdg) ? null : Path.Combine(xdg, "progan-keras"),
+            string.IsNullOrEmpty(home) ? null : Path.Combine(home, ".cache", "progan-keras"),
+            Path.Combine(Path.GetTempPath(), "progan-keras"),
+        };
+        var tried = new List<string>();
+        foreach (var root in candidates.Where(c => !string.IsNullOrEmpty(c)))
+        {
+            string native = Path.Combine(root!, "native");
+            try
+            {
+                Directory.CreateDirectory(native);
+                string probe = Path.Combine(native, $".probe-{Environment.ProcessId}");
+                File.WriteAllBytes(probe, []);
+                File.Delete(probe);
+                return native;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                trace.AppendLine($"Cache folder {native} is not writable: {e.Message}");
+                tried.Add(native);
+            }
         }
-        string native = Path.Combine(root, "native");
-        Directory.CreateDirectory(native);
-        return native;
+        throw new InvalidOperationException(
+            $"No writable folder for TorchSharp's patched native library; tried {string.Join(", ", tried)}. " +
+            "Set PROGAN_KERAS_NATIVE_CACHE to a writable folder.");
     }
 
     private static string Hash(string text) =>

@@ -8,8 +8,10 @@ namespace ProGan.Keras.Backend;
 /// The one entry point that makes TorchSharp usable, and the device the library computes on.
 /// </summary>
 /// <remarks>
-/// <see cref="Initialize"/> runs automatically the first time any ProGan.Keras type is used (a module initializer),
-/// so applications, tests, F# scripts and notebooks never call it by hand. It is idempotent and thread-safe.
+/// <see cref="Initialize"/> runs automatically the first time any ProGan.Keras type is used (a module initializer), so C#
+/// code never calls it by hand. Code that may touch <c>TorchSharp.torch</c> before any ProGan.Keras type — F# scripts,
+/// notebooks, F# programs (F# has no module initializers) — calls it once at its entry point. It is idempotent and
+/// thread-safe.
 /// </remarks>
 public static class TorchBackend
 {

@@ -48,6 +48,47 @@ public sealed class MinibatchStdev : nn.Module<Tensor, Tensor>, ILayerConfig
         return g;
     }
 
+    /// <summary>
+    /// Whether two minibatches of <paramref name="batch"/> samples can go through one pass as
+    /// <see cref="JoinGroupwise"/> lays them out, with every group keeping its members: the batch must be a multiple of
+    /// the group size (below it, the group size of the joined batch would differ from each half's own).
+    /// </summary>
+    public static bool CanJoinGroupwise(long batch, int groupSize) => batch >= groupSize && batch % groupSize == 0;
+
+    /// <summary>
+    /// Two minibatches <c>[N, …]</c> as one <c>[2N, …]</c> whose minibatch-stddev groups are each all from
+    /// <paramref name="a"/> or all from <paramref name="b"/>, with the same members they have when each goes alone:
+    /// the <c>[G, N/G]</c> group layouts of both are laid side by side, <c>[G, 2N/G]</c>. Undo on the outputs with
+    /// <see cref="SplitGroupwise"/>. A network with this layer (of group size <paramref name="groupSize"/>) then
+    /// scores both in one pass, equal to two passes.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shapes differ, or <see cref="CanJoinGroupwise"/> is false.</exception>
+    public static Tensor JoinGroupwise(Tensor a, Tensor b, int groupSize)
+    {
+        if (!a.shape.SequenceEqual(b.shape))
+            throw new ArgumentException($"JoinGroupwise needs two minibatches of one shape; got [{string.Join(", ", a.shape)}] and [{string.Join(", ", b.shape)}].", nameof(b));
+        if (!CanJoinGroupwise(a.shape[0], groupSize))
+            throw new ArgumentException($"JoinGroupwise needs a minibatch that is a multiple of the group size {groupSize}; got {a.shape[0]}.", nameof(a));
+        using var scope = NewDisposeScope();
+        long[] inner = a.shape[1..];
+        long[] grouped = [groupSize, a.shape[0] / groupSize, .. inner];
+        long[] joined = [2 * a.shape[0], .. inner];
+        return torch.cat([a.reshape(grouped), b.reshape(grouped)], 1).reshape(joined).MoveToOuterDisposeScope(); // [G, 2M, …] → [2N, …]
+    }
+
+    /// <summary>The outputs <c>[2N, …]</c> of a pass over <see cref="JoinGroupwise"/>'s batch, back as (a's, b's).</summary>
+    public static (Tensor A, Tensor B) SplitGroupwise(Tensor joined, int groupSize)
+    {
+        long n = joined.shape[0] / 2, m = n / groupSize;
+        long[] inner = joined.shape[1..];
+        using var scope = NewDisposeScope();
+        var grouped = joined.reshape([groupSize, 2 * m, .. inner]);       // [G, 2M, …]
+        long[] back = [n, .. inner];
+        var a = grouped.narrow(1, 0, m).reshape(back);
+        var b = grouped.narrow(1, m, m).reshape(back);
+        return (a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
+    }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {

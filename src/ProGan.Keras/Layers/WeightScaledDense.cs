@@ -28,7 +28,7 @@ public sealed class WeightScaledDense : nn.Module<Tensor, Tensor>, ILayerConfig
     /// <param name="outFeatures">Output features.</param>
     /// <param name="gain">Gain of the He constant (√2 by default; √2/4 for the generator's first layer, 1 for D's output).</param>
     /// <param name="useBias">Whether to add a (zero-initialised, unscaled) bias.</param>
-    public WeightScaledDense(long inFeatures, long outFeatures, double gain = 1.4142135623730951, bool useBias = true)
+    public WeightScaledDense(long inFeatures, long outFeatures, double gain = WeightScaling.DefaultGain, bool useBias = true)
         : base(nameof(WeightScaledDense))
     {
         if (inFeatures < 1) throw new ArgumentOutOfRangeException(nameof(inFeatures), inFeatures, "inFeatures must be ≥ 1.");

@@ -20,12 +20,13 @@ public sealed class WeightScaling : nn.Module<Tensor, Tensor>, ILayerConfig
     public IReadOnlyDictionary<string, object> GetConfig() => new Dictionary<string, object> { ["fanIn"] = FanIn, ["gain"] = Gain };
 
     /// <summary>√2, the He gain for (leaky) ReLU layers used by the reference for hidden layers.</summary>
-    public static readonly double DefaultGain = Math.Sqrt(2.0);
+    /// <remarks>A constant (√2 to double precision) so that it can be every layer's default argument.</remarks>
+    public const double DefaultGain = 1.4142135623730951;
 
     /// <summary>Creates the scaling for a layer of the given fan-in.</summary>
     /// <param name="fanIn">Inputs feeding one output: in_channels·k·k for a convolution, in_features for a dense layer.</param>
     /// <param name="gain">The gain (√2 by default; 1 for linear outputs such as toRGB).</param>
-    public WeightScaling(long fanIn, double gain = 1.4142135623730951) : base(nameof(WeightScaling))
+    public WeightScaling(long fanIn, double gain = DefaultGain) : base(nameof(WeightScaling))
     {
         if (fanIn < 1) throw new ArgumentOutOfRangeException(nameof(fanIn), fanIn, "fanIn must be ≥ 1.");
         if (!(gain > 0) || double.IsInfinity(gain)) throw new ArgumentOutOfRangeException(nameof(gain), gain, "gain must be a finite value > 0.");

@@ -51,7 +51,8 @@ type TrainingConfig =
       Threads: int
       /// Images in the embedded procedural data set (used when DataFolder is empty).
       ProceduralImages: int
-      /// The folder of training images; empty for the embedded procedural data.
+      /// The training images: a folder read recursively, or empty for the embedded procedural shapes. The one place
+      /// a run's data source is stated.
       DataFolder: string
       /// After a non-finite loss, roll back to the last checkpoint and retry with half the learning rate this many
       /// times before stopping (0: stop at once).
@@ -61,7 +62,20 @@ type TrainingConfig =
       /// Images per set for those metrics.
       MetricImages: int }
 
+/// The weights of WGAN-GP's terms (Gulrajani et al. 2017; Karras et al. 2018, Appendix A.1).
+type LossWeights =
+    { /// λ, the weight of the gradient penalty (10).
+      Lambda: float
+      /// γ, the gradient norm the penalty pulls towards (1).
+      Gamma: float
+      /// ε_drift, the weight of D(real)² that keeps scores near zero (0.001).
+      EpsilonDrift: float }
+
 module TrainingConfig =
+
+    /// The loss weights of a configuration.
+    let lossWeights (c: TrainingConfig) =
+        { Lambda = c.GradientPenaltyWeight; Gamma = c.GradientPenaltyTarget; EpsilonDrift = c.DriftWeight }
 
     /// Real images until the final level has faded in and stabilised once.
     let growthImages (c: TrainingConfig) =
@@ -127,7 +141,14 @@ module TrainingConfig =
     let validate (c: TrainingConfig) =
         let fail name (value: obj) range =
             invalidArg name (sprintf "%s = %O is invalid; it must be %s." name value range)
+        if isNull (box c.Architecture) then fail "Architecture" "null" "the networks' settings"
+        if isNull c.Minibatch then fail "Minibatch" "null" "at least one size"
         c.Architecture.Validate() |> ignore
+        for name, value in
+            [ "LearningRate", c.LearningRate; "Beta1", c.Beta1; "Beta2", c.Beta2; "AdamEpsilon", c.AdamEpsilon
+              "GradientPenaltyWeight", c.GradientPenaltyWeight; "GradientPenaltyTarget", c.GradientPenaltyTarget
+              "DriftWeight", c.DriftWeight; "EmaBeta", c.EmaBeta ] do
+            if not (Double.IsFinite value) then fail name value "a finite number"
         if c.Architecture.Resolution < 8 then fail "resolution" c.Architecture.Resolution "a power of two ≥ 8"
         if c.StabiliseImages < 1 then fail "StabiliseImages" c.StabiliseImages "≥ 1"
         if c.FadeImages < 1 then fail "FadeImages" c.FadeImages "≥ 1"
@@ -144,14 +165,17 @@ module TrainingConfig =
         if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "Beta2" c.Beta2 "in [0, 1)"
         if not (c.AdamEpsilon > 0.0) then fail "AdamEpsilon" c.AdamEpsilon "> 0"
         if not (c.GradientPenaltyWeight >= 0.0) then fail "GradientPenaltyWeight" c.GradientPenaltyWeight "≥ 0"
+        if not (c.GradientPenaltyTarget > 0.0) then fail "GradientPenaltyTarget" c.GradientPenaltyTarget "> 0"
         if not (c.DriftWeight >= 0.0) then fail "DriftWeight" c.DriftWeight "≥ 0"
         if not (c.EmaBeta >= 0.0 && c.EmaBeta < 1.0) then fail "EmaBeta" c.EmaBeta "in [0, 1)"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
         if c.LogImages < 1 then fail "LogImages" c.LogImages "≥ 1"
         if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
-        if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
+        if c.Threads < 0 || c.Threads > Environment.ProcessorCount then
+            fail "Threads" c.Threads (sprintf "from 0 (all cores) to %d, the logical cores of this machine" Environment.ProcessorCount)
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
         if not (List.contains c.Metrics [ ""; "swd" ]) then fail "Metrics" c.Metrics "\"swd\" or empty"
         if c.MetricImages < 16 then fail "MetricImages" c.MetricImages "≥ 16"
+        if isNull c.DataFolder then fail "DataFolder" "null" "a folder, or empty for the procedural shapes"
         c

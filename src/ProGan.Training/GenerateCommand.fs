@@ -1,0 +1,69 @@
+namespace ProGan.Training
+
+open System
+open System.IO
+open ProGan.Keras.Backend
+
+/// What `generate.fsx` was asked.
+type GenerateArguments =
+    { Run: string option
+      Count: int
+      Seed: int
+      Checkpoint: string option
+      Interpolate: (int * int) option
+      Steps: int
+      Out: string option
+      Device: string option }
+
+/// `dotnet fsi generate.fsx -- --run RUN`: samples and latent interpolation from a trained run's EMA generator.
+module GenerateCommand =
+
+    let private bad format = Printf.kprintf (UsageException >> raise) format
+    let private flag = CommandLine.flag
+
+    let command : Command<GenerateArguments> =
+        { Usage = [ "dotnet fsi generate.fsx -- --run FOLDER [--count 64] [--seed 7] [--checkpoint FILE] [--interpolate SEED_A,SEED_B] [--steps 10] [--out FOLDER]" ]
+          Summary = "samples and latent interpolation from a trained run's EMA generator."
+          Flags =
+            [ flag "--run" "FOLDER" "the run folder (required)" false (fun v a -> { a with Run = Some(CommandLine.path "--run" "a run folder" v) })
+              flag "--count" "N" "samples to draw, written one PNG each and as a grid of the first 256 (default 64)" false
+                (fun v a -> { a with Count = CommandLine.intIn 1 10_000_000 "--count" v })
+              flag "--seed" "N" "seed of the samples' latents (default 7)" false (fun v a -> { a with Seed = CommandLine.int' "--seed" v })
+              flag "--checkpoint" "FILE" "a checkpoint of the run (default: the newest)" false
+                (fun v a -> { a with Checkpoint = Some(CommandLine.path "--checkpoint" "a checkpoint file" v) })
+              flag "--interpolate" "A,B" "also a spherical interpolation between seeds A and B" false
+                (fun v a ->
+                    match v.Split(',') with
+                    | [| x; y |] -> { a with Interpolate = Some(CommandLine.int' "--interpolate" x, CommandLine.int' "--interpolate" y) }
+                    | _ -> bad "--interpolate expects two seeds, SEED_A,SEED_B; got '%s'." v)
+              flag "--steps" "N" "frames of the interpolation (default 10)" false (fun v a -> { a with Steps = CommandLine.intIn 2 1_000_000 "--steps" v })
+              flag "--out" "FOLDER" "where to write (default: RUN/generated)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
+              flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v }) ]
+          Defaults = { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Steps = 10; Out = None; Device = None }
+          ResumeFlag = None }
+
+    /// A folder to write into: created when missing; a file in its place is refused with one line.
+    let private outputFolder (path: string) =
+        match FileKind.at path with
+        | Folder -> path
+        | Missing ->
+            try Directory.CreateDirectory path |> ignore; path
+            with :? IOException | :? UnauthorizedAccessException as e -> bad "--out: cannot create the folder '%s': %s" path (CommandLine.firstLine e.Message)
+        | _ -> bad "--out: '%s' is a file, not a folder." path
+
+    let run (argv: string[]) =
+        CommandLine.run command argv (fun args ->
+            let runFolder = match args.Run with Some r -> r | None -> bad "--run FOLDER is required."
+            args.Device |> Option.iter (fun d -> TorchBackend.Device <- TrainCommand.device d)
+            use loaded = Generation.load runFolder args.Checkpoint
+            let out = outputFolder (args.Out |> Option.defaultWith (fun () -> RunFolder(Path.GetFullPath runFolder).Generated))
+            let p = loaded.Position
+            printfn "%s: %d² (%O) after %d images" (Path.GetFileName loaded.Checkpoint) p.Resolution p.Phase p.ImagesShown
+            let grid, count = Generation.writeSamples loaded out args.Count args.Seed
+            printfn "wrote %s and %d single images" grid count
+            match args.Interpolate with
+            | Some(a, b) ->
+                let strip, frames = Generation.writeInterpolation loaded out a b args.Steps
+                printfn "wrote %s and %d frames" strip frames
+            | None -> ()
+            0)

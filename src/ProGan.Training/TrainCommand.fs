@@ -1,0 +1,185 @@
+namespace ProGan.Training
+
+open System
+open System.IO
+open TorchSharp
+open ProGan.Keras.Backend
+
+/// What `train.fsx` was asked, as parsed: nothing is read or set until `TrainCommand.plan`.
+type TrainArguments =
+    { Preset: string
+      Resolution: int
+      Data: string option
+      Out: string option
+      Resume: string option
+      StopAfterImages: int64 option
+      Device: string option
+      Threads: int option
+      /// Settings over the preset, in the order given (flag, change).
+      Overrides: (string * (TrainingConfig -> TrainingConfig)) list }
+
+/// What a run will do: its configuration, folder, device and stop.
+type TrainPlan =
+    { Config: TrainingConfig
+      Folder: string
+      Resume: bool
+      StopAfterImages: int64 option
+      Device: torch.Device }
+
+/// `dotnet fsi train.fsx -- [options]`: progressive training from the command line.
+module TrainCommand =
+
+    let private bad format = Printf.kprintf (UsageException >> raise) format
+    let private flag = CommandLine.flag
+    let private int' = CommandLine.int'
+    let private float' = CommandLine.float'
+
+    /// A flag that changes one setting of the configuration.
+    let private setting name value help (change: string -> string -> TrainingConfig -> TrainingConfig) =
+        flag name value help false (fun v args -> { args with Overrides = args.Overrides @ [ name, change name v ] })
+
+    let private arch (change: string -> string -> ProGan.Keras.Models.ProGanConfig -> ProGan.Keras.Models.ProGanConfig) =
+        fun name v -> let f = change name v in fun (c: TrainingConfig) -> { c with Architecture = f c.Architecture }
+
+    /// Parses a value now (so that a bad one fails at parse time) and returns the change it makes.
+    let private parsed (read: string -> string -> 'T) (set: 'T -> TrainingConfig -> TrainingConfig) =
+        fun name v -> let x = read name v in set x
+
+    let flags : Flag<TrainArguments> list =
+        [ flag "--data" "FOLDER" "images to learn (png, jpg, bmp, gif, tga; recursive); default: embedded shapes" true
+            (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images (leave --data out for the embedded shapes)" v) })
+          flag "--out" "FOLDER" "run folder, new or empty (default: runs/<date-time>)" false
+            (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
+          flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
+            (fun v a ->
+                let r = CommandLine.int' "--resolution" v
+                if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "--resolution must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." r
+                { a with Resolution = r })
+          flag "--preset" "NAME" "cpu (default: small, ~10 min to 32² on 2 cores) or paper (the reference's numbers)" false
+            (fun v a ->
+                if not (TrainingConfig.presets |> List.exists (fst >> (=) v)) then
+                    bad "--preset must be one of %s; got '%s'." (String.Join(", ", TrainingConfig.presets |> List.map fst)) v
+                { a with Preset = v })
+          flag "--resume" "FOLDER" "continue a run from its newest good checkpoint" true
+            (fun v a -> { a with Resume = Some(CommandLine.path "--resume" "a run folder" v) })
+          flag "--stop-after" "N" "stop (with a checkpoint) after N images" true
+            (fun v a -> { a with StopAfterImages = Some(CommandLine.wholeIn 1L Int64.MaxValue "--stop-after" v) })
+          flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" true (fun v a -> { a with Device = Some v })
+          flag "--threads" "N" (sprintf "CPU threads, 0 = all cores (this machine: %d)" Environment.ProcessorCount) true
+            (fun v a -> { a with Threads = Some(CommandLine.intIn 0 Environment.ProcessorCount "--threads" v) })
+          setting "--mirror" "" "mirror real images left–right at random" (fun _ _ c -> { c with Mirror = true })
+          setting "--no-optimizer-reset" "" "keep Adam's moments across levels of detail" (fun _ _ c -> { c with ResetOptimizerEachLevel = false })
+          setting "--seed" "N" "seed of every random choice" (parsed int' (fun x c -> { c with Seed = x }))
+          setting "--stabilise-images" "N" "real images per stabilise phase" (parsed int' (fun x c -> { c with StabiliseImages = x }))
+          setting "--fade-images" "N" "real images per fade-in phase" (parsed int' (fun x c -> { c with FadeImages = x }))
+          setting "--total-images" "N" "images over the whole run (0: stop once grown and stabilised)"
+            (parsed (CommandLine.wholeIn 0L Int64.MaxValue) (fun x c -> { c with TotalImages = x }))
+          setting "--minibatch" "N[,N…]" "minibatch per level 4², 8², … (last repeats)"
+            (fun name v -> let sizes = v.Split(',') |> Array.map (int' name) in fun c -> { c with Minibatch = sizes })
+          setting "--lr" "X" "Adam learning rate (both networks)" (parsed float' (fun x c -> { c with LearningRate = x }))
+          setting "--beta1" "X" "Adam β1" (parsed float' (fun x c -> { c with Beta1 = x }))
+          setting "--beta2" "X" "Adam β2" (parsed float' (fun x c -> { c with Beta2 = x }))
+          setting "--gp-weight" "X" "λ of the gradient penalty" (parsed float' (fun x c -> { c with GradientPenaltyWeight = x }))
+          setting "--drift" "X" "ε_drift" (parsed float' (fun x c -> { c with DriftWeight = x }))
+          setting "--ema-beta" "X" "β of the EMA generator" (parsed float' (fun x c -> { c with EmaBeta = x }))
+          setting "--latent-size" "N" "latent vector length" (arch (fun f v a -> a.With(latentSize = int' f v)))
+          setting "--fmap-base" "N" "fmap_base" (arch (fun f v a -> a.With(fmapBase = int' f v)))
+          setting "--fmap-max" "N" "fmap_max" (arch (fun f v a -> a.With(fmapMax = int' f v)))
+          setting "--fmap-decay" "X" "fmap_decay" (arch (fun f v a -> a.With(fmapDecay = float' f v)))
+          setting "--group-size" "N" "minibatch-stddev group size" (arch (fun f v a -> a.With(minibatchGroupSize = int' f v)))
+          setting "--tick-images" "N" "images between sample grids and checkpoints" (parsed int' (fun x c -> { c with TickImages = x }))
+          setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
+          setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
+          setting "--procedural-images" "N" "size of the embedded data set" (parsed int' (fun x c -> { c with ProceduralImages = x }))
+          setting "--metrics" "NAME" "metrics at every phase end, logged to log.csv: swd" (fun _ v c -> { c with Metrics = v })
+          setting "--metric-images" "N" "images per set for the metrics (default 256)" (parsed int' (fun x c -> { c with MetricImages = x }))
+          setting "--nan-retries" "N" "after a NaN/Inf, roll back and retry at half the learning rate N times"
+            (parsed int' (fun x c -> { c with NonFiniteRetries = x })) ]
+
+    let command =
+        { Usage = [ "dotnet fsi train.fsx -- [--data FOLDER] [--out FOLDER] [--resolution N] [--preset cpu|paper] [options]"
+                    "dotnet fsi train.fsx -- --resume RUN_FOLDER [--stop-after N] [--data MOVED_FOLDER]" ]
+          Summary = "progressive growing of GANs (Karras et al. 2018) on TorchSharp."
+          Flags = flags
+          Defaults =
+            { Preset = "cpu"; Resolution = 32; Data = None; Out = None; Resume = None; StopAfterImages = None
+              Device = None; Threads = None; Overrides = [] }
+          ResumeFlag = Some "--resume" }
+
+    /// The device a name asks for, checked to exist.
+    let device (name: string) =
+        let d =
+            try torch.device name
+            with _ -> bad "--device expects cpu, cuda or cuda:N; got '%s'." name
+        if d.``type`` = DeviceType.CUDA then
+            if not (torch.cuda.is_available ()) then
+                bad "--device %s: no CUDA device is available (no GPU is visible, or TorchSharp's CUDA backend package is not installed); use --device cpu." name
+            if int d.index >= torch.cuda.device_count () then
+                bad "--device %s: this machine has %d CUDA device(s)." name (torch.cuda.device_count ())
+        d
+
+    /// The smallest fmap_base whose feature maps reach `resolution` (nf(log2 r − 1) ≥ 1).
+    let private fmapBaseReaching (resolution: int) (decay: float) =
+        int (ceil (2.0 ** ((Math.Log2(float resolution) - 1.0) * decay)))
+
+    /// The run the arguments ask for: the preset with the overrides for a new run, or the run's own config.json for
+    /// `--resume`. Reads the run folder's configuration; creates nothing.
+    let plan (args: TrainArguments) : TrainPlan =
+        let device = args.Device |> Option.map device |> Option.defaultWith (fun () -> TorchBackend.Device)
+        let data = args.Data |> Option.map Path.GetFullPath
+        match args.Data, data with
+        | Some given, Some full ->
+            match FileKind.at full with
+            | Folder -> ()
+            | Missing -> bad "--data: the folder '%s' does not exist." given
+            | _ -> bad "--data: '%s' is a file, not a folder; pass the folder that holds the images." given
+        | _ -> ()
+        match args.Resume with
+        | Some folder ->
+            let config = RunFolder.readConfig (RunFolder.openExisting folder)
+            let config = { config with Threads = args.Threads |> Option.defaultValue config.Threads
+                                       DataFolder = data |> Option.defaultValue config.DataFolder }
+            { Config = TrainingConfig.validate config; Folder = folder; Resume = true; StopAfterImages = args.StopAfterImages; Device = device }
+        | None ->
+            let make = TrainingConfig.presets |> List.find (fst >> (=) args.Preset) |> snd
+            let preset = make args.Resolution
+            let config =
+                args.Overrides |> List.fold (fun c (_, change) -> change c)
+                    { preset with DataFolder = data |> Option.defaultValue ""; Threads = args.Threads |> Option.defaultValue preset.Threads }
+            let a = config.Architecture
+            if a.FmapBase >= 1 && a.FmapMax >= 1 && a.ChannelsAt(a.LevelCount - 1) < 1 then
+                let given = args.Overrides |> List.exists (fun (name, _) -> name = "--fmap-base")
+                bad "--resolution %d: %s feature maps (fmap_base %d, halved at each level) run out before %d²; add --fmap-base %d or more%s."
+                    args.Resolution (if given then "the" else sprintf "the %s preset's" args.Preset) a.FmapBase args.Resolution
+                    (fmapBaseReaching args.Resolution a.FmapDecay) (if args.Preset = "paper" then "" else ", or use --preset paper")
+            let config =
+                try TrainingConfig.validate config
+                with :? ArgumentException as e -> bad "%s" (CommandLine.firstLine e.Message)
+            let out = args.Out |> Option.defaultWith (fun () -> Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")))
+            { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages; Device = device }
+
+    /// Trains as the arguments ask, with a live display on a terminal; returns the exit code.
+    let run (argv: string[]) =
+        CommandLine.run command argv (fun args ->
+            let plan = plan args
+            TorchBackend.Device <- plan.Device
+            use stop = new StopSignals()
+            let train report =
+                TrainingRun.run
+                    { Config = plan.Config; Folder = plan.Folder; Resume = plan.Resume; StopAfterImages = plan.StopAfterImages
+                      Report = report; OnStep = ignore; Cancel = stop.Token }
+            printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
+            try
+                (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
+                printfn "Samples, log.csv, loss.png and checkpoints are in %s" (Path.GetFullPath plan.Folder)
+                stop.ExitCode
+            with
+            | CheckpointWriteException(_, _) as e ->
+                let previous = RunFolder(Path.GetFullPath plan.Folder).Checkpoints() |> List.tryHead |> Option.map Path.GetFileName
+                eprintfn "error: %s. %s Free some space, then continue with --resume %s." (CommandLine.firstLine e.Message)
+                    (match previous with Some p -> sprintf "The previous checkpoint %s is intact." p | None -> "No earlier checkpoint exists.")
+                    plan.Folder
+                4
+            | :? OperationCanceledException when stop.Reason.IsSome ->
+                eprintfn "Stopped before training began; nothing was trained."
+                stop.ExitCode)

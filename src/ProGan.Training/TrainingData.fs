@@ -1,0 +1,25 @@
+namespace ProGan.Training
+
+open System.Threading
+
+/// The images a configuration trains on, prepared at its final resolution: the folder it names, or the embedded
+/// procedural shapes when it names none.
+module TrainingData =
+
+    /// What the data of `config` is, in words.
+    let describe (config: TrainingConfig) =
+        if config.DataFolder = "" then sprintf "embedded procedural shapes (%d images)" config.ProceduralImages
+        else config.DataFolder
+
+    /// Loads (or renders) the data of `config`; `cancel` stops a long preparation between chunks.
+    let load (config: TrainingConfig) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let resolution = config.Architecture.Resolution
+        if config.DataFolder = "" then
+            report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
+            Procedural.pyramid config.ProceduralImages resolution config.Seed
+        else
+            let minimum = config.Minibatch |> Array.max
+            let load = ImageFolder.load config.DataFolder resolution minimum report cancel
+            report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Pyramid.Count config.DataFolder))
+            ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
+            load.Pyramid

@@ -1,0 +1,259 @@
+namespace ProGan.Training
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Threading
+open TorchSharp
+open ProGan.Keras.Backend
+
+/// How to run.
+type RunOptions =
+    { Config: TrainingConfig
+      /// The run folder: for a new run, one that does not exist yet or is empty; for `Resume`, one a run wrote.
+      Folder: string
+      /// Continue the run in `Folder` from its newest good checkpoint (`Config` is then the run's own, from
+      /// config.json, possibly with a moved data folder or other threads).
+      Resume: bool
+      /// Stop (with a checkpoint) once this many images have been shown, before the schedule ends.
+      StopAfterImages: int64 option
+      Report: TrainingEvent -> unit
+      /// Called after every successful step (Keras-style callback: inspect or adjust the trainer).
+      OnStep: Trainer -> unit
+      Cancel: CancellationToken }
+
+/// Training cannot go on; the message says what happened, what was kept, and how to continue.
+exception TrainingFailedException of string
+    with override this.Message = this.Data0
+
+/// What a run holds while it trains: its folder, lock, data and trainer.
+type private Session =
+    { Options: RunOptions
+      Config: TrainingConfig
+      Folder: RunFolder
+      Data: ImagePyramid
+      Trainer: Trainer
+      /// The fixed latents of every sample grid.
+      GridLatents: torch.Tensor
+      StopAt: int64
+      Total: int64
+      Clock: Stopwatch
+      /// Wall time of the run before this process (from log.csv), so that a resumed run's clock continues.
+      WallOffset: float
+      Lock: IDisposable }
+    interface IDisposable with
+        member this.Dispose() =
+            this.GridLatents.Dispose()
+            (this.Trainer :> IDisposable).Dispose()
+            (this.Data :> IDisposable).Dispose()
+            this.Lock.Dispose()
+
+/// The loop's state from one step to the next.
+type private Progress =
+    { /// log.csv's rows so far, newest first (for the loss chart).
+      Rows: LogRow list
+      /// Step results since the last row.
+      Pending: StepResult list
+      /// Images and start time of the current throughput interval.
+      IntervalImages: int
+      IntervalStart: float
+      /// Non-finite retries used.
+      Retries: int }
+
+/// A whole progressive training run (reference `train.py train_progressive_gan`): one loop of steps, with the upkeep
+/// `Cadence` decides after each — log rows, phase-end metrics and grids, and a tick (sample grid, loss chart,
+/// checkpoint) every `TickImages` images and at every phase end.
+module TrainingRun =
+
+    /// The fixed latents every sample grid of a run is drawn from (their own random stream).
+    let gridLatents (config: TrainingConfig) (count: int) =
+        Sampling.latents config.Architecture.LatentSize (RandomStreams.ofSeed config.Seed).SampleGrid count
+
+    /// Restores the newest checkpoint that loads. A damaged one is reported and set aside as `*.bad` (so it is neither
+    /// tried nor counted again), and the one before it is tried; the last one left is never set aside. A checkpoint of
+    /// another architecture stops at once: the run, not the file, is wrong.
+    let private restoreNewestGood (folder: RunFolder) (trainer: Trainer) (report: TrainingEvent -> unit) =
+        let rec attempt candidates =
+            match candidates with
+            | [] -> None
+            | path :: older ->
+                try
+                    trainer.Load path |> ignore
+                    Some path
+                with CheckpointException(_, _) as e ->
+                    match older with
+                    | [] -> raise e
+                    | _ ->
+                        (try File.Move(path, folder.SetAside path, true) with :? IOException | :? UnauthorizedAccessException -> ())
+                        report (Warning(sprintf "%s; set aside as %s, using the previous checkpoint." e.Message (Path.GetFileName(folder.SetAside path))))
+                        attempt older
+        attempt (folder.Checkpoints())
+
+    /// The data of a run, checked against what its manifest recorded: a resumed run never trains on other images
+    /// than it started with. A new run (or one that never got this far) records them.
+    let private checkData (folder: RunFolder) (config: TrainingConfig) (data: ImagePyramid) =
+        let manifest = RunFolder.readManifest folder
+        if String.IsNullOrEmpty manifest.DataSha256 then
+            RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash }
+        elif manifest.DataSha256 <> data.ContentHash then
+            raise (DataException(
+                    sprintf "The data (%s: %d images, SHA-256 %s…) is not the data this run was trained on (%d images, SHA-256 %s…). Resume with the original images (--data FOLDER if they moved), or start a new run."
+                        (TrainingData.describe config) data.Count (data.ContentHash.Substring(0, 12)) manifest.DataImages (manifest.DataSha256.Substring(0, 12))))
+
+    /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
+    /// checkpoint to resume from.
+    let private start (options: RunOptions) (config: TrainingConfig) (folder: RunFolder) =
+        let lock = RunLock.acquire folder
+        try
+            RunFolder.sweep folder
+            if options.Resume then
+                // A moved data folder or other threads: what the run continues with is what config.json says.
+                if RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
+            else
+                RunFolder.writeManifest folder
+                    { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
+                      DataImages = 0; DataSha256 = "" }
+                RunFolder.writeConfig folder config
+            MemoryEstimate.check config
+            let data = TrainingData.load config options.Report options.Cancel
+            try
+                checkData folder config data
+                options.Cancel.ThrowIfCancellationRequested()
+                let trainer = new Trainer(config, data, TorchBackend.Device)
+                let rows =
+                    if options.Resume then
+                        match restoreNewestGood folder trainer options.Report with
+                        | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
+                        | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
+                        // Rows logged after that checkpoint (all of them, without one) are trained again: drop them.
+                        RunLog.truncate folder trainer.ImagesShown
+                    else []
+                let total = TrainingConfig.totalImages config
+                { Options = options; Config = config; Folder = folder; Data = data; Trainer = trainer
+                  GridLatents = gridLatents config 36; Total = total
+                  StopAt = options.StopAfterImages |> Option.defaultValue total |> min total
+                  Clock = Stopwatch.StartNew()
+                  WallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
+                  Lock = lock },
+                { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0 }
+            with _ ->
+                (data :> IDisposable).Dispose()
+                reraise ()
+        with _ ->
+            lock.Dispose()
+            reraise ()
+
+    let private writeSamples (session: Session) (position: SchedulePosition) (path: string) =
+        use images = session.Trainer.SampleAt(position, session.GridLatents)
+        ImageGrid.save path images
+
+    /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
+    let private tick (session: Session) (progress: Progress) =
+        let trainer = session.Trainer
+        writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown)
+        LossChart.write session.Folder.LossChart (List.rev progress.Rows)
+        let checkpoint = session.Folder.Checkpoint trainer.ImagesShown
+        trainer.Save checkpoint
+        Checkpoint.prune session.Folder session.Config.KeepCheckpoints
+        session.Options.Report(Ticked(trainer.ImagesShown, checkpoint))
+
+    /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate (when
+    /// configured) or stop with a message that says what was kept.
+    let private recover (session: Session) (progress: Progress) (e: exn) =
+        let trainer = session.Trainer
+        match restoreNewestGood session.Folder trainer session.Options.Report with
+        | None -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
+        | Some good ->
+            let rows = RunLog.truncate session.Folder trainer.ImagesShown
+            if progress.Retries < session.Config.NonFiniteRetries then
+                trainer.HalveLearningRate()
+                session.Options.Report(Warning(sprintf "%s Rolled back to %s; retrying with learning rate %g (retry %d of %d)."
+                                                   e.Message (Path.GetFileName good) trainer.LearningRate (progress.Retries + 1) session.Config.NonFiniteRetries))
+                { progress with Rows = List.rev rows; Pending = []; Retries = progress.Retries + 1 }
+            else
+                raise (TrainingFailedException(
+                    sprintf "%s Rolled back to %s (%d images); nothing non-finite was saved. Lower the learning rate or allow retries (--nan-retries N), then continue with --resume %s."
+                        e.Message (Path.GetFileName good) trainer.ImagesShown session.Folder.Path))
+
+    /// Appends the row of the steps since the last one.
+    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float) =
+        let now = session.Clock.Elapsed.TotalSeconds
+        let mean f = progress.Pending |> List.averageBy f
+        let row =
+            { ImagesShown = session.Trainer.ImagesShown; Resolution = before.Resolution; Phase = string before.Phase
+              Alpha = before.Alpha; DLoss = mean (fun r -> r.DLoss); GLoss = mean (fun r -> r.GLoss)
+              GradientPenalty = mean (fun r -> r.GradientPenalty)
+              ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
+              WallSeconds = session.WallOffset + now
+              Swd = swd }
+        RunLog.append session.Folder [ row ]
+        session.Options.Report(Logged(row, session.Trainer.Position, session.Total))
+        { progress with Rows = row :: progress.Rows; Pending = []; IntervalImages = 0; IntervalStart = now }
+
+    /// Everything but training that follows a step from `before`, as `Cadence` decides.
+    let private upkeep (session: Session) (progress: Progress) (before: SchedulePosition) (result: StepResult) =
+        let todo = Cadence.after session.Config session.StopAt before session.Trainer.Position
+        let progress = { progress with Pending = result :: progress.Pending; IntervalImages = progress.IntervalImages + result.Images }
+        let swd =
+            if todo.Metrics then
+                (Evaluation.swd session.Trainer.State.Ema before session.Data session.Config.MetricImages session.Trainer.Streams session.Trainer.Device).Average
+            else nan
+        let progress = if todo.LogRow then logRow session progress before swd else progress
+        if todo.PhaseGrid then writeSamples session before (session.Folder.PhaseGrid before)
+        if todo.Tick then
+            tick session progress
+            { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds } // the tick's own time is not throughput
+        else progress
+
+    let rec private loop (session: Session) (progress: Progress) =
+        if session.Trainer.ImagesShown >= session.StopAt || session.Options.Cancel.IsCancellationRequested then progress
+        else
+            let before = session.Trainer.Position
+            let next =
+                try
+                    let result = session.Trainer.Step()
+                    session.Options.OnStep session.Trainer
+                    upkeep session progress before result
+                with NonFiniteException _ as e -> recover session progress e
+            loop session next
+
+    /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands.
+    let private finish (session: Session) (progress: Progress) =
+        let trainer = session.Trainer
+        if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
+            try tick session progress with NonFiniteException _ as e -> recover session progress e |> ignore
+        if trainer.IsDone then writeSamples session trainer.Position session.Folder.Final
+        session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
+        trainer.Position
+
+    /// Runs (or resumes) training; returns the final schedule position.
+    let run (options: RunOptions) =
+        let config = TrainingConfig.validate options.Config
+        let folder, created = if options.Resume then RunFolder.openExisting options.Folder, false else RunFolder.create options.Folder
+        if config.DataFolder <> "" then
+            let data = Path.TrimEndingDirectorySeparator(Path.GetFullPath config.DataFolder) + string Path.DirectorySeparatorChar
+            if (folder.Path + string Path.DirectorySeparatorChar).StartsWith(data, StringComparison.Ordinal) then
+                if created then RunFolder.abandon folder created
+                raise (RunFolderException(sprintf "--out: '%s' is inside the data folder '%s'; the run's samples would become training images. Choose a folder outside it." options.Folder config.DataFolder))
+        let session, progress =
+            try start options config folder
+            with _ when not options.Resume ->
+                RunFolder.abandon folder created
+                reraise ()
+        use session = session
+        if not (File.Exists folder.Reals) then
+            use random = new torch.Generator(uint64 config.Seed)
+            use reals = session.Data.Sample(session.Data.Levels.Length - 1, 36, random, false, torch.CPU)
+            ImageGrid.save folder.Reals reals
+        options.Report(Started(session.Trainer.Position, session.Total))
+        let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
+        try finish session (loop session progress)
+        with
+        | :? IOException as e ->
+            let kept =
+                match folder.Checkpoints() with
+                | newest :: _ -> sprintf "the newest checkpoint, %s, is intact" (Path.GetFileName newest)
+                | [] -> "no checkpoint was written yet"
+            raise (TrainingFailedException(
+                    sprintf "Could not write in the run folder: %s Training stopped; %s. Fix the cause (disk space, permissions), then continue with --resume %s."
+                        (e.Message.Split('\n')[0]) kept options.Folder))
