@@ -1,5 +1,6 @@
 using ProGan.Keras.Layers;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ProGan.Keras.Models;
@@ -36,10 +37,18 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
 /// The generator's first block (Appendix A, Table 2): the latent, normalized onto the unit hypersphere, goes through a
 /// dense layer to 4×4×nf(1) (gain √2/4), LeakyReLU and pixel norm, then one 3×3 convolution unit.
 /// </summary>
+/// <remarks>
+/// As the reference's <c>G_paper</c> 4×4 block (<c>dense</c>, <c>reshape</c> to <c>[N, nf(1), 4, 4]</c>, then
+/// <c>apply_bias</c>), the dense layer has no bias of its own: one bias per channel, nf(1) of them, is added after the
+/// reshape, so <c>x = lrelu(reshape(dense(pn(z))) + b[c])</c>, then pixel norm.
+/// </remarks>
 public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
 {
     private readonly PixelNormalization latentNorm;
     private readonly WeightScaledDense dense;
+#pragma warning disable IDE1006 // TorchSharp names parameters after their state-dict keys.
+    private readonly Parameter bias;
+#pragma warning restore IDE1006
     private readonly PixelNormalization norm;
     private readonly ConvActivation conv;
     private readonly long channels;
@@ -51,7 +60,8 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
         channels = config.ChannelsAt(0);
         slope = config.LeakyReluSlope;
         latentNorm = new PixelNormalization(config.PixelNormEpsilon);
-        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4);
+        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4, useBias: false);
+        bias = new Parameter(torch.zeros(channels));
         norm = new PixelNormalization(config.PixelNormEpsilon);
         conv = new ConvActivation(channels, channels, 3, slope, new PixelNormalization(config.PixelNormEpsilon));
         RegisterComponents();
@@ -60,7 +70,7 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor latent)
     {
-        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4);
+        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4) + bias.view(1, -1, 1, 1); // [N, C, 4, 4]
         x = norm.call(nn.functional.leaky_relu(x, slope, inplace: true));
         return conv.call(x);
     }
