@@ -15,11 +15,16 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
     private readonly PixelNormalization? norm;
     private readonly double slope;
 
-    /// <summary>Creates the unit; with <paramref name="upscale"/> the convolution reads its input upsampled ×2.</summary>
-    public ConvActivation(long inChannels, long outChannels, long kernelSize, double slope, PixelNormalization? norm, bool upscale = false)
+    /// <summary>
+    /// Creates the unit; with <paramref name="upscale"/> the convolution reads its input upsampled ×2, with
+    /// <paramref name="downscale"/> its output is 2×2-averaged before the bias and the activation
+    /// (<see cref="WeightScaledConv2D.Downscale"/>).
+    /// </summary>
+    public ConvActivation(long inChannels, long outChannels, long kernelSize, double slope, PixelNormalization? norm,
+                          bool upscale = false, bool downscale = false)
         : base(nameof(ConvActivation))
     {
-        conv = new WeightScaledConv2D(inChannels, outChannels, kernelSize, upscale: upscale);
+        conv = new WeightScaledConv2D(inChannels, outChannels, kernelSize, upscale: upscale, downscale: downscale);
         this.norm = norm;
         this.slope = slope;
         RegisterComponents();
@@ -100,23 +105,37 @@ public sealed class GeneratorBlock : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// A discriminator block, the mirror of <see cref="GeneratorBlock"/> (Appendix A): two 3×3 convolution units with
-/// LeakyReLU, then 2×2 average pooling.
+/// LeakyReLU and a 2×2 downscale, in the order <see cref="ProGanConfig.FusedScale"/> picks.
 /// </summary>
+/// <remarks>
+/// The reference's <c>D_paper</c> block: <c>Conv0</c>, then <c>conv2d_downscale2d</c> when <c>fused_scale</c> (its
+/// default) else <c>downscale2d(conv2d(...))</c>, each convolution followed by <c>apply_bias</c> and LeakyReLU.
+/// Fused (<see cref="ProGanConfig.FusedScale"/> true): <c>lrelu(avgpool(conv1(h)) + b1)</c>, the second convolution
+/// computed at the output resolution as one stride-2 convolution (<see cref="WeightScaledConv2D.Downscale"/>).
+/// Not fused: <c>avgpool(lrelu(conv1(h) + b1))</c>, the paper's Table 2 order. Both start with
+/// <c>h = lrelu(conv0(x) + b0)</c>; they differ only in whether the activation comes before or after the pooling.
+/// </remarks>
 public sealed class DiscriminatorBlock : nn.Module<Tensor, Tensor>
 {
     private readonly ConvActivation conv0;
     private readonly ConvActivation conv1;
+    private readonly bool fusedScale;
 
     /// <summary>Creates the block.</summary>
     public DiscriminatorBlock(long inChannels, long outChannels, ProGanConfig config) : base(nameof(DiscriminatorBlock))
     {
+        fusedScale = config.FusedScale;
         conv0 = new ConvActivation(inChannels, inChannels, 3, config.LeakyReluSlope, null);
-        conv1 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, null);
+        conv1 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, null, downscale: fusedScale);
         RegisterComponents();
     }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor x) => Resample.Down(conv1.call(conv0.call(x)));
+    public override Tensor forward(Tensor x)
+    {
+        var y = conv1.call(conv0.call(x));
+        return fusedScale ? y : Resample.Down(y);
+    }
 }
 
 /// <summary>

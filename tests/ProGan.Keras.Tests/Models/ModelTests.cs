@@ -11,12 +11,14 @@ public class ModelTests
     private static Tensor Latents(int n, int seed = 11) => torch.randn(n, Tiny.LatentSize, generator: torch.manual_seed(seed));
     private static Tensor Images(int n, int r, int seed = 12) => torch.randn(n, 3, r, r, generator: torch.manual_seed(seed));
 
-    [Fact]
-    public void Every_resolution_has_a_pair_with_the_right_output_shapes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Every_resolution_has_a_pair_with_the_right_output_shapes(bool fusedScale)
     {
         torch.manual_seed(1);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         Assert.Equal(new[] { 4, 8, 16, 32 }, g.Pairs.Select(p => p.Resolution));
         using var z = Latents(4);
         foreach (var pair in g.Pairs)
@@ -34,12 +36,14 @@ public class ModelTests
         }
     }
 
-    [Fact]
-    public void Fade_in_at_alpha_one_equals_the_straight_through_twin()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Fade_in_at_alpha_one_equals_the_straight_through_twin(bool fusedScale)
     {
         torch.manual_seed(2);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         g.SetAlpha(1.0);
         d.SetAlpha(1.0);
         using var z = Latents(4);
@@ -51,12 +55,14 @@ public class ModelTests
         }
     }
 
-    [Fact]
-    public void Fade_in_at_alpha_zero_is_the_lower_resolution_through_the_resampling()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Fade_in_at_alpha_zero_is_the_lower_resolution_through_the_resampling(bool fusedScale)
     {
         torch.manual_seed(3);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         g.SetAlpha(0.0);
         d.SetAlpha(0.0);
         using var z = Latents(4);

@@ -31,6 +31,44 @@ public class OfficialNetworkTests
     private static Tensor Conv3(Tensor x, Tensor weight) =>
         nn.functional.conv2d(x, weight * (Sqrt2 / Math.Sqrt(weight.shape[1] * 9)), padding: [1, 1]);
 
+    [Theory]
+    [InlineData(true, 8)]
+    [InlineData(true, 16)] // from 16² the downscaling convolution is one stride-2 convolution
+    [InlineData(false, 8)]
+    [InlineData(false, 16)]
+    public void A_discriminator_block_is_the_official_block_of_its_fused_scale(bool fusedScale, int side)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(21);
+        var block = new DiscriminatorBlock(6, 4, ModelTests.Tiny with { FusedScale = fusedScale });
+        var p = RandomBiases(block, 21);
+        var x = torch.randn([4, 6, side, side], generator: torch.manual_seed(22));
+
+        // D_paper: Conv0 = lrelu(conv + b); then Conv1_down = lrelu(conv2d_downscale2d + b) when fused_scale,
+        // else downscale2d(lrelu(Conv1 + b)).
+        var h = Lrelu(Conv3(x, p["conv0.conv.weight"]) + PerChannel(p["conv0.conv.bias"]));
+        var conv1 = Conv3(h, p["conv1.conv.weight"]);
+        var b1 = PerChannel(p["conv1.conv.bias"]);
+        var expected = fusedScale
+            ? Lrelu(nn.functional.avg_pool2d(conv1, [2, 2]) + b1)
+            : nn.functional.avg_pool2d(Lrelu(conv1 + b1), [2, 2]);
+        AssertClose(expected, block.call(x), 1e-5);
+    }
+
+    [Fact]
+    public void The_two_discriminator_orders_share_parameters_but_are_different_functions()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(23);
+        var fused = new DiscriminatorBlock(6, 4, ModelTests.Tiny);
+        var separate = new DiscriminatorBlock(6, 4, ModelTests.Tiny with { FusedScale = false });
+        RandomBiases(fused, 23);
+        separate.load_state_dict(fused.state_dict()); // same names and shapes: only the order differs
+        var x = torch.randn([4, 6, 8, 8], generator: torch.manual_seed(24));
+        Assert.True(ProGanConfig.Paper.FusedScale, "the official default is fused_scale = True");
+        Assert.False(fused.call(x).allclose(separate.call(x), rtol: 1e-3, atol: 1e-3));
+    }
+
     [Fact]
     public void The_generator_input_block_adds_one_bias_per_channel_after_the_reshape()
     {
