@@ -13,6 +13,12 @@ let private dense (i: int) (o: int) = 2.0 * float i * float o
 let private upscaleConv (executed: bool) (cin: int) (cout: int) (r: int) =
     if executed && int64 (r / 2) >= WeightScaledConv2D.FusedUpscaleMinInputSize then conv cin cout 2 r else conv cin cout 3 r
 
+/// The convolve-then-downscale of a discriminator block at input side r: the model's 3×3 conv at r, or — `executed`,
+/// where FusedScale makes WeightScaledConv2D take its fused path — the 4×4 stride-2 conv at r/2 it really computes.
+/// (Both orders count the same for the model: they differ in where LeakyReLU goes, not in multiply-adds.)
+let private downscaleConv (executed: bool) (fused: bool) (cin: int) (cout: int) (r: int) =
+    if executed && fused && int64 r >= WeightScaledConv2D.FusedDownscaleMinInputSize then conv cin cout 4 (r / 2) else conv cin cout 3 r
+
 /// Forward FLOPs per image of the generator at `level`, fading in or not: of the model (the paper's network), or
 /// `executed` by this implementation (fewer, where upsampling is fused into the convolution).
 let generator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
@@ -23,12 +29,16 @@ let generator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
     let low = if fading then conv (nf (level - 1)) a.ImageChannels 1 (a.ResolutionOf(level - 1)) else 0.0
     input + blocks + toRgb + low
 
-/// Forward FLOPs per image of the discriminator at `level`, fading in or not.
-let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
+/// Forward FLOPs per image of the discriminator at `level`, fading in or not: of the model, or `executed` by this
+/// implementation (fewer, where FusedScale fuses the downscale into the convolution).
+let discriminator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
     let nf = a.ChannelsAt
     let fromRgb = conv a.ImageChannels (nf level) 1 (a.ResolutionOf level)
     let low = if fading then conv a.ImageChannels (nf (level - 1)) 1 (a.ResolutionOf(level - 1)) else 0.0
-    let blocks = [ for l in 1 .. level -> let r = a.ResolutionOf l in conv (nf l) (nf l) 3 r + conv (nf l) (nf (l - 1)) 3 r ] |> List.sum
+    let blocks =
+        [ for l in 1 .. level ->
+            let r = a.ResolutionOf l
+            conv (nf l) (nf l) 3 r + downscaleConv executed a.FusedScale (nf l) (nf (l - 1)) r ] |> List.sum
     let output = conv (nf 0 + 1) (nf 0) 3 4 + dense (16 * nf 0) (a.FeatureMaps 0) + dense (a.FeatureMaps 0) 1
     fromRgb + low + blocks + output
 
@@ -37,7 +47,7 @@ let discriminator (a: ProGanConfig) (level: int) (fading: bool) =
 ///          + the penalty's ∂D/∂x̂ with create_graph (1·D, input gradients only) + backward through that graph (2·2·D);
 /// G step = G forward + D forward + D input gradients (1·D) + G backward (2·G).
 /// In all 4·G + 14·D, EMA and optimiser updates not counted (they scale with parameters, not images).
-/// `executed` counts the multiply-adds this implementation runs (the fused upsample-convolutions do 4 of the model's 9
-/// taps): the figure to hold against the hardware's matrix-product ceiling; otherwise the model's.
+/// `executed` counts the multiply-adds this implementation runs (the fused upsample- and downscale-convolutions do 4
+/// of the model's 9 taps): the figure to hold against the hardware's matrix-product ceiling; otherwise the model's.
 let iteration (executed: bool) (a: ProGanConfig) (level: int) (fading: bool) =
-    4.0 * generator executed a level fading + 14.0 * discriminator a level fading
+    4.0 * generator executed a level fading + 14.0 * discriminator executed a level fading

@@ -1,6 +1,7 @@
 /// The training-throughput benchmark: images per second of one full iteration (D step with gradient penalty, G step,
-/// EMA update) per resolution and phase, achieved GFLOP/s against this machine's matrix-product ceiling, memory over
-/// many iterations, generation speed, and — where Python's torch is installed — the same step in PyTorch.
+/// EMA update) per resolution, phase and discriminator order (FusedScale), achieved GFLOP/s against this machine's
+/// matrix-product ceiling, memory over many iterations, generation speed, and — where Python's torch is installed —
+/// the same step in PyTorch.
 module ProGan.Bench.Program
 
 open System
@@ -14,7 +15,10 @@ open ProGan.Keras.Models
 open ProGan.Training
 
 type Row =
-    { Shape: string; Resolution: int; Phase: string; Batch: int; ImagesPerSecond: float
+    { Shape: string; Resolution: int; Phase: string
+      /// ProGanConfig.FusedScale: D's official fused conv2d_downscale2d order, or the paper's Table 2 order.
+      FusedScale: bool
+      Batch: int; ImagesPerSecond: float
       /// The model's FLOPs per image (the paper's network, as any implementation of it computes them).
       GflopPerImage: float
       /// FLOPs per image this implementation executes (fewer where upsampling is fused into the convolution).
@@ -26,6 +30,10 @@ type Row =
       PyTorchImagesPerSecond: float; Ratio: float; RatioLowest: float; RatioHighest: float }
 
 let private median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
+
+/// The discriminator order as the official code's comment names it (`fused_scale`: "True = use fused conv2d +
+/// downscale2d, False = separate downscale2d layers").
+let private order fusedScale = if fusedScale then "fused" else "separate"
 
 /// The fixed comparison network: latent 128, 128 channels at 4²–32², 64 at 64², 32 at 128², batch 16, group 4.
 let comparison resolution =
@@ -112,11 +120,11 @@ type PyTorchReference private (p: Process) =
             with _ -> None
         [ "/usr/bin/python3"; "python3" ] |> List.tryPick start
 
-    /// Images per second of the reference step at `resolution` (median of `iterations` after `warmup`), or None if
-    /// the reference failed.
-    member _.Time(resolution: int, warmup: int, iterations: int) =
+    /// Images per second of the reference step at `resolution` with the discriminator order `fusedScale`, fading in
+    /// or not (median of `iterations` after `warmup`), or None if the reference failed.
+    member _.Time(resolution: int, fusedScale: bool, fading: bool, warmup: int, iterations: int) =
         try
-            p.StandardInput.WriteLine(sprintf "%d %d %d" resolution warmup iterations)
+            p.StandardInput.WriteLine(sprintf "%d %d %d %d %d" resolution warmup iterations (Convert.ToInt32 fusedScale) (Convert.ToInt32 fading))
             p.StandardInput.Flush()
             match p.StandardOutput.ReadLine() with
             | null -> None
@@ -130,6 +138,29 @@ type PyTorchReference private (p: Process) =
         member _.Dispose() =
             try p.StandardInput.Close(); p.WaitForExit 10000 |> ignore with _ -> ()
             p.Dispose()
+
+/// The comparison shape's rows as the README's table (markdown): a column per resolution, one group of lines per
+/// phase and discriminator order.
+let readmeTable (rows: Row list) (rounds: int) =
+    let rows = rows |> List.filter (fun r -> r.Shape = "comparison")
+    let resolutions = rows |> List.map (fun r -> r.Resolution) |> List.distinct |> List.sort
+    let number (x: float) = if Double.IsNaN x then "–" elif x >= 100.0 then sprintf "%.0f" x elif x >= 10.0 then sprintf "%.1f" x else sprintf "%.2f" x
+    [ yield "| comparison shape | " + String.Join(" | ", resolutions |> List.map (sprintf "%d²")) + " |"
+      yield "|---" + String.replicate resolutions.Length "|---" + "|"
+      for phase in [ "stabilise"; "fade-in" ] do
+          for fusedScale in [ true; false ] do
+              let group = rows |> List.filter (fun r -> r.Phase = phase && r.FusedScale = fusedScale)
+              if not group.IsEmpty then
+                  let line (name: string) (cell: Row -> string) =
+                      let cells = resolutions |> List.map (fun r -> group |> List.tryFind (fun x -> x.Resolution = r) |> Option.map cell |> Option.defaultValue "–")
+                      sprintf "| %s, %s: %s | %s |" phase (order fusedScale) name (String.Join(" | ", cells))
+                  yield line "ProGan.Keras img/s" (fun r -> number r.ImagesPerSecond)
+                  yield line "PyTorch img/s (same rounds)" (fun r -> number r.PyTorchImagesPerSecond)
+                  yield line (sprintf "ratio, median of %d rounds (lowest–highest)" rounds) (fun r ->
+                      if Double.IsNaN r.Ratio then "–" else sprintf "×%.2f (%.2f–%.2f)" r.Ratio r.RatioLowest r.RatioHighest)
+                  yield line "GFLOP/image, model (executed)" (fun r -> sprintf "%.3f (%.3f)" r.GflopPerImage r.ExecutedGflopPerImage)
+                  yield line "executed GFLOP/s (share of ceiling)" (fun r -> sprintf "%.1f (%.0f %%)" r.Gflops (100.0 * r.CeilingShare)) ]
+    |> String.concat "\n"
 
 [<EntryPoint>]
 let main argv =
@@ -155,6 +186,8 @@ let main argv =
     // --training-only: just the training table (for before/after runs of one change); --phases stabilise|fade-in.
     let trainingOnly = flag "--training-only"
     let phases = option "--phases" |> Option.map (fun p -> p.Split(',')) |> Option.defaultValue [| "fade-in"; "stabilise" |]
+    // --fused-scale true|false: one discriminator order only (both by default: the official fused one first).
+    let fusedScales = option "--fused-scale" |> Option.map (fun f -> [ Boolean.Parse f ]) |> Option.defaultValue [ true; false ]
     let noPyTorch = flag "--no-pytorch"
     let reference = if noPyTorch then None else PyTorchReference.TryStart()
     use _ = { new IDisposable with member _.Dispose() = reference |> Option.iter (fun r -> (r :> IDisposable).Dispose()) }
@@ -164,44 +197,49 @@ let main argv =
         [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
             for r in resolutions do
                 if not (name = "paper channels" && r > paperMax) then
-                    let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
-                    let arch = config.Architecture
+                    let shape = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
-                        let batch = TrainingConfig.minibatchAt config (arch.LevelOf r)
-                        let ours () = float batch / timeSteps config r fading warmup iterations
-                        // The comparison: `rounds` pairs of back-to-back timings, alternating which goes first.
-                        let ips, theirs, ratios =
-                            match reference with
-                            | Some reference when name = "comparison" && not fading && r >= 8 ->
-                                let pairs =
-                                    [ for k in 1..rounds ->
-                                        if k % 2 = 1 then let t = reference.Time(r, warmup, iterations) in ours (), t
-                                        else let o = ours () in o, reference.Time(r, warmup, iterations) ]
-                                let ourIps = pairs |> List.map fst |> median
-                                match pairs |> List.choose snd with
-                                | timed when timed.Length = pairs.Length ->
-                                    ourIps, median timed, List.map2 (fun (o, _) t -> o / t) pairs timed
-                                | _ ->
-                                    printfn "PyTorch reference failed at %d² (its stderr is not kept; run bench/reference_step.py by hand)" r
-                                    ourIps, nan, []
-                            | _ -> ours (), nan, []
-                        let ratio summary = if ratios.IsEmpty then nan else summary ratios
-                        let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
-                        let row =
-                            { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); Batch = batch
-                              ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
-                              Gflops = flops * ips / 1e9; CeilingShare = flops * ips / 1e9 / peak
-                              PyTorchImagesPerSecond = theirs
-                              Ratio = ratio median; RatioLowest = ratio List.min; RatioHighest = ratio List.max }
-                        printfn "%-15s %4d² %-9s batch %2d  %8.2f img/s  %7.3f GFLOP/img (%7.3f executed)  %6.1f GFLOP/s  %5.1f%% of ceiling%s"
-                            row.Shape r row.Phase batch ips row.GflopPerImage row.ExecutedGflopPerImage row.Gflops (100.0 * row.CeilingShare)
-                            (if Double.IsNaN row.Ratio then ""
-                             else sprintf "  PyTorch %.2f img/s → ×%.2f (rounds ×%.2f–×%.2f)" row.PyTorchImagesPerSecond row.Ratio row.RatioLowest row.RatioHighest)
-                        yield row ]
+                        for fusedScale in fusedScales do
+                            let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale) }
+                            let arch = config.Architecture
+                            let batch = TrainingConfig.minibatchAt config (arch.LevelOf r)
+                            let ours () = float batch / timeSteps config r fading warmup iterations
+                            // The comparison: `rounds` pairs of back-to-back timings, alternating which goes first; the
+                            // reference computes the same function (same D order, same phase).
+                            let ips, theirs, ratios =
+                                match reference with
+                                | Some reference when name = "comparison" && r >= 8 ->
+                                    let theirs () = reference.Time(r, fusedScale, fading, warmup, iterations)
+                                    let pairs =
+                                        [ for k in 1..rounds ->
+                                            if k % 2 = 1 then let t = theirs () in ours (), t
+                                            else let o = ours () in o, theirs () ]
+                                    let ourIps = pairs |> List.map fst |> median
+                                    match pairs |> List.choose snd with
+                                    | timed when timed.Length = pairs.Length ->
+                                        ourIps, median timed, List.map2 (fun (o, _) t -> o / t) pairs timed
+                                    | _ ->
+                                        printfn "PyTorch reference failed at %d² %s %s (its stderr is not kept; run bench/reference_step.py by hand)" r (if fading then "fade-in" else "stabilise") (order fusedScale)
+                                        ourIps, nan, []
+                                | _ -> ours (), nan, []
+                            let ratio summary = if ratios.IsEmpty then nan else summary ratios
+                            let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
+                            let row =
+                                { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); FusedScale = fusedScale; Batch = batch
+                                  ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
+                                  Gflops = flops * ips / 1e9; CeilingShare = flops * ips / 1e9 / peak
+                                  PyTorchImagesPerSecond = theirs
+                                  Ratio = ratio median; RatioLowest = ratio List.min; RatioHighest = ratio List.max }
+                            printfn "%-15s %4d² %-9s %-8s batch %2d  %8.2f img/s  %7.3f GFLOP/img (%7.3f executed)  %6.1f GFLOP/s  %5.1f%% of ceiling%s"
+                                row.Shape r row.Phase (order fusedScale) batch ips row.GflopPerImage row.ExecutedGflopPerImage row.Gflops (100.0 * row.CeilingShare)
+                                (if Double.IsNaN row.Ratio then ""
+                                 else sprintf "  PyTorch %.2f img/s → ×%.2f (rounds ×%.2f–×%.2f)" row.PyTorchImagesPerSecond row.Ratio row.RatioLowest row.RatioHighest)
+                            yield row ]
     // This VM's speed drifts; a ceiling measured once can be low. Measure again after the table and say so.
     let peakAfter = ceiling ()
     if peakAfter > 1.05 * peak then
         printfn "ceiling re-measured after the table: %.1f GFLOP/s (%.0f %% above the start; the shares above used the start figure)" peakAfter (100.0 * (peakAfter / peak - 1.0))
+    printfn "\n%s\n" (readmeTable rows rounds)
     if trainingOnly then exit 0
     let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
     printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
@@ -214,10 +252,10 @@ let main argv =
     let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
     File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
         [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
-          yield "shape,resolution,phase,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
+          yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
           for r in rows do
-              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
+              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
           for (r, ips) in generationRows do
-              yield sprintf "generation,%d,inference,64,%s,,,,,,,," r (f ips) ])
+              yield sprintf "generation,%d,inference,,64,%s,,,,,,,," r (f ips) ])
     printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
     0

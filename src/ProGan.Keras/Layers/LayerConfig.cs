@@ -28,7 +28,7 @@ public static class LayerConfig
         nameof(WeightScaling) => new WeightScaling(Long(config, "fanIn"), Double(config, "gain")),
         nameof(WeightScaledConv2D) => new WeightScaledConv2D(Long(config, "inChannels"), Long(config, "outChannels"),
             Long(config, "kernelSize"), Double(config, "gain"), Bool(config, "useBias"),
-            config.ContainsKey("upscale") && Bool(config, "upscale")),
+            Flag(config, "upscale"), Flag(config, "downscale")),
         nameof(WeightScaledDense) => new WeightScaledDense(Long(config, "inFeatures"), Long(config, "outFeatures"),
             Double(config, "gain"), Bool(config, "useBias")),
         _ => throw new ArgumentException(
@@ -44,6 +44,9 @@ public static class LayerConfig
     private static double Double(IReadOnlyDictionary<string, object> c, string key) => Convert(c, key, v => System.Convert.ToDouble(v, CultureInfo.InvariantCulture));
     private static long Long(IReadOnlyDictionary<string, object> c, string key) => Convert(c, key, v => System.Convert.ToInt64(v, CultureInfo.InvariantCulture));
     private static bool Bool(IReadOnlyDictionary<string, object> c, string key) => Convert(c, key, v => System.Convert.ToBoolean(v, CultureInfo.InvariantCulture));
+
+    /// <summary>An optional boolean argument: false where the configuration predates it.</summary>
+    private static bool Flag(IReadOnlyDictionary<string, object> c, string key) => c.ContainsKey(key) && Bool(c, key);
 
     private static T Convert<T>(IReadOnlyDictionary<string, object> config, string key, Func<object, T> convert)
     {

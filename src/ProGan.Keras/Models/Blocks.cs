@@ -1,5 +1,6 @@
 using ProGan.Keras.Layers;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ProGan.Keras.Models;
@@ -14,11 +15,16 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
     private readonly PixelNormalization? norm;
     private readonly double slope;
 
-    /// <summary>Creates the unit; with <paramref name="upscale"/> the convolution reads its input upsampled ×2.</summary>
-    public ConvActivation(long inChannels, long outChannels, long kernelSize, double slope, PixelNormalization? norm, bool upscale = false)
+    /// <summary>
+    /// Creates the unit; with <paramref name="upscale"/> the convolution reads its input upsampled ×2, with
+    /// <paramref name="downscale"/> its output is 2×2-averaged before the bias and the activation
+    /// (<see cref="WeightScaledConv2D.Downscale"/>).
+    /// </summary>
+    public ConvActivation(long inChannels, long outChannels, long kernelSize, double slope, PixelNormalization? norm,
+                          bool upscale = false, bool downscale = false)
         : base(nameof(ConvActivation))
     {
-        conv = new WeightScaledConv2D(inChannels, outChannels, kernelSize, upscale: upscale);
+        conv = new WeightScaledConv2D(inChannels, outChannels, kernelSize, upscale: upscale, downscale: downscale);
         this.norm = norm;
         this.slope = slope;
         RegisterComponents();
@@ -36,10 +42,18 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
 /// The generator's first block (Appendix A, Table 2): the latent, normalized onto the unit hypersphere, goes through a
 /// dense layer to 4×4×nf(1) (gain √2/4), LeakyReLU and pixel norm, then one 3×3 convolution unit.
 /// </summary>
+/// <remarks>
+/// As the reference's <c>G_paper</c> 4×4 block (<c>dense</c>, <c>reshape</c> to <c>[N, nf(1), 4, 4]</c>, then
+/// <c>apply_bias</c>), the dense layer has no bias of its own: one bias per channel, nf(1) of them, is added after the
+/// reshape, so <c>x = lrelu(reshape(dense(pn(z))) + b[c])</c>, then pixel norm.
+/// </remarks>
 public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
 {
     private readonly PixelNormalization latentNorm;
     private readonly WeightScaledDense dense;
+#pragma warning disable IDE1006 // TorchSharp names parameters after their state-dict keys.
+    private readonly Parameter bias;
+#pragma warning restore IDE1006
     private readonly PixelNormalization norm;
     private readonly ConvActivation conv;
     private readonly long channels;
@@ -51,7 +65,8 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
         channels = config.ChannelsAt(0);
         slope = config.LeakyReluSlope;
         latentNorm = new PixelNormalization(config.PixelNormEpsilon);
-        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4);
+        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4, useBias: false);
+        bias = new Parameter(torch.zeros(channels));
         norm = new PixelNormalization(config.PixelNormEpsilon);
         conv = new ConvActivation(channels, channels, 3, slope, new PixelNormalization(config.PixelNormEpsilon));
         RegisterComponents();
@@ -60,7 +75,7 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor latent)
     {
-        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4);
+        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4) + bias.view(1, -1, 1, 1); // [N, C, 4, 4]
         x = norm.call(nn.functional.leaky_relu(x, slope, inplace: true));
         return conv.call(x);
     }
@@ -90,23 +105,37 @@ public sealed class GeneratorBlock : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// A discriminator block, the mirror of <see cref="GeneratorBlock"/> (Appendix A): two 3×3 convolution units with
-/// LeakyReLU, then 2×2 average pooling.
+/// LeakyReLU and a 2×2 downscale, in the order <see cref="ProGanConfig.FusedScale"/> picks.
 /// </summary>
+/// <remarks>
+/// The reference's <c>D_paper</c> block: <c>Conv0</c>, then <c>conv2d_downscale2d</c> when <c>fused_scale</c> (its
+/// default) else <c>downscale2d(conv2d(...))</c>, each convolution followed by <c>apply_bias</c> and LeakyReLU.
+/// Fused (<see cref="ProGanConfig.FusedScale"/> true): <c>lrelu(avgpool(conv1(h)) + b1)</c>, the second convolution
+/// computed at the output resolution as one stride-2 convolution (<see cref="WeightScaledConv2D.Downscale"/>).
+/// Not fused: <c>avgpool(lrelu(conv1(h) + b1))</c>, the paper's Table 2 order. Both start with
+/// <c>h = lrelu(conv0(x) + b0)</c>; they differ only in whether the activation comes before or after the pooling.
+/// </remarks>
 public sealed class DiscriminatorBlock : nn.Module<Tensor, Tensor>
 {
     private readonly ConvActivation conv0;
     private readonly ConvActivation conv1;
+    private readonly bool fusedScale;
 
     /// <summary>Creates the block.</summary>
     public DiscriminatorBlock(long inChannels, long outChannels, ProGanConfig config) : base(nameof(DiscriminatorBlock))
     {
+        fusedScale = config.FusedScale;
         conv0 = new ConvActivation(inChannels, inChannels, 3, config.LeakyReluSlope, null);
-        conv1 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, null);
+        conv1 = new ConvActivation(inChannels, outChannels, 3, config.LeakyReluSlope, null, downscale: fusedScale);
         RegisterComponents();
     }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor x) => Resample.Down(conv1.call(conv0.call(x)));
+    public override Tensor forward(Tensor x)
+    {
+        var y = conv1.call(conv0.call(x));
+        return fusedScale ? y : Resample.Down(y);
+    }
 }
 
 /// <summary>

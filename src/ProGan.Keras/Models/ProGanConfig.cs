@@ -33,6 +33,15 @@ public sealed record ProGanConfig
     /// <summary>ε of pixel normalization (1e-8).</summary>
     public double PixelNormEpsilon { get; init; } = 1e-8;
 
+    /// <summary>
+    /// <c>fused_scale</c> of <c>D_paper</c> (true in the reference): each discriminator block's second convolution and
+    /// its 2×2 downscale are one stride-2 convolution (<c>conv2d_downscale2d</c>), with bias and LeakyReLU after the
+    /// downscale: <c>lrelu(avgpool(conv(x)) + b)</c>. False: the paper's Table 2 order, the reference's
+    /// <c>downscale2d(lrelu(conv(x) + b))</c>, a different function. The generator is unaffected: its fused
+    /// <c>upscale2d_conv2d</c> equals upsampling then convolving, so it always fuses where that is faster.
+    /// </summary>
+    public bool FusedScale { get; init; } = true;
+
     /// <summary>The paper's networks for 1024² (CelebA-HQ).</summary>
     public static ProGanConfig Paper { get; } = new();
 
@@ -44,7 +53,7 @@ public sealed record ProGanConfig
     /// </summary>
     public ProGanConfig With(int? latentSize = null, int? resolution = null, int? imageChannels = null, int? fmapBase = null,
                              double? fmapDecay = null, int? fmapMax = null, int? minibatchGroupSize = null,
-                             double? leakyReluSlope = null, double? pixelNormEpsilon = null) => this with
+                             double? leakyReluSlope = null, double? pixelNormEpsilon = null, bool? fusedScale = null) => this with
     {
         LatentSize = latentSize ?? LatentSize,
         Resolution = resolution ?? Resolution,
@@ -55,6 +64,7 @@ public sealed record ProGanConfig
         MinibatchGroupSize = minibatchGroupSize ?? MinibatchGroupSize,
         LeakyReluSlope = leakyReluSlope ?? LeakyReluSlope,
         PixelNormEpsilon = pixelNormEpsilon ?? PixelNormEpsilon,
+        FusedScale = fusedScale ?? FusedScale,
     };
 
     /// <summary>Number of resolutions 4², 8², …, Resolution².</summary>

@@ -5,10 +5,12 @@ namespace ProGan.Keras.Tests.Layers;
 
 public class LayerConfigTests
 {
+    private const string DownscalingConv = nameof(WeightScaledConv2D) + " (downscale)";
+
     public static TheoryData<string> Layers() => new()
     {
         nameof(PixelNormalization), nameof(WeightedSum), nameof(MinibatchStdev), nameof(WeightScaling),
-        nameof(WeightScaledConv2D), nameof(WeightScaledDense),
+        nameof(WeightScaledConv2D), DownscalingConv, nameof(WeightScaledDense),
     };
 
     private static (nn.Module layer, Func<nn.Module, Tensor> run) Make(string name)
@@ -23,6 +25,7 @@ public class LayerConfigTests
             nameof(MinibatchStdev) => (new MinibatchStdev(2, 1e-4), m => ((MinibatchStdev)m).call(input)),
             nameof(WeightScaling) => (new WeightScaling(27, 0.7), m => ((WeightScaling)m).call(input)),
             nameof(WeightScaledConv2D) => (new WeightScaledConv2D(3, 5, 3, gain: 1.3, useBias: false, upscale: true), m => ((WeightScaledConv2D)m).call(input)),
+            DownscalingConv => (new WeightScaledConv2D(3, 5, 3, gain: 0.8, downscale: true), m => ((WeightScaledConv2D)m).call(input)),
             _ => (new WeightScaledDense(108, 7, gain: 0.9), m => ((WeightScaledDense)m).call(input)),
         };
     }

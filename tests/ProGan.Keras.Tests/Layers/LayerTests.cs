@@ -164,3 +164,60 @@ public class WeightScalingTests
         Assert.Contains("NCHW", up.Message);
     }
 }
+
+public class DownscalingConvTests
+{
+    // Input sides on both sides of the fused path's threshold (16): the two-step and the fused computation.
+    [Theory]
+    [InlineData(3, 8, 6)]
+    [InlineData(3, 7, 9)] // odd sides: the last row/column is dropped, as avg_pool2d does
+    [InlineData(1, 8, 8)]
+    [InlineData(3, 16, 18)]
+    [InlineData(3, 17, 21)]
+    [InlineData(1, 16, 16)]
+    [InlineData(5, 20, 16)]
+    public void Equals_average_pooling_of_the_scaled_conv_in_value_gradients_and_second_derivatives(int k, int h, int w)
+    {
+        using var scope = torch.NewDisposeScope();
+        var conv = new WeightScaledConv2D(4, 5, k, gain: 1.3, downscale: true);
+        using (torch.no_grad()) conv.Bias!.normal_(generator: torch.manual_seed(3));
+        double c = 1.3 / Math.Sqrt(4 * k * k);
+        var x = torch.randn([2, 4, h, w], generator: torch.manual_seed(h * 10 + w)).requires_grad_(true);
+        var g = torch.randn([2, 5, h / 2, w / 2], generator: torch.manual_seed(7));
+
+        // Independent: the plain "same" convolution with c·w, 2×2 average pooling, then the bias (pooling is linear, so
+        // the bias may come before or after it; D's order question is about the activation).
+        var weight = conv.Weight.detach().clone().requires_grad_(true);
+        var bias = conv.Bias!.detach().clone();
+        Tensor Plain(Tensor t) =>
+            nn.functional.avg_pool2d(nn.functional.conv2d(t, weight * c, padding: [k / 2, k / 2]), [2, 2]) + bias.view(1, -1, 1, 1);
+
+        // Value; ∇x and ∇w of a quadratic objective; ∇x and ∇w of ‖∇x‖² (the gradient penalty's double backward).
+        (Tensor y, Tensor dx, Tensor dw, Tensor ddx, Tensor ddw) Derivatives(Func<Tensor, Tensor> f, Tensor wrt)
+        {
+            var y = f(x);
+            var first = torch.autograd.grad([(y * g * y).sum()], [x, wrt], retain_graph: true, create_graph: true);
+            var second = torch.autograd.grad([first[0].square().sum()], [x, wrt]);
+            return (y, first[0], first[1], second[0], second[1]);
+        }
+
+        var ours = Derivatives(conv.call, conv.Weight);
+        var plain = Derivatives(Plain, weight);
+        Assert.Equal(new long[] { 2, 5, h / 2, w / 2 }, ours.y.shape);
+        AssertClose(plain.y, ours.y, 1e-5);
+        AssertClose(plain.dx, ours.dx, 1e-4);
+        AssertClose(plain.dw, ours.dw, 1e-4);
+        AssertClose(plain.ddx, ours.ddx, 1e-4);
+        AssertClose(plain.ddw, ours.ddw, 1e-4);
+    }
+
+    [Fact]
+    public void Rejects_upscale_with_downscale_and_an_input_that_is_not_NCHW()
+    {
+        var both = Assert.Throws<ArgumentException>(() => new WeightScaledConv2D(3, 4, upscale: true, downscale: true));
+        Assert.Equal("downscale", both.ParamName);
+        var flat = Assert.Throws<ArgumentException>(() => new WeightScaledConv2D(3, 4, downscale: true).call(torch.zeros(3, 8, 8)));
+        Assert.Contains("downscaling", flat.Message);
+        Assert.Contains("NCHW", flat.Message);
+    }
+}

@@ -11,12 +11,14 @@ public class ModelTests
     private static Tensor Latents(int n, int seed = 11) => torch.randn(n, Tiny.LatentSize, generator: torch.manual_seed(seed));
     private static Tensor Images(int n, int r, int seed = 12) => torch.randn(n, 3, r, r, generator: torch.manual_seed(seed));
 
-    [Fact]
-    public void Every_resolution_has_a_pair_with_the_right_output_shapes()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Every_resolution_has_a_pair_with_the_right_output_shapes(bool fusedScale)
     {
         torch.manual_seed(1);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         Assert.Equal(new[] { 4, 8, 16, 32 }, g.Pairs.Select(p => p.Resolution));
         using var z = Latents(4);
         foreach (var pair in g.Pairs)
@@ -34,12 +36,14 @@ public class ModelTests
         }
     }
 
-    [Fact]
-    public void Fade_in_at_alpha_one_equals_the_straight_through_twin()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Fade_in_at_alpha_one_equals_the_straight_through_twin(bool fusedScale)
     {
         torch.manual_seed(2);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         g.SetAlpha(1.0);
         d.SetAlpha(1.0);
         using var z = Latents(4);
@@ -51,12 +55,14 @@ public class ModelTests
         }
     }
 
-    [Fact]
-    public void Fade_in_at_alpha_zero_is_the_lower_resolution_through_the_resampling()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Fade_in_at_alpha_zero_is_the_lower_resolution_through_the_resampling(bool fusedScale)
     {
         torch.manual_seed(3);
         var g = new ProgressiveGenerator(Tiny);
-        var d = new ProgressiveDiscriminator(Tiny);
+        var d = new ProgressiveDiscriminator(Tiny with { FusedScale = fusedScale });
         g.SetAlpha(0.0);
         d.SetAlpha(0.0);
         using var z = Latents(4);
@@ -216,15 +222,35 @@ public class ModelTests
     }
 
     [Fact]
-    public void The_paper_networks_have_the_paper_parameter_counts()
+    public void The_paper_networks_have_the_official_and_the_published_parameter_counts()
     {
-        // Table 2 of the paper: 23.1M trainable parameters in each of G and D at 1024².
         var g = new ProgressiveGenerator(ProGanConfig.Paper, torch.CPU);
         var d = new ProgressiveDiscriminator(ProGanConfig.Paper, torch.CPU);
-        long Count(nn.Module m, bool all) => m.parameters().Sum(p => p.numel());
-        // The 1024² straight-through models (without the unused lower toRGB/fromRGB adapters).
-        Assert.Equal(23.1, Count(g[1024].StraightThrough, true) / 1e6, 1);
-        Assert.Equal(23.1, Count(d[1024].StraightThrough, true) / 1e6, 1);
+        static long Count(nn.Module m) => m.parameters().Sum(p => p.numel());
+
+        // The official G_paper / D_paper at 1024² (networks.py, default arguments), counted layer by layer from its
+        // layer list: every conv or dense layer has its weights and one bias per output channel (apply_bias).
+        static long Nf(int stage) => Math.Min(8192 >> stage, 512);
+        static long Conv(long inChannels, long outChannels, int k) => inChannels * outChannels * k * k + outChannels;
+        const int log2Resolution = 10, latent = 512, rgb = 3;
+        long official = latent * 16 * Nf(1) + Nf(1) + Conv(Nf(1), Nf(1), 3);                     // 4×4: Dense (nf(1) biases), Conv
+        for (int res = 3; res <= log2Resolution; res++)
+            official += Conv(Nf(res - 2), Nf(res - 1), 3) + Conv(Nf(res - 1), Nf(res - 1), 3);  // Conv0_up, Conv1
+        for (int res = 2; res <= log2Resolution; res++) official += Conv(Nf(res - 1), rgb, 1);   // ToRGB_lod, every lod
+        Assert.Equal(official, Count(g));
+
+        official = 0;
+        for (int res = 2; res <= log2Resolution; res++) official += Conv(rgb, Nf(res - 1), 1);   // FromRGB_lod, every lod
+        for (int res = log2Resolution; res >= 3; res--)
+            official += Conv(Nf(res - 1), Nf(res - 1), 3) + Conv(Nf(res - 1), Nf(res - 2), 3);  // Conv0, Conv1_down
+        official += Conv(Nf(1) + 1, Nf(1), 3) + 16 * Nf(1) * Nf(0) + Nf(0) + Nf(0) + 1;          // 4×4: Conv, Dense0, Dense1
+        Assert.Equal(official, Count(d));
+
+        // Table 2 of the paper: 23.1M trainable parameters in each of G and D at 1024² (the straight-through models,
+        // without the unused lower toRGB/fromRGB adapters). The official repository prints its totals at run time
+        // (print_layers) but states none.
+        Assert.Equal(23.1, Count(g[1024].StraightThrough) / 1e6, 1);
+        Assert.Equal(23.1, Count(d[1024].StraightThrough) / 1e6, 1);
     }
 
     [Theory]
