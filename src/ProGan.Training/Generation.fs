@@ -40,7 +40,8 @@ module Generation =
                 match FileKind.at p with
                 | Regular _ -> p
                 | Missing -> raise (CheckpointException(p, sprintf "does not exist; the run's checkpoints are %s." (String.Join(", ", folder.Checkpoints() |> List.map Path.GetFileName))))
-                | _ -> raise (CheckpointException(p, "is not a checkpoint file."))
+                | Folder -> raise (CheckpointException(p, "is a folder, not a checkpoint file."))
+                | Special what -> raise (CheckpointException(p, sprintf "is %s, not a checkpoint file." what))
             | None ->
                 match folder.Checkpoints() with
                 | newest :: _ -> newest

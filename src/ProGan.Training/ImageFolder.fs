@@ -113,10 +113,12 @@ module ImageFolder =
             else torch.nn.functional.interpolate(square, size = [| int64 resolution; int64 resolution |], mode = torch.InterpolationMode.Bilinear, align_corners = false)
         sized.squeeze(0L).clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
-    /// The cache key: every file's path, size and date, and the resolution.
+    /// The cache key: the folder, every file's path, size and date, and the resolution. The folder is part of it:
+    /// file dates are coarse on some file systems, so two folders of equally named and sized files written in one tick
+    /// would otherwise share a key.
     let cacheKey (folder: string) (resolution: int) (paths: string list) =
         let text = StringBuilder()
-        text.Append(sprintf "v2|%d|" resolution) |> ignore
+        text.Append(sprintf "v2|%s|%d|" (Path.GetFullPath folder) resolution) |> ignore
         for p in paths do
             let info = FileInfo p
             let length, written = (try info.Length, info.LastWriteTimeUtc.Ticks with _ -> -1L, 0L)
@@ -161,11 +163,8 @@ module ImageFolder =
         | Missing -> raise (DataException(sprintf "--data: the folder '%s' does not exist; pass a folder of png/jpg/bmp/gif/tga images." folder))
         | _ -> raise (DataException(sprintf "--data: '%s' is a file, not a folder; pass the folder that holds the images." folder))
         let listing = files folder
-        let need = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution
-        if need > MemoryEstimate.available () then
-            raise (ResourceException(
-                    sprintf "The %d images of '%s' at %d² take %.1f GiB as a training pyramid, more than the %.1f GiB of memory available; train at a lower --resolution or on fewer images."
-                        listing.Images.Length folder resolution (float need / float (1L <<< 30)) (float (MemoryEstimate.available ()) / float (1L <<< 30))))
+        MemoryEstimate.refuseAbove (MemoryEstimate.available ())
+            { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution }
         if not listing.Unsupported.IsEmpty then
             let counts = listing.Unsupported |> List.map (fun (e, n) -> sprintf "%d %s" n e)
             report (Warning(sprintf "Ignored %s file(s) in '%s': this library reads %s. Convert them to PNG to use them."

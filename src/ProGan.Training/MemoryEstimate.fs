@@ -41,10 +41,11 @@ module MemoryEstimate =
             + (levels |> List.sumBy (fun l -> conv3 (c l) (c l) + conv3 (c l) (c (l - 1))))
         g, d
 
-    /// Float tensors of one image's feature maps that a step keeps per feature-map element: G's forward (twice),
-    /// D's passes over reals, fakes and the penalty's mix with its double backward, and the gradients of all of them.
-    /// Fitted to the resident memory of measured CPU steps (bench), rounded up.
-    let private activationFactor = 48L
+    /// Floats a step keeps per feature-map element of one image: G's forward (twice), D's passes over reals, fakes
+    /// and the penalty's mix with its double backward, and the gradients of all of them. Set from the resident memory
+    /// of CPU steps (the benchmark's 64² comparison shape peaks near 2.7 GiB), rounded up so that a run refused is one
+    /// that would not have fitted.
+    let private activationFactor = 64L
 
     /// Bytes of the training images at every level of detail (4/3 of the final level).
     let dataBytes (images: int64) (resolution: int) = images * 3L * int64 resolution * int64 resolution * 4L / 3L
@@ -75,21 +76,21 @@ module MemoryEstimate =
 
     let private gib (bytes: int64) = float bytes / float (1L <<< 30)
 
-    /// Refuses a configuration whose estimate exceeds the memory available, naming the largest part.
-    let checkAgainst (config: TrainingConfig) (images: int64) (availableBytes: int64) =
-        let use' = estimate config images
-        if use'.Total > availableBytes then
+    /// Refuses a use of memory that exceeds `availableBytes`, naming the largest part and the settings behind it.
+    let refuseAbove (availableBytes: int64) (need: MemoryUse) =
+        if need.Total > availableBytes then
             let parts =
-                [ use'.Parameters, "networks (--latent-size, --fmap-base, --fmap-max)"
-                  use'.Activations, "activations (--minibatch, --fmap-base, --fmap-max, --resolution)"
-                  use'.Data, "training images (--procedural-images or the data folder, --resolution)" ]
+                [ need.Parameters, "networks (--latent-size, --fmap-base, --fmap-max)"
+                  need.Activations, "activations (--minibatch, --fmap-base, --fmap-max, --resolution)"
+                  need.Data, "training images (--procedural-images or the data folder, --resolution)" ]
             let largest = parts |> List.maxBy fst |> snd
             raise (ResourceException(
                     sprintf "This run needs about %.1f GiB (networks %.1f, activations %.1f, images %.1f) but %.1f GiB of memory is available; most of it is the %s. Lower those settings."
-                        (gib use'.Total) (gib use'.Parameters) (gib use'.Activations) (gib use'.Data) (gib availableBytes) largest))
+                        (gib need.Total) (gib need.Parameters) (gib need.Activations) (gib need.Data) (gib availableBytes) largest))
 
     /// Refuses a configuration that cannot fit in this machine's memory (data size known for the procedural set; a
-    /// folder's is checked again once its images are counted).
-    let check (config: TrainingConfig) =
-        let images = if config.DataFolder = "" then int64 config.ProceduralImages else 0L
-        checkAgainst config images (available ())
+    /// folder's is checked again once its images are counted). On a GPU the networks and activations live in the
+    /// device's memory, which libtorch itself reports when it runs out; only the data is checked against the host's.
+    let check (config: TrainingConfig) (onCpu: bool) =
+        let need = estimate config (if config.DataFolder = "" then int64 config.ProceduralImages else 0L)
+        refuseAbove (available ()) (if onCpu then need else { need with Parameters = 0L; Activations = 0L })

@@ -7,8 +7,9 @@ open TorchSharp
 /// each level of progressive growing has something new to learn, with no file and no network.
 module Procedural =
 
-    /// Images rendered at once: bounds the memory of the 2× supersampled float canvas (256 images at 256² take 800 MB).
-    let private chunk = 256
+    /// Images rendered at once: the 2× supersampled float canvas and its temporaries (about ten of 3·(2r)² floats
+    /// per image) stay within about 256 MB at any resolution.
+    let private chunkAt (resolution: int) = max 1L (min 256L (256L * 1024L * 1024L / (480L * int64 resolution * int64 resolution)))
 
     /// What one shape of every image looks like, drawn for all images before any pixel is rendered, so that the
     /// images do not depend on how many are rendered at once.
@@ -70,8 +71,9 @@ module Procedural =
     let private renderInto (count: int) (resolution: int) (seed: int) (write: int64 -> torch.Tensor -> unit) =
         use scope = torch.NewDisposeScope()
         let scene = draw count seed
-        for start in 0L .. int64 chunk .. scene.Count - 1L do
-            use images = paint scene resolution start (min (int64 chunk) (scene.Count - start))
+        let chunk = chunkAt resolution
+        for start in 0L .. chunk .. scene.Count - 1L do
+            use images = paint scene resolution start (min chunk (scene.Count - start))
             write start images
 
     /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.

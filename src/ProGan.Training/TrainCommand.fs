@@ -87,6 +87,8 @@ module TrainCommand =
           setting "--fmap-max" "N" "fmap_max" (arch (fun f v a -> a.With(fmapMax = int' f v)))
           setting "--fmap-decay" "X" "fmap_decay" (arch (fun f v a -> a.With(fmapDecay = float' f v)))
           setting "--group-size" "N" "minibatch-stddev group size" (arch (fun f v a -> a.With(minibatchGroupSize = int' f v)))
+          setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
+            (arch (fun _ _ a -> a.With(fusedScale = false)))
           setting "--tick-images" "N" "images between sample grids and checkpoints" (parsed int' (fun x c -> { c with TickImages = x }))
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
           setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
@@ -108,15 +110,16 @@ module TrainCommand =
 
     /// The device a name asks for, checked to exist.
     let device (name: string) =
-        let d =
-            try torch.device name
-            with _ -> bad "--device expects cpu, cuda or cuda:N; got '%s'." name
-        if d.``type`` = DeviceType.CUDA then
+        match Text.RegularExpressions.Regex.Match(name.Trim().ToLowerInvariant(), @"^(cpu|cuda)(?::(\d{1,3}))?$") with
+        | m when not m.Success -> bad "--device expects cpu, cuda or cuda:N; got '%s'." name
+        | m when m.Groups[1].Value = "cpu" -> torch.CPU
+        | m ->
             if not (torch.cuda.is_available ()) then
                 bad "--device %s: no CUDA device is available (no GPU is visible, or TorchSharp's CUDA backend package is not installed); use --device cpu." name
-            if int d.index >= torch.cuda.device_count () then
+            let index = if m.Groups[2].Success then int m.Groups[2].Value else 0
+            if index >= torch.cuda.device_count () then
                 bad "--device %s: this machine has %d CUDA device(s)." name (torch.cuda.device_count ())
-        d
+            torch.device(DeviceType.CUDA, index)
 
     /// The smallest fmap_base whose feature maps reach `resolution` (nf(log2 r − 1) ≥ 1).
     let private fmapBaseReaching (resolution: int) (decay: float) =

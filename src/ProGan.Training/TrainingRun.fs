@@ -106,18 +106,17 @@ module TrainingRun =
         let lock = RunLock.acquire folder
         try
             RunFolder.sweep folder
-            if options.Resume then
-                // A moved data folder or other threads: what the run continues with is what config.json says.
-                if RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
-            else
+            if not options.Resume then
                 RunFolder.writeManifest folder
                     { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
                       DataImages = 0; DataSha256 = "" }
                 RunFolder.writeConfig folder config
-            MemoryEstimate.check config
+            MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
             let data = TrainingData.load config options.Report options.Cancel
             try
                 checkData folder config data
+                // A moved data folder or other threads: what the run continues with is what config.json says.
+                if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
                 options.Cancel.ThrowIfCancellationRequested()
                 let trainer = new Trainer(config, data, TorchBackend.Device)
                 let rows =

@@ -110,3 +110,41 @@ let ``the procedural data is deterministic and varied`` () =
     // Structure: images differ from one another and each has more than one colour.
     Assert.True(a.std([| 0L |]).mean().item<float32>() > 10.0f)
     Assert.True(a.std([| 2L; 3L |]).mean().item<float32>() > 10.0f)
+
+[<Fact>]
+let ``odd names, a top-down BMP, unsupported formats and a cancelled preparation are each handled`` () =
+    use dir = new TempFolder()
+    use cache = new TempFolder()
+    Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", cache.Path)
+    try
+        for i in 0..3 do
+            writePng (dir.File(sprintf "%d.png" i)) 8 8 ColorComponents.RedGreenBlue (solid 8 8 [| 200uy; 0uy; byte (i * 9) |])
+        File.WriteAllText(dir.File "bad\nname.png", "not an image")
+        File.WriteAllText(dir.File "tab\tname.png", "not an image")
+        File.WriteAllText(dir.File "photo.webp", "RIFF")
+        // A 2×2 top-down BMP (negative height): top row red, bottom row blue.
+        let header = Array.zeroCreate<byte> 54
+        let put (o: int) (v: int) = for k in 0..3 do header[o + k] <- byte (v >>> (8 * k))
+        let pixels = [| 0uy; 0uy; 255uy; 0uy; 0uy; 255uy; 0uy; 0uy; 255uy; 0uy; 0uy; 255uy; 0uy; 0uy; 0uy; 0uy |] // BGR rows, padded to 8
+        header[0] <- byte 'B'; header[1] <- byte 'M'
+        put 2 (54 + pixels.Length); put 10 54; put 14 40; put 18 2; put 22 -2; header[26] <- 1uy; header[28] <- 24uy; put 34 pixels.Length
+        File.WriteAllBytes(dir.File "z-topdown.bmp", Array.append header pixels)
+        let load () =
+            let events = Collections.Generic.List<TrainingEvent>()
+            ImageFolder.load dir.Path 8 1 events.Add Threading.CancellationToken.None, List.ofSeq events
+        for fromCache in [ false; true ] do
+            let result, events = load ()
+            Assert.Equal(fromCache, result.FromCache)
+            Assert.Equal(2, result.Skipped.Length) // the two odd names, counted right from the cache too
+            Assert.Equal(5, result.Pyramid.Count)
+            Assert.Contains(events, fun e -> match e with Warning text -> text.Contains "1 .webp" | _ -> false)
+            let bmp = result.Pyramid.Levels[1].select(0L, 4L).to_type(torch.ScalarType.Float32) // [3, 8, 8], top-down
+            Assert.True(bmp[0L, 0L, 0L].item<float32>() > 200.0f && bmp[2L, 0L, 0L].item<float32>() < 50.0f, "top row is not red")
+            Assert.True(bmp[2L, 7L, 0L].item<float32>() > 200.0f && bmp[0L, 7L, 0L].item<float32>() < 50.0f, "bottom row is not blue")
+        // A preparation asked to stop stops between chunks, before the whole folder is decoded.
+        File.WriteAllText(dir.File "4.png", "changed, so the cache is not used")
+        use cancelled = new Threading.CancellationTokenSource()
+        cancelled.Cancel()
+        Assert.Throws<OperationCanceledException>(fun () -> ImageFolder.load dir.Path 8 1 ignore cancelled.Token |> ignore) |> ignore
+    finally
+        Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", null)

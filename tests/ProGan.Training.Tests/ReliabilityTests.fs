@@ -170,3 +170,99 @@ let ``bad files in the middle of a data set are skipped, never a crash`` () =
     let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
     Assert.StartsWith("too large (8000×8000", reasons["huge.png"])
     Assert.Equal("empty file", reasons["zero.jpg"])
+
+/// Sends a signal with the system's `kill`.
+let private signal (name: string) (pid: int) =
+    use k = Process.Start("kill", [ "-" + name; string pid ])
+    k.WaitForExit()
+
+/// The images shown in a "stopped at N images" line, and that N's checkpoint exists in the run folder.
+let private stoppedWithCheckpoint (output: string) (folder: string) =
+    let m = Text.RegularExpressions.Regex.Match(output, @"stopped at (\d+) images")
+    Assert.True(m.Success, sprintf "no 'stopped at' line in:\n%s" output)
+    let shown = int64 m.Groups[1].Value
+    Assert.True(File.Exists(checkpointAt folder shown), sprintf "no checkpoint at %d images" shown)
+    Assert.Equal(shown, (logRows folder |> List.last).ImagesShown)
+
+[<Fact>]
+let ``SIGTERM and SIGINT finish the step, write a checkpoint and exit with 128 + the signal`` () =
+    for name, code in [ "TERM", 143; "INT", 130 ] do
+        use run = new TempFolder()
+        let p, started, output = start ([ "--out"; run.Path ] @ tinyFlags @ [ "--stabilise-images"; "100000" ])
+        Assert.True(started.Wait 60_000, "progan did not start")
+        Threading.Thread.Sleep 300
+        signal name p.Id
+        Assert.True(p.WaitForExit 60_000, sprintf "SIG%s did not stop progan" name)
+        p.WaitForExit()
+        Assert.Equal(code, p.ExitCode)
+        stoppedWithCheckpoint (string output) run.Path
+
+[<Fact>]
+let ``a run whose parent process is killed stops with a checkpoint instead of training on as an orphan`` () =
+    use run = new TempFolder()
+    let log = Path.Combine(Path.GetTempPath(), Path.GetFileName run.Path + ".log") // outside the run folder, which must stay empty
+    let args = String.Join(" ", [ progan; "--out"; run.Path ] @ tinyFlags @ [ "--stabilise-images"; "100000" ])
+    // `; true` keeps the shell alive as the parent (a shell would otherwise exec its last command).
+    use shell = Process.Start("sh", [ "-c"; sprintf "dotnet %s > %s 2>&1; true" args log ])
+    let children () =
+        try File.ReadAllText(sprintf "/proc/%d/task/%d/children" shell.Id shell.Id).Split(' ', StringSplitOptions.RemoveEmptyEntries) |> Array.map int
+        with _ -> [||]
+    let deadline = DateTime.UtcNow.AddSeconds 60.0
+    while (not (File.Exists log) || not ((File.ReadAllText log).Contains "training from")) && DateTime.UtcNow < deadline do
+        Threading.Thread.Sleep 100
+    let child = children () |> Array.exactlyOne
+    shell.Kill() // SIGKILL to the parent alone
+    let alive () = Directory.Exists(sprintf "/proc/%d" child) && not ((try File.ReadAllText(sprintf "/proc/%d/stat" child) with _ -> "").Contains ") Z ")
+    let deadline = DateTime.UtcNow.AddSeconds 60.0
+    while alive () && DateTime.UtcNow < deadline do
+        Threading.Thread.Sleep 100
+    Assert.False(alive (), "the orphan kept training")
+    stoppedWithCheckpoint (File.ReadAllText log) run.Path
+    File.Delete log
+
+[<Fact>]
+let ``an unwritable cache folder moves TorchSharp's patched library elsewhere instead of failing`` () =
+    let info = ProcessStartInfo("dotnet", [ progan; "--help" ], RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    info.Environment["XDG_CACHE_HOME"] <- "/etc/hostname/cache" // below a file: not creatable, even by root
+    info.Environment["HOME"] <- "/etc/hostname"
+    info.Environment.Remove "PROGAN_KERAS_NATIVE_CACHE" |> ignore
+    use p = Process.Start info
+    let err = p.StandardError.ReadToEndAsync()
+    let out = p.StandardOutput.ReadToEnd()
+    p.WaitForExit()
+    Assert.True(p.ExitCode = 0, sprintf "exit %d:\n%s\n%s" p.ExitCode out err.Result)
+    Assert.Contains("--resume", out)
+
+[<Fact>]
+let ``special files are never opened: a FIFO named as a checkpoint, a link to /dev/zero named as an image`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    use fifo = Process.Start("mkfifo", [ checkpointAt run.Path 999_999L ])
+    fifo.WaitForExit()
+    let position, _ = train tiny run.Path true (Some 24L) // would block forever opening the FIFO
+    Assert.Equal(24L, position.ImagesShown)
+    use data = new TempFolder()
+    for i in 0..3 do
+        writePng (data.File(sprintf "%d.png" i)) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| byte (i * 50); 0uy; 0uy |])
+    File.CreateSymbolicLink(data.File "zero.png", "/dev/zero") |> ignore
+    let clock = Stopwatch.StartNew()
+    let result = ImageFolder.load data.Path 8 1 ignore Threading.CancellationToken.None
+    Assert.True(clock.Elapsed < TimeSpan.FromSeconds 10.0, "the link to /dev/zero was read")
+    Assert.Equal(4, result.Pyramid.Count)
+    Assert.Equal("a character device, not a regular file", (result.Skipped |> List.exactlyOne).Reason)
+
+[<Fact>]
+let ``generation holds one batch at a time: any count of samples and frames, a grid of at most 256`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    use loaded = Generation.load run.Path None
+    let out = run.File "many"
+    let grid, count = Generation.writeSamples loaded out 300 7
+    Assert.Equal(300, count)
+    Assert.Equal(300, Directory.GetFiles(out, "sample-seed7-*.png").Length)
+    let width (png: string) = (StbImageSharp.ImageInfo.FromStream(File.OpenRead png)).Value.Width
+    Assert.Equal(16 * 65 + 1, width grid) // 256 images: 16 columns of 64-pixel cells and 1-pixel gaps
+    let strip, frames = Generation.writeInterpolation loaded out 1 2 100
+    Assert.Equal(100, frames)
+    Assert.Equal(100, Directory.GetFiles(out, "interpolation-1-2-frame*.png").Length)
+    Assert.Equal(Generation.maxStripFrames * 65 + 1, width strip)

@@ -72,7 +72,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     /// <param name="upscale">Whether the input is first upsampled ×2 (nearest neighbour): output side 2× the input's.</param>
     /// <param name="downscale">Whether the convolution's output is 2×2-averaged before the bias is added (the
     /// reference's <c>conv2d_downscale2d</c>): output side half the input's.</param>
-    public WeightScaledConv2D(long inChannels, long outChannels, long kernelSize = 3, double gain = 1.4142135623730951, bool useBias = true,
+    public WeightScaledConv2D(long inChannels, long outChannels, long kernelSize = 3, double gain = WeightScaling.DefaultGain, bool useBias = true,
                               bool upscale = false, bool downscale = false)
         : base(nameof(WeightScaledConv2D))
     {

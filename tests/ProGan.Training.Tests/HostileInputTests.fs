@@ -1,0 +1,147 @@
+/// Every command fed bad values, as a hostile user would (issue: 21 failures a hostile user found): each must end with
+/// exit code 2 and one line on stderr naming the problem — no stack trace — and write nothing into an existing folder.
+module ProGan.Training.Tests.HostileInputTests
+
+open System
+open System.IO
+open Xunit
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+/// Runs a command's entry point in this process as `dotnet fsi script.fsx -- args` would; returns the exit code and stderr.
+let private invoke (entry: string[] -> int) (args: string list) =
+    let err, out = new StringWriter(), new StringWriter()
+    let oldErr, oldOut = Console.Error, Console.Out
+    Console.SetError err
+    Console.SetOut out
+    try
+        let code = entry (Array.ofList ("script.fsx" :: "--" :: args))
+        code, string err
+    finally
+        Console.SetError oldErr
+        Console.SetOut oldOut
+
+/// Asserts exit code 2 and exactly one line on stderr, `error: …` containing `expected`, with no stack trace.
+let private refused (entry: string[] -> int) (args: string list) (expected: string) =
+    let code, err = invoke entry args
+    let lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+    Assert.True(code = 2 && lines.Length = 1 && lines[0].StartsWith "error: " && lines[0].Contains expected,
+                sprintf "%A → exit %d, stderr:\n%s(expected one line with '%s')" args code err expected)
+    Assert.DoesNotContain("   at ", err)
+
+/// A folder holding a user's files, and a snapshot of them to compare with afterwards.
+type private UserFolder() =
+    let folder = new TempFolder()
+    do
+        File.WriteAllText(folder.File "notes.tmp", "a")
+        File.WriteAllText(folder.File "report.tmpl", "b")
+        File.WriteAllText(folder.File "thesis.tmp.docx", "c")
+        File.WriteAllText(folder.File "config.json", """{"my":1}""")
+        File.WriteAllText(folder.File "log.csv", "mine")
+    let snapshot () = Directory.GetFiles folder.Path |> Array.sort |> Array.map (fun f -> Path.GetFileName f, File.ReadAllText f)
+    let before = snapshot ()
+    member _.Path = folder.Path
+    member _.AssertUntouched() = Assert.Equal<(string * string)[]>(before, snapshot ())
+    interface IDisposable with
+        member _.Dispose() = (folder :> IDisposable).Dispose()
+
+[<Fact>]
+let ``train: every bad option value is one line and exit code 2, and nothing is written`` () =
+    use user = new UserFolder()
+    use scratch = new TempFolder()
+    let fresh = scratch.File "new-run" // a run folder that a refused run must not leave behind
+    let tiny = [ "--resolution"; "8"; "--out"; fresh ]
+    let cases =
+        [ [ "--frobnicate"; "1" ], "Unknown option --frobnicate"
+          [ "--mirrror" ], "did you mean --mirror?"
+          [ "--resolution=8" ], "write --resolution 8"
+          [ "--resolution"; "48" ], "power of two"
+          [ "--seed"; "3000000000" ], "--seed must be at most 2147483647"
+          [ "--stop-after"; "-5" ], "--stop-after must be at least 1"
+          [ "--stop-after"; "abc" ], "--stop-after expects a whole number"
+          [ "--data"; "" ], "--data needs a folder"
+          [ "--data"; "/etc/passwd" ], "is a file, not a folder"
+          [ "--data"; "/no/such/folder" ], "does not exist"
+          [ "--out"; "" ], "--out needs a folder name"
+          [ "--out"; "/etc/hostname" ], "is a file, not a folder"
+          [ "--out"; "/dev/null" ], "is a file, not a folder"
+          [ "--out"; "/etc/hostname/run" ], "cannot create the folder"
+          [ "--out"; "/proc/no-such-run" ], "cannot create the folder"
+          [ "--out"; user.Path ], "is not empty and is not a run folder"
+          [ "--device"; "tpu" ], "--device expects cpu, cuda or cuda:N"
+          [ "--lr"; "Infinity" ], "--lr must be a finite number"
+          [ "--gp-weight"; "Infinity" ], "--gp-weight must be a finite number"
+          [ "--lr"; "fast" ], "--lr expects a number"
+          [ "--threads"; "100000" ], "--threads must be at most"
+          [ "--resume"; "/no/such/run" ], "does not exist"
+          [ "--resume"; user.Path ], "is not a run folder"
+          [ "--resume"; user.Path; "--lr"; "0.1" ], "--lr cannot be combined with it"
+          tiny @ [ "--latent-size"; "2000000000" ], "most of it is the networks"
+          tiny @ [ "--fmap-base"; "100000"; "--fmap-max"; "100000" ], "GiB of memory is available"
+          tiny @ [ "--procedural-images"; "100000000" ], "most of it is the training images"
+          [ "--preset"; "paper"; "--resolution"; "2048"; "--out"; fresh ], "GiB of memory is available"
+          [ "--resolution"; "2048"; "--out"; fresh ], "the cpu preset's feature maps (fmap_base 512" ]
+    let cases =
+        if TorchSharp.torch.cuda.is_available () then cases
+        else cases @ [ [ "--device"; "cuda" ], "no CUDA device is available" ]
+    for args, expected in cases do
+        refused Cli.main args expected
+        user.AssertUntouched()
+        Assert.False(Directory.Exists fresh, sprintf "%A left %s behind" args fresh)
+
+[<Fact>]
+let ``generate and evaluate: every bad option value is one line and exit code 2`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    use user = new UserFolder()
+    for args, expected in
+        [ [ "--count"; "1" ], "--run FOLDER is required"
+          [ "--run"; "" ], "--run needs a run folder"
+          [ "--run"; "/no/such/run" ], "does not exist"
+          [ "--run"; user.Path ], "is not a run folder"
+          [ "--run"; run.Path; "--count"; "0" ], "--count must be at least 1"
+          [ "--run"; run.Path; "--steps"; "1" ], "--steps must be at least 2"
+          [ "--run"; run.Path; "--out"; "" ], "--out needs a folder name"
+          [ "--run"; run.Path; "--out"; "/etc/hostname" ], "is a file, not a folder"
+          [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
+          [ "--run"; run.Path; "--checkpoint"; "nope.ckpt" ], "does not exist"
+          [ "--run"; run.Path; "--interpolate"; "1" ], "--interpolate expects two seeds"
+          [ "--run"; run.Path; "--frob" ], "Unknown option --frob" ] do
+        refused Cli.generate args expected
+    for args, expected in
+        [ [ "--run"; run.Path; "--images"; "10" ], "--images must be at least 16"
+          [ "--run"; run.Path; "--data"; "/etc/passwd" ], "is a file, not a folder"
+          [ "--run"; run.Path; "--data"; "/no/such/folder" ], "does not exist"
+          [ "--run"; "/no/such/run" ], "does not exist"
+          [ "--imgs"; "10" ], "did you mean --images?" ] do
+        refused Cli.evaluate args expected
+    user.AssertUntouched()
+
+[<Fact>]
+let ``resuming a run whose config.json was edited by hand names what is wrong`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    let config = RunFolder(run.Path).Config
+    let original = File.ReadAllText config
+    let without (field: string) =
+        let node = Text.Json.Nodes.JsonNode.Parse(original).AsObject()
+        node.Remove field |> ignore
+        node.ToJsonString()
+    for text, expected in
+        [ "{}", "lacks Architecture"
+          "null", "not a training configuration"
+          "[1, 2]", "not a training configuration"
+          """{"foo": 1}""", "lacks Architecture"
+          "not json", "is not valid JSON"
+          without "DataFolder", "lacks DataFolder"
+          without "Minibatch", "lacks Minibatch"
+          original.Replace("\"Seed\": 1", "\"Seed\": \"one\""), "wrong type"
+          original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate" ] do
+        File.WriteAllText(config, text)
+        refused Cli.main [ "--resume"; run.Path ] expected
+    File.WriteAllText(config, original)
+    // Garbage in log.csv is passed over, not a crash.
+    File.AppendAllText(RunFolder(run.Path).Log, "abc\n\u0000\u0000\u0000\n")
+    let position, _ = train tiny run.Path true (Some 24L)
+    Assert.Equal(24L, position.ImagesShown)
+    Assert.All(logRows run.Path, fun r -> Assert.True(r.ImagesShown > 0L))
