@@ -162,43 +162,38 @@ let readmeTable (rows: Row list) (rounds: int) =
                   yield line "executed GFLOP/s (share of ceiling)" (fun r -> sprintf "%.1f (%.0f %%)" r.Gflops (100.0 * r.CeilingShare)) ]
     |> String.concat "\n"
 
-[<EntryPoint>]
-let main argv =
-    TorchBackend.Initialize() |> ignore
-    let flag name = Array.contains name argv
-    let option name = match Array.tryFindIndex ((=) name) argv with Some i when i + 1 < argv.Length -> Some argv[i + 1] | _ -> None
-    let value name fallback = option name |> Option.map int |> Option.defaultValue fallback
-    let quick = flag "--quick"
-    let warmup, iterations = value "--warmup" (if quick then 1 else 2), value "--iterations" (if quick then 2 else 5)
-    let rounds = value "--rounds" (if quick then 1 else 3) |> max 1
-    let maxResolution = value "--max-resolution" (if quick then 16 else 64)
-    let paperMax = value "--paper-max-resolution" (if quick then 8 else 16) // 512 channels: minutes per step beyond
-    let memoryIterations = value "--memory-iterations" (if quick then 100 else 1000)
+/// What the benchmark was asked (see `command` for each flag's meaning and default).
+type Arguments =
+    { Quick: bool; Warmup: int option; Iterations: int option; Rounds: int option; MaxResolution: int option
+      PaperMaxResolution: int option; MemoryIterations: int option; Resolutions: int list option; TrainingOnly: bool
+      Phases: string list; FusedScales: bool list; NoPyTorch: bool; Shapes: string list option }
+
+/// Runs the benchmark.
+let run (args: Arguments) =
+    let quick = args.Quick
+    let or' (value: int option) fallback = value |> Option.defaultValue fallback
+    let warmup, iterations = or' args.Warmup (if quick then 1 else 2), or' args.Iterations (if quick then 2 else 5)
+    let rounds = or' args.Rounds (if quick then 1 else 3)
+    let maxResolution = or' args.MaxResolution (if quick then 16 else 64)
+    let paperMax = or' args.PaperMaxResolution (if quick then 8 else 16)
+    let memoryIterations = or' args.MemoryIterations (if quick then 100 else 1000)
     torch.set_num_threads Environment.ProcessorCount
-    let resolutions =
-        match option "--resolutions" with
-        | Some list -> list.Split(',') |> Array.map int |> List.ofArray
-        | None -> [ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution)
+    let resolutions = args.Resolutions |> Option.defaultValue ([ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution))
     let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
     printfn "ProGan.Keras benchmark — %s" machine
     let peak = ceiling ()
     printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s" peak
-    // --training-only: just the training table (for before/after runs of one change); --phases stabilise|fade-in.
-    let trainingOnly = flag "--training-only"
-    let phases = option "--phases" |> Option.map (fun p -> p.Split(',')) |> Option.defaultValue [| "fade-in"; "stabilise" |]
-    // --fused-scale true|false: one discriminator order only (both by default: the official fused one first).
-    let fusedScales = option "--fused-scale" |> Option.map (fun f -> [ Boolean.Parse f ]) |> Option.defaultValue [ true; false ]
-    let noPyTorch = flag "--no-pytorch"
+    let trainingOnly, phases, fusedScales, noPyTorch = args.TrainingOnly, args.Phases, args.FusedScales, args.NoPyTorch
     let reference = if noPyTorch then None else PyTorchReference.TryStart()
     use _ = { new IDisposable with member _.Dispose() = reference |> Option.iter (fun r -> (r :> IDisposable).Dispose()) }
     if reference.IsNone && not noPyTorch then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
     let rows =
-        let only = option "--shapes" |> Option.map (fun s -> s.Split(','))
-        [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || Array.exists (fun (o: string) -> n.StartsWith o) only.Value) do
+        let only = args.Shapes
+        [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || List.exists (fun (o: string) -> n.StartsWith o) only.Value) do
             for r in resolutions do
                 if not (name = "paper channels" && r > paperMax) then
                     let shape = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
-                    for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> Array.contains (if f then "fade-in" else "stabilise") phases) do
+                    for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> List.contains (if f then "fade-in" else "stabilise") phases) do
                         for fusedScale in fusedScales do
                             let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale) }
                             let arch = config.Architecture
@@ -240,22 +235,65 @@ let main argv =
     if peakAfter > 1.05 * peak then
         printfn "ceiling re-measured after the table: %.1f GFLOP/s (%.0f %% above the start; the shares above used the start figure)" peakAfter (100.0 * (peakAfter / peak - 1.0))
     printfn "\n%s\n" (readmeTable rows rounds)
-    if trainingOnly then exit 0
-    let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
-    printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
-        memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
-    let generationRows = [ for r in resolutions |> List.filter (fun r -> r >= 8) -> r, generation (comparison r) r ]
-    for (r, ips) in generationRows do printfn "generation (comparison shape, EMA G, batch 64) %4d²: %.1f img/s" r ips
-    let folder = Path.Combine("bench", "results")
-    Directory.CreateDirectory folder |> ignore
-    let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
-    let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
-    File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
-        [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
-          yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
-          for r in rows do
-              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
-          for (r, ips) in generationRows do
-              yield sprintf "generation,%d,inference,,64,%s,,,,,,,," r (f ips) ])
-    printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
+    if not trainingOnly then
+        let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
+        printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
+            memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
+        let generationRows = [ for r in resolutions |> List.filter (fun r -> r >= 8) -> r, generation (comparison r) r ]
+        for (r, ips) in generationRows do printfn "generation (comparison shape, EMA G, batch 64) %4d²: %.1f img/s" r ips
+        let folder = Path.Combine("bench", "results")
+        Directory.CreateDirectory folder |> ignore
+        let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
+        let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
+        File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
+            [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
+              yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
+              for r in rows do
+                  yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
+              for (r, ips) in generationRows do
+                  yield sprintf "generation,%d,inference,,64,%s,,,,,,,," r (f ips) ])
+        printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
     0
+
+/// The benchmark's flags, parsed by the same table-driven parser as the training scripts.
+let command : Command<Arguments> =
+    let flag = CommandLine.flag
+    let count name = CommandLine.intIn 1 1_000_000 name
+    let list (v: string) = v.Split(',') |> List.ofArray
+    { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]" ]
+      Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
+      Flags =
+        [ flag "--quick" "" "about a minute: 1 warm-up, 2 iterations, 1 round, up to 16²" false (fun _ a -> { a with Quick = true })
+          flag "--warmup" "N" "steps before timing (2)" false (fun v a -> { a with Warmup = Some(count "--warmup" v) })
+          flag "--iterations" "N" "timed steps; the median counts (5)" false (fun v a -> { a with Iterations = Some(count "--iterations" v) })
+          flag "--rounds" "N" "back-to-back pairs with PyTorch, alternating who goes first (3)" false (fun v a -> { a with Rounds = Some(count "--rounds" v) })
+          flag "--max-resolution" "N" "largest resolution timed (64)" false (fun v a -> { a with MaxResolution = Some(count "--max-resolution" v) })
+          flag "--paper-max-resolution" "N" "largest resolution of the paper-channel shape (16; 512 channels take minutes per step beyond)" false
+            (fun v a -> { a with PaperMaxResolution = Some(count "--paper-max-resolution" v) })
+          flag "--memory-iterations" "N" "iterations of the memory measurement (1000)" false (fun v a -> { a with MemoryIterations = Some(count "--memory-iterations" v) })
+          flag "--resolutions" "R,R…" "exactly these resolutions" false
+            (fun v a -> { a with Resolutions = Some(list v |> List.map (count "--resolutions")) })
+          flag "--training-only" "" "only the training table (for before/after runs of one change)" false (fun _ a -> { a with TrainingOnly = true })
+          flag "--phases" "P,P…" "stabilise, fade-in or both (both)" false
+            (fun v a ->
+                let phases = list v
+                match phases |> List.tryFind (fun p -> p <> "stabilise" && p <> "fade-in") with
+                | Some p -> raise (UsageException(sprintf "--phases takes stabilise and fade-in; got '%s'." p))
+                | None -> { a with Phases = phases })
+          flag "--fused-scale" "true|false" "one discriminator order only (both by default, the official fused one first)" false
+            (fun v a ->
+                match Boolean.TryParse v with
+                | true, b -> { a with FusedScales = [ b ] }
+                | _ -> raise (UsageException(sprintf "--fused-scale takes true or false; got '%s'." v)))
+          flag "--no-pytorch" "" "skip the PyTorch reference" false (fun _ a -> { a with NoPyTorch = true })
+          flag "--shapes" "S,S…" "only the shapes whose names start so (cpu, paper, comparison)" false (fun v a -> { a with Shapes = Some(list v) }) ]
+      Defaults =
+        { Quick = false; Warmup = None; Iterations = None; Rounds = None; MaxResolution = None; PaperMaxResolution = None
+          MemoryIterations = None; Resolutions = None; TrainingOnly = false; Phases = [ "fade-in"; "stabilise" ]
+          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None }
+      ResumeFlag = None }
+
+[<EntryPoint>]
+let main argv =
+    TorchBackend.Initialize() |> ignore
+    CommandLine.run command argv run

@@ -254,5 +254,5 @@ module TrainingRun =
                 | newest :: _ -> sprintf "the newest checkpoint, %s, is intact" (Path.GetFileName newest)
                 | [] -> "no checkpoint was written yet"
             raise (TrainingFailedException(
-                    sprintf "Could not write in the run folder: %s Training stopped; %s. Fix the cause (disk space, permissions), then continue with --resume %s."
+                    sprintf "%s Training stopped; %s. Fix the cause (disk space, permissions), then continue with --resume %s."
                         (e.Message.Split('\n')[0]) kept options.Folder))

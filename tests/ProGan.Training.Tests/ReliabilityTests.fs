@@ -266,3 +266,16 @@ let ``generation holds one batch at a time: any count of samples and frames, a g
     Assert.Equal(100, frames)
     Assert.Equal(100, Directory.GetFiles(out, "interpolation-1-2-frame*.png").Length)
     Assert.Equal(Generation.maxStripFrames * 65 + 1, width strip)
+
+[<Fact>]
+let ``a sample grid that cannot be written stops the run with one line that says what is kept and how to go on`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    // The next tick's grid path is taken by a folder: the write fails as on a full disk.
+    Directory.CreateDirectory(ProGan.Keras.IO.AtomicFile.TemporaryPath(RunFolder(run.Path).TickGrid 48L)) |> ignore
+    let e = Assert.Throws<TrainingFailedException>(fun () -> train tiny run.Path true (Some 64L) |> ignore)
+    Assert.Contains("Could not write", e.Message)
+    Assert.Contains("fakes-000000048.png", e.Message)
+    Assert.Contains("Training stopped; the newest checkpoint, checkpoint-000000000016.ckpt, is intact", e.Message)
+    Assert.Contains("--resume " + run.Path, e.Message)
+    Assert.DoesNotContain("\n", e.Message)
