@@ -87,7 +87,6 @@ module SlicedWasserstein =
 
     /// SWD ×10³ between two image sets ([N, 3, r, r], same N and r), per level and averaged.
     let compute (a: torch.Tensor) (b: torch.Tensor) (seed: int) =
-        ensureTorch ()
         if a.shape <> b.shape then invalidArg "b" (sprintf "SWD needs image sets of one shape; got %A and %A." a.shape b.shape)
         use scope = torch.NewDisposeScope()
         // Common random numbers: both sets are sampled at the same neighbourhood positions (a generator each, same

@@ -74,7 +74,6 @@ let ``the same seed gives the same first losses, another seed different ones`` (
 
 [<Fact>]
 let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
-    ensureTorch ()
     torch.manual_seed 3L |> ignore
     // A quadratic critic D(x) = (Σ w·x)²: its gradient 2(Σ w·x)·w depends on where x̂ lies, so the penalty checks the
     // per-sample interpolation lerp(real, fake, u) as well as the norm.
@@ -148,7 +147,6 @@ let ``with --metrics swd every phase end logs the SWD, other rows leave it blank
 
 [<Fact>]
 let ``scoring reals and fakes in one pass equals two passes, minibatch-stddev groups included`` () =
-    ensureTorch ()
     torch.manual_seed 8L |> ignore
     let arch = ProGan.Keras.Models.ProGanConfig.Paper.With(resolution = 8, latentSize = 8, fmapBase = 32, fmapMax = 8)
     use d = new ProGan.Keras.Models.ProgressiveDiscriminator(arch, torch.CPU)
