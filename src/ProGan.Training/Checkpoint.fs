@@ -26,8 +26,6 @@ type TrainingState =
       Ema: ProgressiveGenerator
       mutable GeneratorOptimizer: TorchSharp.Modules.Adam
       mutable DiscriminatorOptimizer: TorchSharp.Modules.Adam
-      /// Draws minibatch indices and mirroring.
-      DataRandom: torch.Generator
       /// Draws latents and the gradient-penalty mix.
       NoiseRandom: torch.Generator }
 
@@ -78,7 +76,7 @@ module Checkpoint =
             state.Ema.save w |> ignore
             state.GeneratorOptimizer.save_state_dict w
             state.DiscriminatorOptimizer.save_state_dict w
-            for random in [ state.DataRandom; state.NoiseRandom ] do
+            for random in [ state.NoiseRandom ] do
                 use s = random.get_state()
                 let bytes = s.data<byte>().ToArray()
                 w.Write bytes.Length
@@ -139,7 +137,7 @@ module Checkpoint =
             state.Ema.load reader |> ignore
             state.GeneratorOptimizer.load_state_dict reader
             state.DiscriminatorOptimizer.load_state_dict reader
-            for random in [ state.DataRandom; state.NoiseRandom ] do
+            for random in [ state.NoiseRandom ] do
                 let length = reader.ReadInt32()
                 use s = torch.tensor(reader.ReadBytes length, dtype = torch.ScalarType.Byte)
                 random.set_state s)

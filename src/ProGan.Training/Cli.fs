@@ -1,6 +1,6 @@
 namespace ProGan.Training
 
-/// The entry points of the scripts (`train.fsx`, `generate.fsx`, `evaluate.fsx`) and of the `progan` executable: each
+/// The entry points of the scripts (`train.fsx`, `generate.fsx`, `evaluate.fsx`, `prepare.fsx`) and of the `progan` executable: each
 /// makes TorchSharp loadable, then runs its command and returns the process exit code.
 module Cli =
 
@@ -18,3 +18,8 @@ module Cli =
     let evaluate (argv: string[]) : int =
         ensureTorch ()
         EvaluateCommand.run argv
+
+    /// prepare.fsx.
+    let prepare (argv: string[]) : int =
+        ensureTorch ()
+        PrepareCommand.run argv

@@ -27,17 +27,17 @@ module Evaluation =
     let minimumImages = 16
 
     /// `images` reals of `level` in a random order drawn from `seed`, the first half and (when `halves`) a disjoint second half.
-    let private reals (data: ImagePyramid) (level: int) (images: int) (seed: uint64) =
+    let private reals (data: TrainingImages) (level: int) (images: int) (seed: uint64) =
         use g = new torch.Generator(seed)
         use order = torch.randperm(int64 data.Count, generator = g)
         let half (offset: int64) =
             use idx = order.narrow(0L, offset, int64 images)
-            data.Gather(level, idx, torch.CPU)
+            data.Gather(level, idx.data<int64>().ToArray(), torch.CPU)
         half 0L, (if 2 * images <= data.Count then Some(half (int64 images)) else None)
 
     /// SWD ×10³ of `generator` at `position` against `images` reals of that level; reals and latents come from the
     /// `MetricReals` and `MetricLatents` streams of `streams`, directions from `streams.Weights`.
-    let swd (generator: ProgressiveGenerator) (position: SchedulePosition) (data: ImagePyramid) (images: int) (streams: RandomStreams) (device: torch.Device) =
+    let swd (generator: ProgressiveGenerator) (position: SchedulePosition) (data: TrainingImages) (images: int) (streams: RandomStreams) (device: torch.Device) =
         let n = min images data.Count
         let realA, realB = reals data position.Level n streams.MetricReals
         use realA = realA
@@ -47,7 +47,7 @@ module Evaluation =
         SlicedWasserstein.compute fakes realA (int streams.Weights)
 
     /// SWD of `generator` at `position` against `images` reals, and of two disjoint sets of `images` reals (the floor).
-    let withFloor (generator: ProgressiveGenerator) (position: SchedulePosition) (data: ImagePyramid) (images: int) (streams: RandomStreams) (device: torch.Device) =
+    let withFloor (generator: ProgressiveGenerator) (position: SchedulePosition) (data: TrainingImages) (images: int) (streams: RandomStreams) (device: torch.Device) =
         let n = min images (data.Count / 2)
         if n < minimumImages then
             invalidArg "images" (sprintf "The SWD and its floor need two sets of at least %d real images; the data has %d." minimumImages data.Count)

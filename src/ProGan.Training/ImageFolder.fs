@@ -11,14 +11,11 @@ open StbImageSharp
 open TorchSharp
 open ProGan.Keras.IO
 
-/// A file that could not be used, and why.
-type SkippedImage = { Path: string; Reason: string }
-
 /// What reading a folder gave.
 type FolderLoad =
-    { Pyramid: ImagePyramid
+    { Images: TrainingImages
       Skipped: SkippedImage list
-      /// True when the prepared pyramid came from the on-disk cache.
+      /// True when the prepared images came from the on-disk cache.
       FromCache: bool }
 
 /// The files below a data folder: the images to read, and how many others were passed over by extension.
@@ -26,10 +23,6 @@ type FolderListing =
     { Images: string list
       /// Extension → count, for files with an image-like extension this library cannot read (webp, tiff, svg, …).
       Unsupported: (string * int) list }
-
-/// The data cannot be used: the message is one line that names the folder and says what to do.
-exception DataException of string
-    with override this.Message = this.Data0
 
 /// Reads a folder of images into a training pyramid (reference `dataset_tool.py create_from_images`, with the
 /// decoding done by StbImageSharp): RGBA is composited onto black, grayscale becomes RGB, non-square images are
@@ -135,75 +128,106 @@ module ImageFolder =
             Path.Combine(root, "progan-keras", "data")
         | folder -> folder
 
-    /// Decodes and prepares `paths` in parallel, a chunk at a time, so that memory stays bounded by one chunk of
-    /// full-size images; `cancel` is honoured between chunks.
-    let private decodeAll (paths: string[]) (resolution: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
-        let skipped = Collections.Concurrent.ConcurrentBag<SkippedImage>()
-        let prepared = Array.zeroCreate<torch.Tensor> paths.Length
+    /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
+    /// memory stays bounded by one chunk of full-size images; `cancel` is honoured between chunks. Returns the paths
+    /// used, in order, and the skipped ones.
+    let private decodeAll (paths: string[]) (resolution: int) (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let skipped = Collections.Generic.List<SkippedImage>()
+        let used = Collections.Generic.List<string>()
         let mutable finished = 0
-        for chunk in Array.chunkBySize 64 [| 0 .. paths.Length - 1 |] do
+        for chunk in Array.chunkBySize 64 paths do
             cancel.ThrowIfCancellationRequested()
             let decoded = Array.zeroCreate chunk.Length
-            Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode paths[chunk[i]]) |> ignore
-            for i in 0 .. chunk.Length - 1 do
-                match decoded[i] with
-                | Ok image ->
-                    // Stored as bytes at once: a float copy of every image would take 4× the memory until the end.
-                    use asFloat = prepare resolution image
-                    prepared[chunk[i]] <- asFloat.round().to_type(torch.ScalarType.Byte)
-                | Error reason -> skipped.Add { Path = paths[chunk[i]]; Reason = reason }
+            Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode chunk[i]) |> ignore
+            let bytes =
+                [| for i in 0 .. chunk.Length - 1 do
+                     match decoded[i] with
+                     | Ok image ->
+                         use asFloat = prepare resolution image
+                         used.Add chunk[i]
+                         yield asFloat.round().to_type(torch.ScalarType.Byte)
+                     | Error reason -> skipped.Add { Path = chunk[i]; Reason = reason } |]
+            if bytes.Length > 0 then
+                use stacked = torch.stack(bytes)
+                for b in bytes do b.Dispose()
+                use pyramid = ImagePyramid.fromBytes "chunk" stacked
+                take pyramid
             finished <- finished + chunk.Length
             report (Preparing(finished, paths.Length))
-        prepared |> Array.filter (isNull >> not), skipped |> Seq.sortBy (fun s -> s.Path) |> List.ofSeq
+        List.ofSeq used, List.ofSeq skipped
 
-    /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch).
-    let load (folder: string) (resolution: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let private tooFew (folder: string) (count: int) (minimum: int) =
+        DataException(
+            sprintf "The data folder '%s' has %d usable image(s); training needs at least %d (one minibatch). Readable formats: %s."
+                folder count minimum (String.Join(", ", extensions)))
+
+    /// Reports what the walk passed over, and refuses a folder whose images could not fit in memory even prepared.
+    let private survey (folder: string) (resolution: int) (report: TrainingEvent -> unit) =
         match FileKind.at folder with
         | Folder -> ()
         | Missing -> raise (DataException(sprintf "--data: the folder '%s' does not exist; pass a folder of png/jpg/bmp/gif/tga images." folder))
         | _ -> raise (DataException(sprintf "--data: '%s' is a file, not a folder; pass the folder that holds the images." folder))
         let listing = files folder
-        MemoryEstimate.refuseAbove (MemoryEstimate.available ())
-            { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution }
         if not listing.Unsupported.IsEmpty then
             let counts = listing.Unsupported |> List.map (fun (e, n) -> sprintf "%d %s" n e)
             report (Warning(sprintf "Ignored %s file(s) in '%s': this library reads %s. Convert them to PNG to use them."
                                 (String.Join(", ", counts)) folder (String.Join(", ", extensions))))
-        let key = cacheKey folder resolution listing.Images
-        let cachePath = Path.Combine(cacheFolder (), key + ".bin")
-        let skippedPath = Path.Combine(cacheFolder (), key + ".skipped.json")
-        let fail count =
-            raise (DataException(
-                    sprintf "The data folder '%s' has %d usable image(s); training needs at least %d (one minibatch). Readable formats: %s."
-                        folder count minimum (String.Join(", ", extensions))))
-        let cached =
-            match ImagePyramid.tryLoad cachePath with
-            | Ok pyramid -> Some pyramid
-            | Error NotCached -> None
-            | Error(Damaged reason) ->
-                report (Warning(sprintf "The prepared-data cache '%s' is damaged (%s); preparing the images again." cachePath reason))
-                None
-        match cached with
-        | Some pyramid ->
-            let skipped =
-                try JsonSerializer.Deserialize<SkippedImage list>(File.ReadAllText skippedPath) |> Option.ofObj |> Option.defaultValue []
-                with _ -> []
-            if pyramid.Count < minimum then fail pyramid.Count
-            { Pyramid = pyramid; Skipped = skipped; FromCache = true }
+        listing
+
+    /// Prepares the images of `folder` at `resolution` into a data set at `out` (the work of prepare.fsx); returns its
+    /// index. At least `minimum` images must be usable.
+    let prepareInto (folder: string) (resolution: int) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let listing = survey folder resolution report
+        use writer = new DatasetWriter(out, resolution)
+        let used, skipped = decodeAll (Array.ofList listing.Images) resolution writer.Append report cancel
+        if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
+        writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped)
+
+    /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch). The images are
+    /// prepared once into a data set in the cache folder (checked by SHA-256 at every load, prepared again when
+    /// damaged) and read from there memory-mapped; where the cache cannot be written they are held in memory.
+    let load (folder: string) (resolution: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let listing = survey folder resolution report
+        let cached = Path.Combine(cacheFolder (), cacheKey folder resolution listing.Images)
+        let fromCache =
+            if not (PreparedDataset.isDataset cached) then None
+            else
+                try Some(PreparedDataset.openFor cached resolution true)
+                with DataException reason ->
+                    report (Warning(sprintf "The prepared-data cache '%s' is damaged (%s); preparing the images again." cached reason))
+                    (try Directory.Delete(cached, true) with :? IOException | :? UnauthorizedAccessException -> ())
+                    None
+        match fromCache with
+        | Some data ->
+            if data.Count < minimum then
+                (data :> IDisposable).Dispose()
+                raise (tooFew folder data.Count minimum)
+            { Images = data; Skipped = List.ofArray data.Index.Skipped; FromCache = true }
         | None ->
-            let usable, skipped = decodeAll (Array.ofList listing.Images) resolution report cancel
-            if usable.Length < minimum then
-                for t in usable do t.Dispose()
-                fail usable.Length
-            use stacked = torch.stack(usable)
-            for t in usable do t.Dispose()
-            let pyramid = ImagePyramid.fromBytes folder stacked
-            try
-                ImagePyramid.save cachePath pyramid
-                AtomicFile.WriteAllText(skippedPath, JsonSerializer.Serialize skipped)
-            with :? IOException | :? UnauthorizedAccessException as e ->
-                report (Warning(sprintf "Could not cache the prepared images in '%s' (%s); the next run prepares them again." (cacheFolder ()) (e.Message.Split('\n')[0])))
-            { Pyramid = pyramid; Skipped = skipped; FromCache = false }
+            let writer =
+                try Some(new DatasetWriter(cached, resolution))
+                with :? IOException | :? UnauthorizedAccessException as e ->
+                    report (Warning(sprintf "Could not cache the prepared images in '%s' (%s); holding them in memory, and the next run prepares them again." (cacheFolder ()) (e.Message.Split('\n')[0])))
+                    None
+            match writer with
+            | Some writer ->
+                use writer = writer
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution writer.Append report cancel
+                if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
+                writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped) |> ignore
+                { Images = PreparedDataset.openFor cached resolution false; Skipped = skipped; FromCache = false }
+            | None ->
+                MemoryEstimate.refuseAbove (MemoryEstimate.available ())
+                    { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution }
+                let parts = Collections.Generic.List<ImagePyramid>()
+                let keep (p: ImagePyramid) = parts.Add(new ImagePyramid(folder, p.Levels |> Array.map (fun l -> l.clone())))
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution keep report cancel
+                if used.Length < max 1 minimum then
+                    for p in parts do (p :> IDisposable).Dispose()
+                    raise (tooFew folder used.Length minimum)
+                let levels = Array.init parts[0].Levels.Length (fun level -> torch.cat([| for p in parts -> p.Levels[level] |], 0L))
+                for p in parts do (p :> IDisposable).Dispose()
+                { Images = new ImagePyramid(folder, levels); Skipped = skipped; FromCache = false }
 
     /// One warning line for the skipped files: the count and the first few paths with reasons.
     let summarize (skipped: SkippedImage list) =

@@ -88,8 +88,8 @@ module MemoryEstimate =
                     sprintf "This run needs about %.1f GiB (networks %.1f, activations %.1f, images %.1f) but %.1f GiB of memory is available; most of it is the %s. Lower those settings."
                         (gib need.Total) (gib need.Parameters) (gib need.Activations) (gib need.Data) (gib availableBytes) largest))
 
-    /// Refuses a configuration that cannot fit in this machine's memory (data size known for the procedural set; a
-    /// folder's is checked again once its images are counted). On a GPU the networks and activations live in the
+    /// Refuses a configuration that cannot fit in this machine's memory. Only the procedural set is held in memory;
+    /// folders and prepared data sets are read memory-mapped. On a GPU the networks and activations live in the
     /// device's memory, which libtorch itself reports when it runs out; only the data is checked against the host's.
     let check (config: TrainingConfig) (onCpu: bool) =
         let need = estimate config (if config.DataFolder = "" then int64 config.ProceduralImages else 0L)

@@ -19,7 +19,7 @@ type StepResult =
 
 /// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
 /// Layers and models are the C# library's; this type owns only time (Karras et al. 2018, §3, Appendix A.1).
-type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
+type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device) =
     let config = TrainingConfig.validate config
     let arch = config.Architecture
     let streams = RandomStreams.ofSeed config.Seed
@@ -49,12 +49,41 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
           Ema = ema
           GeneratorOptimizer = adam generator
           DiscriminatorOptimizer = adam discriminator
-          DataRandom = new torch.Generator(streams.Data)
           NoiseRandom = new torch.Generator(streams.Noise) }
 
     let composites = Dictionary<struct (int * bool), Composite>()
     let mutable shown = 0L
     let mutable phaseIndex = 0
+
+    /// The minibatch of the step that starts at `images` shown (a pure function of the seed and the position).
+    let drawAt (images: int64) =
+        let position = Schedule.at config images
+        Minibatch.draw streams.Data images position.Level (TrainingConfig.minibatchAt config position.Level) data.Count config.Mirror
+
+    /// The next step's reals, gathered on another thread while this step runs (the images shown it starts at, and
+    /// the gather), so that reading a data set from disk costs no step time.
+    let mutable prefetched : (int64 * System.Threading.Tasks.Task<torch.Tensor>) option = None
+
+    let dropPrefetch () =
+        prefetched |> Option.iter (fun (_, task) -> try task.Result.Dispose() with _ -> ())
+        prefetched <- None
+
+    /// The reals of the step at `images` shown: the prefetched ones when they are for this step, else gathered now.
+    let realsAt (images: int64) =
+        let reals =
+            match prefetched with
+            | Some(at, task) when at = images -> task.Result
+            | _ ->
+                dropPrefetch ()
+                Minibatch.gather data (drawAt images)
+        prefetched <- None
+        reals
+
+    let prefetch (images: int64) =
+        dropPrefetch ()
+        if not (Schedule.isDone config images) then
+            let draw = drawAt images
+            prefetched <- Some(images, System.Threading.Tasks.Task.Run(fun () -> Minibatch.gather data draw))
 
     /// The loss as a float, or NonFiniteException before anything is updated with it.
     let finite (what: string) (loss: torch.Tensor) =
@@ -91,8 +120,8 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     let discriminatorStep (position: SchedulePosition) (count: int) =
         let fading = position.Phase = FadeIn
         let d = discriminator.Pairs[position.Level].Select(fading)
-        use sampled = data.Sample(position.Level, count, state.DataRandom, config.Mirror, device)
-        let reals = Reals.fade position.Alpha sampled
+        use sampled = realsAt position.ImagesShown
+        let reals = Reals.fade position.Alpha (sampled.``to``(device))
         let fakes =
             use _ = torch.no_grad()
             generator.Pairs[position.Level].Select(fading).call (latents count)
@@ -116,6 +145,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     /// Moves the schedule to `images` shown without training (for benchmarks that time one level and phase).
     member _.JumpTo(images: int64) =
         if images < 0L then invalidArg "images" (sprintf "images must be ≥ 0; got %d." images)
+        dropPrefetch ()
         shown <- images
         enterPhase (Schedule.at config shown)
 
@@ -149,6 +179,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
         enterPhase (Schedule.at config shown)
+        prefetch shown
         { DLoss = dTotal
           GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
@@ -186,6 +217,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =
+        dropPrefetch ()
         let header = Checkpoint.load path state
         shown <- header.ImagesShown
         if header.LearningRate > 0.0 then learningRate <- header.LearningRate // a retry's lowered rate survives a resume
@@ -194,10 +226,10 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
 
     interface IDisposable with
         member _.Dispose() =
+            dropPrefetch ()
             for c in composites.Values do c.Dispose()
             state.GeneratorOptimizer.Dispose()
             state.DiscriminatorOptimizer.Dispose()
-            state.DataRandom.Dispose()
             state.NoiseRandom.Dispose()
             generator.Dispose()
             discriminator.Dispose()

@@ -11,15 +11,20 @@ module TrainingData =
         if config.DataFolder = "" then sprintf "embedded procedural shapes (%d images)" config.ProceduralImages
         else config.DataFolder
 
-    /// Loads (or renders) the data of `config`; `cancel` stops a long preparation between chunks.
-    let load (config: TrainingConfig) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    /// Loads (or renders) the data of `config` — a prepared data set (prepare.fsx), a folder of images, or the
+    /// procedural shapes; `cancel` stops a long preparation between chunks.
+    let load (config: TrainingConfig) (report: TrainingEvent -> unit) (cancel: CancellationToken) : TrainingImages =
         let resolution = config.Architecture.Resolution
         if config.DataFolder = "" then
             report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
             Procedural.pyramid config.ProceduralImages resolution config.Seed
+        elif PreparedDataset.isDataset config.DataFolder then
+            let data = PreparedDataset.openFor config.DataFolder resolution false
+            report (Info(sprintf "Reading the prepared data set %s: %d images, memory-mapped" config.DataFolder data.Count))
+            data
         else
             let minimum = config.Minibatch |> Array.max
             let load = ImageFolder.load config.DataFolder resolution minimum report cancel
-            report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Pyramid.Count config.DataFolder))
+            report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Images.Count config.DataFolder))
             ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
-            load.Pyramid
+            load.Images

@@ -31,7 +31,7 @@ type private Session =
     { Options: RunOptions
       Config: TrainingConfig
       Folder: RunFolder
-      Data: ImagePyramid
+      Data: TrainingImages
       Trainer: Trainer
       /// The fixed latents of every sample grid.
       GridLatents: torch.Tensor
@@ -91,7 +91,7 @@ module TrainingRun =
 
     /// The data of a run, checked against what its manifest recorded: a resumed run never trains on other images
     /// than it started with. A new run (or one that never got this far) records them.
-    let private checkData (folder: RunFolder) (config: TrainingConfig) (data: ImagePyramid) =
+    let private checkData (folder: RunFolder) (config: TrainingConfig) (data: TrainingImages) =
         let manifest = RunFolder.readManifest folder
         if String.IsNullOrEmpty manifest.DataSha256 then
             RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash }
@@ -241,8 +241,8 @@ module TrainingRun =
                 reraise ()
         use session = session
         if not (File.Exists folder.Reals) then
-            use random = new torch.Generator(uint64 config.Seed)
-            use reals = session.Data.Sample(session.Data.Levels.Length - 1, 36, random, false, torch.CPU)
+            let top = session.Data.LevelCount - 1
+            use reals = Minibatch.gather session.Data (Minibatch.draw (uint64 config.Seed) 0L top 36 session.Data.Count false)
             ImageGrid.save folder.Reals reals
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }

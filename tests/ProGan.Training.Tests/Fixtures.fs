@@ -86,3 +86,6 @@ let checkpoints (folder: string) = RunFolder(folder).Checkpoints()
 
 /// The path of the checkpoint after `shown` images in a run folder.
 let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint shown
+
+/// Every image of one level of detail as uint8 [N, 3, r, r].
+let levelBytes (images: TrainingImages) (level: int) = images.GatherBytes(level, Array.init images.Count int64)

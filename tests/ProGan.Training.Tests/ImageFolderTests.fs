@@ -12,8 +12,8 @@ let private load (folder: string) (resolution: int) minimum =
     ImageFolder.load folder resolution minimum ignore Threading.CancellationToken.None
 
 /// The mean RGB of image `index` at the top level, mapped to [−1, 1] as training sees it.
-let private meanRgb (pyramid: ImagePyramid) (name: string) (index: int) =
-    let top = pyramid.Levels[pyramid.Levels.Length - 1]
+let private meanRgb (images: TrainingImages) (name: string) (index: int) =
+    let top = levelBytes images (images.LevelCount - 1)
     let img = top[int64 index].to_type(torch.ScalarType.Float32).div(scalar 127.5).sub(scalar 1.0)
     let v = img.mean([| 1L; 2L |]).data<float32>().ToArray()
     v
@@ -37,16 +37,16 @@ let ``each kind of file gives the right pixels or the right skip`` () =
     File.WriteAllText(dir.File "notes.txt", "ignored: not an image extension")
 
     let result = load dir.Path 8 1
-    Assert.Equal(5, result.Pyramid.Count)
-    Assert.Equal(8, result.Pyramid.Resolution)
-    Assert.Equal<int list>([ 4; 8 ], result.Pyramid.Levels |> Array.map (fun l -> int l.shape[2]) |> List.ofArray)
+    Assert.Equal(5, result.Images.Count)
+    Assert.Equal(8, result.Images.Resolution)
+    Assert.Equal<int list>([ 4; 8 ], [ for level in 0 .. result.Images.LevelCount - 1 -> int (levelBytes result.Images level).shape[2] ])
     let close (expected: float32[]) (actual: float32[]) tolerance =
         Array.iter2 (fun (e: float32) (a: float32) -> Assert.InRange(a, e - tolerance, e + tolerance)) expected actual
-    close [| 1.0f; -1.0f; -1.0f |] (meanRgb result.Pyramid "rgba" 0) 0.01f          // opaque red
-    close [| -1.0f; -1.0f; -1.0f |] (meanRgb result.Pyramid "transparent" 1) 0.01f  // alpha 0 → the black background
-    close [| -1.0f; -1.0f; 1.0f |] (meanRgb result.Pyramid "palette" 2) 0.01f       // palette entry 0, opaque blue
-    close [| 1.0f; 1.0f; 1.0f |] (meanRgb result.Pyramid "gray" 3) 0.01f            // grey 255 → white RGB
-    close [| 1.0f; 1.0f; 1.0f |] (meanRgb result.Pyramid "wide" 4) 0.05f            // centre crop keeps only white
+    close [| 1.0f; -1.0f; -1.0f |] (meanRgb result.Images "rgba" 0) 0.01f          // opaque red
+    close [| -1.0f; -1.0f; -1.0f |] (meanRgb result.Images "transparent" 1) 0.01f  // alpha 0 → the black background
+    close [| -1.0f; -1.0f; 1.0f |] (meanRgb result.Images "palette" 2) 0.01f       // palette entry 0, opaque blue
+    close [| 1.0f; 1.0f; 1.0f |] (meanRgb result.Images "gray" 3) 0.01f            // grey 255 → white RGB
+    close [| 1.0f; 1.0f; 1.0f |] (meanRgb result.Images "wide" 4) 0.05f            // centre crop keeps only white
     let skipped = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path) |> Set.ofList
     Assert.Equal<Set<string>>(set [ "f-empty.png"; "g-truncated.png"; "h-text.png" ], skipped)
     let summary = (ImageFolder.summarize result.Skipped).Value
@@ -59,7 +59,7 @@ let ``the lower levels are 2×2 averages of the level above`` () =
     let checker = Array.init (8 * 8 * 3) (fun i -> let p = i / 3 in if (p % 8 + p / 8) % 2 = 0 then 255uy else 0uy)
     writePng (dir.File "checker.png") 8 8 ColorComponents.RedGreenBlue checker
     let result = load dir.Path 8 1
-    let low = result.Pyramid.Levels[0].to_type(torch.ScalarType.Float32)
+    let low = (levelBytes result.Images 0).to_type(torch.ScalarType.Float32)
     // A checkerboard of 0 and 255 averages to 127.5 in every 2×2 block, stored rounded.
     Assert.True(low.sub(scalar 127.5).abs().max().item<float32>() <= 0.5f)
 
@@ -75,13 +75,14 @@ let ``a second load reuses the cache and gives the same bytes`` () =
         let second = load dir.Path 8 1
         Assert.False(first.FromCache)
         Assert.True(second.FromCache)
-        for (a, b) in Array.zip first.Pyramid.Levels second.Pyramid.Levels do
+        for level in 0 .. first.Images.LevelCount - 1 do
+            let a, b = levelBytes first.Images level, levelBytes second.Images level
             Assert.True(a.equal(b).all().item<bool>())
         // A changed file changes the key: no stale cache.
         writePng (dir.File "4.png") 8 8 ColorComponents.RedGreenBlue (solid 8 8 [| 0uy; 0uy; 9uy |])
         let third = load dir.Path 8 1
         Assert.False(third.FromCache)
-        Assert.Equal(5, third.Pyramid.Count)
+        Assert.Equal(5, third.Images.Count)
     finally
         Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", null)
 
@@ -136,9 +137,9 @@ let ``odd names, a top-down BMP, unsupported formats and a cancelled preparation
             let result, events = load ()
             Assert.Equal(fromCache, result.FromCache)
             Assert.Equal(2, result.Skipped.Length) // the two odd names, counted right from the cache too
-            Assert.Equal(5, result.Pyramid.Count)
+            Assert.Equal(5, result.Images.Count)
             Assert.Contains(events, fun e -> match e with Warning text -> text.Contains "1 .webp" | _ -> false)
-            let bmp = result.Pyramid.Levels[1].select(0L, 4L).to_type(torch.ScalarType.Float32) // [3, 8, 8], top-down
+            let bmp = (levelBytes result.Images 1).select(0L, 4L).to_type(torch.ScalarType.Float32) // [3, 8, 8], top-down
             Assert.True(bmp[0L, 0L, 0L].item<float32>() > 200.0f && bmp[2L, 0L, 0L].item<float32>() < 50.0f, "top row is not red")
             Assert.True(bmp[2L, 7L, 0L].item<float32>() > 200.0f && bmp[0L, 7L, 0L].item<float32>() < 50.0f, "bottom row is not blue")
         // A preparation asked to stop stops between chunks, before the whole folder is decoded.

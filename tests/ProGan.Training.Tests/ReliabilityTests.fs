@@ -166,7 +166,7 @@ let ``bad files in the middle of a data set are skipped, never a crash`` () =
     File.CreateSymbolicLink(dir.File "sub/loop", dir.Path) |> ignore // a directory cycle
     File.WriteAllBytes(dir.File "zero.jpg", [||])
     let result = ImageFolder.load dir.Path 8 1 ignore Threading.CancellationToken.None
-    Assert.Equal(9, result.Pyramid.Count) // eight good ones and the 1×1, upsampled
+    Assert.Equal(9, result.Images.Count) // eight good ones and the 1×1, upsampled
     let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
     Assert.StartsWith("too large (8000×8000", reasons["huge.png"])
     Assert.Equal("empty file", reasons["zero.jpg"])
@@ -248,7 +248,7 @@ let ``special files are never opened: a FIFO named as a checkpoint, a link to /d
     let clock = Stopwatch.StartNew()
     let result = ImageFolder.load data.Path 8 1 ignore Threading.CancellationToken.None
     Assert.True(clock.Elapsed < TimeSpan.FromSeconds 10.0, "the link to /dev/zero was read")
-    Assert.Equal(4, result.Pyramid.Count)
+    Assert.Equal(4, result.Images.Count)
     Assert.Equal("a character device, not a regular file", (result.Skipped |> List.exactlyOne).Reason)
 
 [<Fact>]

@@ -99,19 +99,24 @@ let ``a damaged data cache is detected by its SHA-256 and prepared again`` () =
             let result = ImageFolder.load data.Path 8 1 events.Add Threading.CancellationToken.None
             result, List.ofSeq events
         let first, _ = load ()
-        let cached = Directory.GetFiles(cache.Path, "*.bin") |> Array.exactlyOne
-        let bytes = File.ReadAllBytes cached
+        let top = Directory.GetFiles(cache.Path, "level-0008.bin", SearchOption.AllDirectories) |> Array.exactlyOne
+        let index = Path.Combine(Path.GetDirectoryName top, "dataset.json")
+        let bytes, indexText = File.ReadAllBytes top, File.ReadAllText index
+        (first.Images :> IDisposable).Dispose()
         let damages =
-            [ "zeroed pixels", (fun (b: byte[]) -> let c = Array.copy b in Array.fill c (c.Length - 32 - 3 * 64) (3 * 64) 0uy; c)
-              "0xFF everywhere", (fun (b: byte[]) -> Array.create b.Length 0xFFuy)
-              "cut short", (fun (b: byte[]) -> b[.. b.Length / 2]) ]
+            [ "zeroed pixels", (fun () -> let c = Array.copy bytes in Array.fill c (c.Length - 3 * 64) (3 * 64) 0uy; File.WriteAllBytes(top, c))
+              "0xFF everywhere", (fun () -> File.WriteAllBytes(top, Array.create bytes.Length 0xFFuy))
+              "cut short", (fun () -> File.WriteAllBytes(top, bytes[.. bytes.Length / 2]))
+              "a garbage index", (fun () -> File.WriteAllText(index, "\u0000garbage")) ]
         for what, damage in damages do
-            File.WriteAllBytes(cached, damage bytes)
+            damage ()
             let again, events = load ()
             Assert.False(again.FromCache, what)
             Assert.Contains(events, fun e -> match e with Warning text -> text.Contains "is damaged" | _ -> false)
-            Assert.Equal(first.Pyramid.ContentHash, again.Pyramid.ContentHash)
-            Assert.Equal<byte[]>(bytes, File.ReadAllBytes cached) // rebuilt as it was
+            Assert.Equal(first.Images.ContentHash, again.Images.ContentHash)
+            (again.Images :> IDisposable).Dispose()
+            Assert.Equal<byte[]>(bytes, File.ReadAllBytes top) // rebuilt as it was
+            Assert.Equal(indexText, File.ReadAllText index)
     finally
         Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", null)
 

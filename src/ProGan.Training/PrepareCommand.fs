@@ -1,0 +1,83 @@
+namespace ProGan.Training
+
+open System
+open System.IO
+open System.Threading
+
+/// What `prepare.fsx` was asked.
+type PrepareArguments =
+    { Data: string option
+      Procedural: int option
+      Seed: int
+      Resolution: int
+      Out: string option
+      Info: string option
+      Check: string option }
+
+/// `dotnet fsi prepare.fsx -- --data FOLDER --resolution N --out DATASET` (reference `dataset_tool.py
+/// create_from_images`): prepares a data set once — every level of detail in its own file — for training to read
+/// memory-mapped; `--info` and `--check` look at one.
+module PrepareCommand =
+
+    let private bad format = Printf.kprintf (UsageException >> raise) format
+    let private flag = CommandLine.flag
+
+    let command : Command<PrepareArguments> =
+        { Usage = [ "dotnet fsi prepare.fsx -- --data FOLDER --resolution N --out DATASET"
+                    "dotnet fsi prepare.fsx -- --procedural N [--seed 1] --resolution N --out DATASET"
+                    "dotnet fsi prepare.fsx -- --info DATASET | --check DATASET" ]
+          Summary = "prepares a multi-resolution data set on disk, which training reads memory-mapped (reference dataset_tool.py)."
+          Flags =
+            [ flag "--data" "FOLDER" "images to prepare (png, jpg, bmp, gif, tga; recursive)" false
+                (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images" v) })
+              flag "--procedural" "N" "prepare N of the embedded procedural shapes instead" false
+                (fun v a -> { a with Procedural = Some(CommandLine.intIn 1 100_000_000 "--procedural" v) })
+              flag "--seed" "N" "seed of the procedural shapes (default 1)" false (fun v a -> { a with Seed = CommandLine.int' "--seed" v })
+              flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
+                (fun v a ->
+                    let r = CommandLine.int' "--resolution" v
+                    if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "--resolution must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." r
+                    { a with Resolution = r })
+              flag "--out" "DATASET" "the data set folder to write (must not exist yet)" false
+                (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
+              flag "--info" "DATASET" "print what a data set holds" false (fun v a -> { a with Info = Some(CommandLine.path "--info" "a data set" v) })
+              flag "--check" "DATASET" "verify every level file against its SHA-256" false
+                (fun v a -> { a with Check = Some(CommandLine.path "--check" "a data set" v) }) ]
+          Defaults = { Data = None; Procedural = None; Seed = 1; Resolution = 32; Out = None; Info = None; Check = None }
+          ResumeFlag = None }
+
+    /// Prepares as the arguments ask, with a progress display on a terminal; returns the exit code.
+    let run (argv: string[]) =
+        CommandLine.run command argv (fun args ->
+            match args.Info, args.Check with
+            | Some path, _ ->
+                printfn "%s" (PreparedDataset.describe path (PreparedDataset.readIndex path))
+                0
+            | None, Some path ->
+                let index = PreparedDataset.readIndex path
+                match PreparedDataset.problems path index true with
+                | [] ->
+                    printfn "%s: %d levels, every file matches its SHA-256." path index.Levels.Length
+                    0
+                | problems ->
+                    for p in problems do eprintfn "error: %s" p
+                    2
+            | None, None ->
+                let out = match args.Out with Some o -> o | None -> bad "--out DATASET is required."
+                match FileKind.at out with
+                | Missing -> ()
+                | Folder when not (Directory.EnumerateFileSystemEntries(out).GetEnumerator().MoveNext()) -> Directory.Delete out
+                | _ -> bad "--out: '%s' already exists; prepare into a new folder." out
+                use stop = new StopSignals()
+                let prepare report =
+                    match args.Data, args.Procedural with
+                    | Some folder, None -> ImageFolder.prepareInto folder args.Resolution 1 out report stop.Token
+                    | None, Some count ->
+                        use images = Procedural.pyramid count args.Resolution args.Seed
+                        PreparedDataset.save out images.Name images
+                    | Some _, Some _ -> bad "--data and --procedural are exclusive: prepare one source."
+                    | None, None -> bad "--data FOLDER (or --procedural N) is required."
+                let index = if Display.isInteractive () then Display.live prepare else prepare Display.plain
+                printfn "%s" (PreparedDataset.describe out index)
+                printfn "train on it with: dotnet fsi train.fsx -- --data %s --resolution %d" out index.Resolution
+                0)

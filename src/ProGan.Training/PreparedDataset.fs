@@ -1,0 +1,190 @@
+namespace ProGan.Training
+
+open System
+open System.IO
+open System.IO.MemoryMappedFiles
+open System.Security.Cryptography
+open System.Text.Json
+open TorchSharp
+open ProGan.Keras.IO
+
+/// A file of a data folder that could not be used, and why.
+type SkippedImage = { Path: string; Reason: string }
+
+/// One level of a prepared data set: its file and the SHA-256 of its bytes.
+[<CLIMutable>]
+type DatasetLevel =
+    { Resolution: int
+      File: string
+      Bytes: int64
+      Sha256: string }
+
+/// `dataset.json`: what a prepared data set holds (reference `dataset_tool.py`'s multi-resolution TFRecords, here one
+/// plain file of uint8 [count, 3, r, r] per level, so that minibatches are read straight from memory-mapped pages).
+[<CLIMutable>]
+type DatasetIndex =
+    { /// Always `progan-keras-dataset`.
+      Format: string
+      Version: int
+      Count: int
+      Resolution: int
+      Channels: int
+      /// The folder (or description) the images came from.
+      Source: string
+      /// The source files, relative to `Source`, in image order (empty for generated images).
+      Files: string[]
+      /// Files of the source that could not be used, and why.
+      Skipped: SkippedImage[]
+      /// 4² first.
+      Levels: DatasetLevel[] }
+
+/// Training images in a prepared data set on disk, read through memory-mapped files: a minibatch copies its images'
+/// pages, so neither managed nor native memory ever holds the whole set (the OS keeps what fits in its page cache).
+type PreparedDataset(folder: string, index: DatasetIndex) =
+    inherit TrainingImages()
+    let files =
+        index.Levels |> Array.map (fun l -> MemoryMappedFile.CreateFromFile(Path.Combine(folder, l.File), FileMode.Open, null, 0L, MemoryMappedFileAccess.Read))
+    let views = files |> Array.map (fun f -> f.CreateViewAccessor(0L, 0L, MemoryMappedFileAccess.Read))
+
+    /// The index file of every data set.
+    static member IndexFile = "dataset.json"
+    /// The `Format` of every index.
+    static member Format = "progan-keras-dataset"
+    /// The data-set format this version writes and reads.
+    static member Version = 1
+
+    /// The folder.
+    member _.Folder = folder
+    /// What `dataset.json` says.
+    member _.Index = index
+
+    override _.Name = index.Source
+    override _.Count = index.Count
+    override _.Resolution = index.Resolution
+    override _.LevelHash(level) = index.Levels[level].Sha256
+    override _.GatherBytes(level, indices) =
+        let r = int64 index.Levels[level].Resolution
+        let perImage = 3L * r * r
+        let buffer = Array.zeroCreate<byte> (indices.Length * int perImage)
+        for k, i in Array.indexed indices do
+            if i < 0L || i >= int64 index.Count then raise (ArgumentOutOfRangeException("indices", i, sprintf "The data set has %d images." index.Count))
+            views[level].ReadArray(i * perImage, buffer, k * int perImage, int perImage) |> ignore
+        bytesTensor buffer [| int64 indices.Length; 3L; r; r |]
+    override _.Dispose() =
+        for v in views do v.Dispose()
+        for f in files do f.Dispose()
+
+/// Writes a prepared data set a chunk of images at a time: every level goes to its own file while its SHA-256 is
+/// computed; the folder is built under a temporary name and renamed at the end, so a data set under its final name is
+/// always complete.
+type DatasetWriter(path: string, resolution: int) =
+    let final = Path.GetFullPath path
+    let staging = final + AtomicFile.TemporarySuffix
+    do
+        if Directory.Exists staging then Directory.Delete(staging, true) // an earlier preparation that died
+        Directory.CreateDirectory staging |> ignore
+    let resolutions = [| for level in 0 .. Numerics.BitOperations.Log2(uint32 resolution) - 2 -> 4 <<< level |]
+    let fileName (r: int) = sprintf "level-%04d.bin" r
+    let streams = resolutions |> Array.map (fun r -> new FileStream(Path.Combine(staging, fileName r), FileMode.Create, FileAccess.Write, FileShare.None))
+    let hashes = resolutions |> Array.map (fun _ -> IncrementalHash.CreateHash HashAlgorithmName.SHA256)
+    let mutable count = 0
+
+    /// Images written so far.
+    member _.Count = count
+
+    /// Appends the images of a pyramid (of this data set's resolution).
+    member _.Append(images: ImagePyramid) =
+        if images.Resolution <> resolution then invalidArg "images" (sprintf "Expected %d² images; got %d²." resolution images.Resolution)
+        for level, r in Array.indexed resolutions do
+            let l = images.Levels[level]
+            for start in 0L .. 256L .. l.shape[0] - 1L do
+                use chunk = l.narrow(0L, start, min 256L (l.shape[0] - start)).contiguous()
+                let bytes = chunk.bytes.ToArray()
+                streams[level].Write(bytes, 0, bytes.Length)
+                hashes[level].AppendData bytes
+        count <- count + images.Count
+
+    /// Writes `dataset.json`, flushes every file to the disk and moves the data set to its final name.
+    member _.Finish(source: string, files: string[], skipped: SkippedImage[]) =
+        if count = 0 then invalidOp "A data set needs at least one image."
+        let levels =
+            [| for level, r in Array.indexed resolutions ->
+                streams[level].Flush(true)
+                { Resolution = r; File = fileName r; Bytes = streams[level].Length
+                  Sha256 = Convert.ToHexString(hashes[level].GetHashAndReset()).ToLowerInvariant() } |]
+        for s in streams do s.Dispose()
+        let index =
+            { Format = PreparedDataset.Format; Version = PreparedDataset.Version; Count = count; Resolution = resolution; Channels = 3
+              Source = source; Files = files; Skipped = skipped; Levels = levels }
+        AtomicFile.WriteAllText(Path.Combine(staging, PreparedDataset.IndexFile), JsonSerializer.Serialize(index, JsonSerializerOptions(WriteIndented = true)))
+        Directory.Move(staging, final)
+        index
+
+    interface IDisposable with
+        member _.Dispose() =
+            for s in streams do s.Dispose()
+            for h in hashes do h.Dispose()
+            if Directory.Exists staging then (try Directory.Delete(staging, true) with :? IOException | :? UnauthorizedAccessException -> ())
+
+module PreparedDataset =
+
+    let private fail format = Printf.kprintf (DataException >> raise) format
+
+    /// Whether `path` is a prepared data set (a folder with `dataset.json`).
+    let isDataset (path: string) = File.Exists(Path.Combine(path, PreparedDataset.IndexFile))
+
+    /// Reads `dataset.json`, refusing a foreign or other-version index.
+    let readIndex (path: string) =
+        let file = Path.Combine(path, PreparedDataset.IndexFile)
+        let index =
+            try JsonSerializer.Deserialize<DatasetIndex>(File.ReadAllText file)
+            with :? JsonException | :? IOException as e -> fail "'%s' is not readable (%s); prepare the data set again with prepare.fsx." file (e.Message.Split('\n')[0])
+        if isNull (box index) || index.Format <> PreparedDataset.Format || isNull index.Levels || index.Count < 1 then
+            fail "'%s' is not a ProGan.Keras data set index; prepare the data set again with prepare.fsx." file
+        if index.Version <> PreparedDataset.Version then
+            fail "'%s' is a data set of format %d; this version reads format %d. Prepare it again with prepare.fsx." path index.Version PreparedDataset.Version
+        index
+
+    /// SHA-256 of a file, read in blocks.
+    let private hashFile (path: string) =
+        use stream = File.OpenRead path
+        Convert.ToHexString(SHA256.HashData stream).ToLowerInvariant()
+
+    /// The problems of a data set's level files: missing, of the wrong length, or (with `hashes`) of other content.
+    let problems (path: string) (index: DatasetIndex) (hashes: bool) =
+        [ for l in index.Levels do
+            let file = Path.Combine(path, l.File)
+            let expected = int64 index.Count * 3L * int64 l.Resolution * int64 l.Resolution
+            match FileKind.at file with
+            | Regular length when length <> expected ->
+                yield sprintf "'%s' has %d bytes where %d images at %d² take %d (cut short or overwritten)" file length index.Count l.Resolution expected
+            | Regular _ when hashes && hashFile file <> l.Sha256 -> yield sprintf "'%s' does not match its SHA-256 in dataset.json (changed on disk)" file
+            | Regular _ -> ()
+            | _ -> yield sprintf "'%s' is missing" file ]
+
+    /// Opens a prepared data set for training at `resolution` (`verify`: check every level's SHA-256 too; lengths are
+    /// always checked). A set that cannot serve the run is refused with one line naming the file and the fix.
+    let openFor (path: string) (resolution: int) (verify: bool) =
+        let index = readIndex path
+        if index.Resolution < resolution then
+            fail "The data set '%s' is prepared at %d², below the run's %d²; prepare it at --resolution %d or more." path index.Resolution resolution resolution
+        match problems path index verify with
+        | [] -> ()
+        | first :: _ -> fail "%s; prepare the data set again with prepare.fsx." first
+        // A set prepared at a higher resolution serves the run's levels: its first ones.
+        let levels = index.Levels |> Array.filter (fun l -> l.Resolution <= resolution)
+        new PreparedDataset(Path.GetFullPath path, { index with Resolution = resolution; Levels = levels })
+
+    /// Writes training images held in memory (the procedural set, say) as a prepared data set at `path`.
+    let save (path: string) (source: string) (images: ImagePyramid) =
+        use writer = new DatasetWriter(path, images.Resolution)
+        writer.Append images
+        writer.Finish(source, [||], [||])
+
+    /// What a data set holds, in a few lines.
+    let describe (path: string) (index: DatasetIndex) =
+        String.Join(Environment.NewLine,
+            [ yield sprintf "%s: %d images at %d² (%d channels), prepared from %s" path index.Count index.Resolution index.Channels index.Source
+              for l in index.Levels do
+                  yield sprintf "  %5d²  %s  %8.1f MiB  SHA-256 %s" l.Resolution l.File (float l.Bytes / 1048576.0) l.Sha256
+              if index.Skipped.Length > 0 then yield sprintf "  %d source file(s) skipped" index.Skipped.Length ])
