@@ -185,7 +185,7 @@ module ImageFolder =
 
     /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch). The images are
     /// prepared once into a data set in the cache folder (checked by SHA-256 at every load, prepared again when
-    /// damaged) and read from there memory-mapped; where the cache cannot be written they are held in memory.
+    /// damaged) and read from there a minibatch at a time; where the cache cannot be written they are held in memory.
     let load (folder: string) (resolution: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
         let cached = Path.Combine(cacheFolder (), cacheKey folder resolution listing.Images)

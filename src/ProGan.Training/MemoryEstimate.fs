@@ -89,7 +89,7 @@ module MemoryEstimate =
                         (gib need.Total) (gib need.Parameters) (gib need.Activations) (gib need.Data) (gib availableBytes) largest))
 
     /// Refuses a configuration that cannot fit in this machine's memory. Only the procedural set is held in memory;
-    /// folders and prepared data sets are read memory-mapped. On a GPU the networks and activations live in the
+    /// folders and prepared data sets are read from disk a minibatch at a time. On a GPU the networks and activations live in the
     /// device's memory, which libtorch itself reports when it runs out; only the data is checked against the host's.
     let check (config: TrainingConfig) (onCpu: bool) =
         let need = estimate config (if config.DataFolder = "" then int64 config.ProceduralImages else 0L)

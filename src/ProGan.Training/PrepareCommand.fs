@@ -16,7 +16,7 @@ type PrepareArguments =
 
 /// `dotnet fsi prepare.fsx -- --data FOLDER --resolution N --out DATASET` (reference `dataset_tool.py
 /// create_from_images`): prepares a data set once — every level of detail in its own file — for training to read
-/// memory-mapped; `--info` and `--check` look at one.
+/// a minibatch at a time; `--info` and `--check` look at one.
 module PrepareCommand =
 
     let private bad format = Printf.kprintf (UsageException >> raise) format
@@ -26,7 +26,7 @@ module PrepareCommand =
         { Usage = [ "dotnet fsi prepare.fsx -- --data FOLDER --resolution N --out DATASET"
                     "dotnet fsi prepare.fsx -- --procedural N [--seed 1] --resolution N --out DATASET"
                     "dotnet fsi prepare.fsx -- --info DATASET | --check DATASET" ]
-          Summary = "prepares a multi-resolution data set on disk, which training reads memory-mapped (reference dataset_tool.py)."
+          Summary = "prepares a multi-resolution data set on disk, which training reads a minibatch at a time (reference dataset_tool.py)."
           Flags =
             [ flag "--data" "FOLDER" "images to prepare (png, jpg, bmp, gif, tga; recursive)" false
                 (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images" v) })

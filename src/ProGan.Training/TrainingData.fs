@@ -20,7 +20,7 @@ module TrainingData =
             Procedural.pyramid config.ProceduralImages resolution config.Seed
         elif PreparedDataset.isDataset config.DataFolder then
             let data = PreparedDataset.openFor config.DataFolder resolution false
-            report (Info(sprintf "Reading the prepared data set %s: %d images, memory-mapped" config.DataFolder data.Count))
+            report (Info(sprintf "Reading the prepared data set %s: %d images, read from disk a minibatch at a time" config.DataFolder data.Count))
             data
         else
             let minimum = config.Minibatch |> Array.max

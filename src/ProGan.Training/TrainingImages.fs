@@ -9,7 +9,7 @@ exception DataException of string
 
 /// Training images at every level of detail, as the reference's `dataset_tool.py` prepares them: the final resolution
 /// down to 4² by repeated 2×2 averaging, stored as bytes (NCHW, RGB, 0–255). Held in memory (`ImagePyramid`) or on
-/// disk and memory-mapped (`PreparedDataset`); training sees only this.
+/// disk and read a minibatch at a time (`PreparedDataset`); training sees only this.
 [<AbstractClass>]
 type TrainingImages() =
     /// Where the images came from (a folder, a prepared data set, or the procedural set's description).
