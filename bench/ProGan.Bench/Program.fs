@@ -58,9 +58,8 @@ let ceiling () =
             sw.Elapsed.TotalSeconds ]
     2.0 * 2048.0 ** 3.0 / List.min times / 1e9
 
-/// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`.
-let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
-    use data = Procedural.pyramid 64 config.Architecture.Resolution 1
+/// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`, on `data`.
+let timeStepsOn (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
     use trainer = new Trainer(config, data, TorchBackend.Device)
     let level = config.Architecture.LevelOf resolution
     let cycle = int64 (config.StabiliseImages + config.FadeImages)
@@ -74,6 +73,37 @@ let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup:
             trainer.Step() |> ignore
             sw.Elapsed.TotalSeconds ]
     median times
+
+/// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`, on 64 procedural images.
+let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
+    use data = Procedural.pyramid 64 config.Architecture.Resolution 1
+    timeStepsOn data config resolution fading warmup iterations
+
+/// Reading minibatches from a prepared data set on disk against holding the images in memory, at 64² (comparison
+/// shape): median microseconds to gather one minibatch, and training img/s on each, in alternating rounds. The set is
+/// freshly written, so it is in the page cache.
+let dataSources (images: int) (rounds: int) (warmup: int) (iterations: int) =
+    let config = comparison 64
+    let folder = Path.Combine(Path.GetTempPath(), sprintf "progan-bench-data-%d" Environment.ProcessId)
+    use inMemory = Procedural.pyramid images 64 1
+    PreparedDataset.save folder "bench" inMemory |> ignore
+    try
+        use onDisk = PreparedDataset.openFor folder 64 false
+        let level, batch = config.Architecture.LevelOf 64, TrainingConfig.minibatchAt config 4
+        let gatherMicroseconds (data: TrainingImages) =
+            median
+                [ for k in 1..200 ->
+                    let draw = Minibatch.draw 1UL (int64 k * 16L) level batch images true
+                    let sw = Stopwatch.StartNew()
+                    (Minibatch.gather data draw).Dispose()
+                    sw.Elapsed.TotalMilliseconds * 1000.0 ]
+        let pairs =
+            [ for k in 1..rounds ->
+                let time (data: TrainingImages) = float batch / timeStepsOn data config 64 false warmup iterations
+                if k % 2 = 1 then let m = time inMemory in m, time onDisk else let d = time onDisk in time inMemory, d ]
+        gatherMicroseconds inMemory, gatherMicroseconds onDisk, median (List.map fst pairs), median (List.map snd pairs)
+    finally
+        Directory.Delete(folder, true)
 
 /// RSS and live TorchSharp tensors after warm-up and after `iterations` more steps.
 let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
@@ -239,6 +269,9 @@ let run (args: Arguments) =
         let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
         printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
             memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
+        let gatherMemory, gatherDisk, ipsMemory, ipsDisk = dataSources 2048 rounds warmup iterations
+        printfn "data at 64² (comparison shape, 2,048 images): gather %.0f µs in memory, %.0f µs from a prepared data set; training %.2f img/s in memory, %.2f from disk (%+.1f %%)"
+            gatherMemory gatherDisk ipsMemory ipsDisk (100.0 * (ipsDisk / ipsMemory - 1.0))
         let generationRows = [ for r in resolutions |> List.filter (fun r -> r >= 8) -> r, generation (comparison r) r ]
         for (r, ips) in generationRows do printfn "generation (comparison shape, EMA G, batch 64) %4d²: %.1f img/s" r ips
         let folder = Path.Combine("bench", "results")
@@ -246,7 +279,7 @@ let run (args: Arguments) =
         let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
         let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
         File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
-            [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter
+            [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d; data at 64²: gather %s / %s us, %s / %s img/s (in memory / prepared on disk)" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter (f gatherMemory) (f gatherDisk) (f ipsMemory) (f ipsDisk)
               yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
               for r in rows do
                   yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
