@@ -142,15 +142,19 @@ module Checkpoint =
                 use s = torch.tensor(reader.ReadBytes length, dtype = torch.ScalarType.Byte)
                 random.set_state s)
 
-    /// Loads only the EMA generator of a checkpoint (for sampling), checking the architecture first.
-    let loadEma (path: string) (ema: ProgressiveGenerator) =
-        readFor path ema.Config (fun reader ->
-            // G and D come first in the file; read them into throwaway networks of the same shape.
-            use g = new ProgressiveGenerator(ema.Config, torch.CPU)
-            use d = new ProgressiveDiscriminator(ema.Config, torch.CPU)
+    /// Loads G, D and the EMA generator of a checkpoint (not the optimisers), checking the architecture first.
+    let loadNetworks (path: string) (g: ProgressiveGenerator) (d: ProgressiveDiscriminator) (ema: ProgressiveGenerator) =
+        readFor path g.Config (fun reader ->
             g.load reader |> ignore
             d.load reader |> ignore
             ema.load reader |> ignore)
+
+    /// Loads only the EMA generator of a checkpoint (for sampling), checking the architecture first.
+    let loadEma (path: string) (ema: ProgressiveGenerator) =
+        // G and D come first in the file; read them into throwaway networks of the same shape.
+        use g = new ProgressiveGenerator(ema.Config, torch.CPU)
+        use d = new ProgressiveDiscriminator(ema.Config, torch.CPU)
+        loadNetworks path g d ema
 
     /// Deletes all but the newest `keep` checkpoints of a run folder.
     let prune (folder: RunFolder) (keep: int) =

@@ -7,16 +7,37 @@ open ProGan.Keras.Layers
 type DiscriminatorLoss =
     { /// The total minimised by D's step.
       Total: torch.Tensor
-      /// mean D(fake) − mean D(real): the negated Wasserstein estimate.
-      Wasserstein: torch.Tensor
-      /// mean (‖∇D(x̂)‖₂ − γ)² before λ.
+      /// The loss's adversarial term, averaged (for WGAN-GP: mean D(fake) − mean D(real), the negated Wasserstein
+      /// estimate).
+      Adversarial: torch.Tensor
+      /// The gradient penalty before its weight: mean (‖∇D(x̂)‖₂ − γ)² for WGAN-GP, mean ‖∇D(real)‖₂² for R1, else 0.
       GradientPenalty: torch.Tensor
-      /// mean D(real)² before ε_drift.
+      /// mean D(real)² before ε_drift (WGAN-GP's drift term; logged for every loss).
       Drift: torch.Tensor }
 
-/// WGAN-GP with drift, as the reference's `loss.py` (`G_wgan_acgan`, `D_wgangp_acgan`) computes it
-/// (Karras et al. 2018, Appendix A.1; Gulrajani et al. 2017). Pure functions of the networks and the minibatch.
+/// The GAN losses, as pure functions of scores, networks and the minibatch. WGAN-GP with drift is the paper's
+/// (Karras et al. 2018, Appendix A.1; reference `loss.py` `G_wgan_acgan`, `D_wgangp_acgan`; Gulrajani et al. 2017);
+/// the others are the ones the paper's LSUN comparison, the reference's `loss.py` and the PyTorch GAN zoo offer.
 module Losses =
+
+    /// The adversarial terms per sample, of D and of G, for a loss and D's scores of reals `r` and fakes `f`:
+    /// WGAN: D f − r, G −f · LSGAN (Mao et al. 2017, a = 0, b = c = 1): D ½(r − 1)² + ½f², G ½(f − 1)² ·
+    /// logistic, non-saturating (Goodfellow et al. 2014; reference `D_logistic`, `G_logistic_nonsaturating`):
+    /// D softplus(f) + softplus(−r), G softplus(−f) · hinge (Lim & Ye 2017): D relu(1 − r) + relu(1 + f), G −f.
+    let adversarial (loss: GanLoss) (realScores: torch.Tensor) (fakeScores: torch.Tensor) =
+        let softplus (x: torch.Tensor) = torch.nn.functional.softplus x
+        match loss with
+        | WganGp -> fakeScores - realScores
+        | Lsgan -> ((realScores - 1.0).square() + fakeScores.square()) * 0.5
+        | Logistic -> softplus fakeScores + softplus (realScores.neg())
+        | Hinge -> torch.nn.functional.relu(1.0 - realScores) + torch.nn.functional.relu(1.0 + fakeScores)
+
+    /// G's adversarial term per sample, for D's scores of its fakes.
+    let generatorAdversarial (loss: GanLoss) (fakeScores: torch.Tensor) =
+        match loss with
+        | WganGp | Hinge -> fakeScores.neg()
+        | Lsgan -> (fakeScores - 1.0).square() * 0.5
+        | Logistic -> torch.nn.functional.softplus(fakeScores.neg())
 
     /// D(reals) and D(fakes) from one forward pass over both, equal to two separate passes: the minibatch-stddev
     /// layer's groups are kept apart by laying the two batches out group by group (`MinibatchStdev.JoinGroupwise`).
@@ -29,24 +50,36 @@ module Losses =
             realScores, fakeScores
         else d.call reals, d.call fakes
 
-    /// D's loss: D(fake) − D(real) + λ·(‖∇D(x̂)‖₂ − γ)²/γ² + ε_drift·D(real)², averaged over the minibatch, where
-    /// x̂ = lerp(real, fake, u) with one u ~ U(0, 1) per sample (`mix`) and the norm is over C, H, W of each sample.
-    let discriminator (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor) (mix: torch.Tensor)
-                      (weights: LossWeights) (groupSize: int) =
+    /// Per-sample ‖∇ₓ D(x)‖₂ at `x` (summed scores, so each sample's gradient is its own), kept in the graph so that
+    /// D's step differentiates through it (the double backward).
+    let private gradientNorms (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (x: torch.Tensor) =
+        let scores = d.call x
+        let gradient = torch.autograd.grad([| scores.sum() |], [| x |], retain_graph = true, create_graph = true)[0]
+        gradient.flatten(1L).square().sum([| 1L |]).sqrt()
+
+    /// D's loss, averaged over the minibatch: the adversarial term, plus for WGAN-GP λ·(‖∇D(x̂)‖₂ − γ)²/γ² +
+    /// ε_drift·D(real)² with x̂ = lerp(real, fake, u), one u ~ U(0, 1) per sample (`mix`), the norm over C, H, W of
+    /// each sample; with an R1 weight γ_R1 > 0, (γ_R1/2)·‖∇D(real)‖₂² (Mescheder et al. 2018).
+    let discriminator (loss: GanLoss) (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor)
+                      (mix: torch.Tensor) (weights: LossWeights) (groupSize: int) =
         let realScores, fakeScores = scoreTogether d reals (fakes.detach()) groupSize
-        let mixed = torch.lerp(reals.detach(), fakes.detach(), mix).requires_grad_(true)
-        let mixedScores = d.call mixed
-        let gradient =
-            torch.autograd.grad([| mixedScores.sum() |], [| mixed |], retain_graph = true, create_graph = true)[0]
-        let norms = gradient.flatten(1L).square().sum([| 1L |]).sqrt()
-        let penalty = (norms - weights.Gamma).square()
+        let adversarial = adversarial loss realScores fakeScores
         let drift = realScores.square()
-        let perSample =
-            fakeScores - realScores + penalty.unsqueeze(1L) * (weights.Lambda / (weights.Gamma * weights.Gamma)) + drift * weights.EpsilonDrift
+        let penalty, perSample =
+            match loss with
+            | WganGp ->
+                let mixed = torch.lerp(reals.detach(), fakes.detach(), mix).requires_grad_(true)
+                let penalty = (gradientNorms d mixed - weights.Gamma).square()
+                penalty, adversarial + penalty.unsqueeze(1L) * (weights.Lambda / (weights.Gamma * weights.Gamma)) + drift * weights.EpsilonDrift
+            | _ when weights.R1 > 0.0 ->
+                let penalty = (gradientNorms d (reals.detach().requires_grad_(true))).square()
+                penalty, adversarial + penalty.unsqueeze(1L) * (weights.R1 / 2.0)
+            | _ -> torch.zeros_like(realScores.squeeze(1L)), adversarial
         { Total = perSample.mean()
-          Wasserstein = (fakeScores - realScores).mean()
+          Adversarial = adversarial.mean()
           GradientPenalty = penalty.mean()
           Drift = drift.mean() }
 
-    /// G's loss: −mean D(G(z)), through the composite model whose D is frozen.
-    let generator (composite: torch.nn.Module<torch.Tensor, torch.Tensor>) (latents: torch.Tensor) = (composite.call latents).mean().neg()
+    /// G's loss: its adversarial term on D(G(z)), through the composite model whose D is frozen, averaged.
+    let generator (loss: GanLoss) (composite: torch.nn.Module<torch.Tensor, torch.Tensor>) (latents: torch.Tensor) =
+        (generatorAdversarial loss (composite.call latents)).mean()

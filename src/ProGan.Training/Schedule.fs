@@ -28,20 +28,25 @@ module Schedule =
     /// `FadeImages`; lod = L−1 − phase − max(phaseImages − stabilise, 0)/fade, clipped at 0.
     let at (config: TrainingConfig) (shown: int64) =
         let levels = config.Architecture.LevelCount
-        let stabilise, fade = int64 config.StabiliseImages, int64 config.FadeImages
-        let cycle = min (shown / (stabilise + fade)) (int64 levels - 1L)
-        let inCycle = shown - cycle * (stabilise + fade)
-        let fading = cycle < int64 levels - 1L && inCycle > stabilise
-        let level, alpha =
-            if fading then int cycle + 1, float (inCycle - stabilise) / float fade
-            else int cycle, 1.0
-        { ImagesShown = shown
-          Level = level
-          Resolution = 4 <<< level
-          Phase = if fading then FadeIn else Stabilise
-          Alpha = alpha
-          Lod = float (levels - 1 - level) + (1.0 - alpha)
-          PhaseIndex = 2 * int cycle + (if fading then 1 else 0) }
+        if not config.Growing then
+            // The non-progressive baseline: the final resolution from the first image.
+            { ImagesShown = shown; Level = levels - 1; Resolution = config.Architecture.Resolution; Phase = Stabilise
+              Alpha = 1.0; Lod = 0.0; PhaseIndex = 0 }
+        else
+            let stabilise, fade = int64 config.StabiliseImages, int64 config.FadeImages
+            let cycle = min (shown / (stabilise + fade)) (int64 levels - 1L)
+            let inCycle = shown - cycle * (stabilise + fade)
+            let fading = cycle < int64 levels - 1L && inCycle > stabilise
+            let level, alpha =
+                if fading then int cycle + 1, float (inCycle - stabilise) / float fade
+                else int cycle, 1.0
+            { ImagesShown = shown
+              Level = level
+              Resolution = 4 <<< level
+              Phase = if fading then FadeIn else Stabilise
+              Alpha = alpha
+              Lod = float (levels - 1 - level) + (1.0 - alpha)
+              PhaseIndex = 2 * int cycle + (if fading then 1 else 0) }
 
     /// Whether training is over.
     let isDone (config: TrainingConfig) (shown: int64) = shown >= TrainingConfig.totalImages config

@@ -76,7 +76,25 @@ module TrainCommand =
             (parsed (CommandLine.wholeIn 0L Int64.MaxValue) (fun x c -> { c with TotalImages = x }))
           setting "--minibatch" "N[,N…]" "minibatch per level 4², 8², … (last repeats)"
             (fun name v -> let sizes = v.Split(',') |> Array.map (int' name) in fun c -> { c with Minibatch = sizes })
-          setting "--lr" "X" "Adam learning rate (both networks)" (parsed float' (fun x c -> { c with LearningRate = x }))
+          setting "--lr" "X|R:X,…" "Adam learning rate (both networks), or per resolution as the reference's lrate_dict (4:0.001,64:0.0015)"
+            (fun name v ->
+                if v.Contains ':' then
+                    let rates =
+                        v.Split(',') |> Array.map (fun entry ->
+                            match entry.Split(':') with
+                            | [| r; x |] -> { Resolution = int' name r; Rate = float' name x }
+                            | _ -> bad "%s expects X or RESOLUTION:X,…; got '%s'." name entry)
+                    fun c -> { c with LearningRates = rates }
+                else let x = float' name v in fun c -> { c with LearningRate = x })
+          setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
+            (fun name v ->
+                if (GanLoss.tryParse v).IsNone then bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v
+                fun c -> { c with Loss = v })
+          setting "--r1" "γ" "R1 penalty (γ/2)·‖∇D(real)‖² for the non-WGAN losses" (parsed float' (fun x c -> { c with R1Weight = x }))
+          setting "--d-repeats" "N" "D steps per G step (the reference's D_repeats)" (parsed int' (fun x c -> { c with DRepeats = x }))
+          setting "--no-growing" "" "train the final resolution from the start (the paper's non-progressive baseline)" (fun _ _ c -> { c with Growing = false })
+          setting "--init-from" "RUN|FILE" "start from another run's G, D and EMA weights (fine-tuning; new levels start fresh)"
+            (fun name v -> let path = Path.GetFullPath(CommandLine.path name "a run folder or checkpoint" v) in fun c -> { c with InitFrom = path })
           setting "--beta1" "X" "Adam β1" (parsed float' (fun x c -> { c with Beta1 = x }))
           setting "--beta2" "X" "Adam β2" (parsed float' (fun x c -> { c with Beta2 = x }))
           setting "--gp-weight" "X" "λ of the gradient penalty" (parsed float' (fun x c -> { c with GradientPenaltyWeight = x }))

@@ -14,7 +14,7 @@ type StepResult =
     { DLoss: float
       GLoss: float
       GradientPenalty: float
-      Wasserstein: float
+      Adversarial: float
       Images: int }
 
 /// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
@@ -24,6 +24,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let arch = config.Architecture
     let streams = RandomStreams.ofSeed config.Seed
     let weights = TrainingConfig.lossWeights config
+    let loss = TrainingConfig.loss config
     do
         // On the CPU every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 %
         // of a 64² step's CPU time spent in page faults; see HostAllocator).
@@ -38,10 +39,15 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let ema = new ProgressiveGenerator(arch, device)
     do Ema.start ema generator
 
-    let mutable learningRate = config.LearningRate
+    /// 1, halved by every non-finite retry; the learning rate in use is the level's rate times this.
+    let mutable rateScale = 1.0
+    let mutable shownForRate = 0L
+
+    /// The learning rate at a schedule position: the level's (`LearningRates`, else `LearningRate`) times the scale.
+    let rateAt (images: int64) = TrainingConfig.learningRateAt config (Schedule.at config images).Resolution * rateScale
 
     let adam (m: torch.nn.Module) =
-        torch.optim.Adam(m.parameters(), learningRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+        torch.optim.Adam(m.parameters(), rateAt shownForRate, config.Beta1, config.Beta2, config.AdamEpsilon)
 
     let state =
         { Generator = generator
@@ -105,40 +111,49 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             composites[key] <- c
             c
 
-    /// Starts a new level of detail: Adam's moments are reset (`reset_opt_for_new_lod`) when configured.
+    /// Sets both optimisers' learning rate to the one at `images` shown.
+    let applyRate (images: int64) =
+        shownForRate <- images
+        for optimizer in [ state.GeneratorOptimizer; state.DiscriminatorOptimizer ] do
+            for group in optimizer.ParamGroups do group.LearningRate <- rateAt images
+
+    /// Starts a new level of detail: Adam's moments are reset (`reset_opt_for_new_lod`) when configured, and the
+    /// level's learning rate takes over.
     let enterPhase (position: SchedulePosition) =
         if position.PhaseIndex <> phaseIndex then
+            shownForRate <- position.ImagesShown
             if config.ResetOptimizerEachLevel then
                 state.GeneratorOptimizer.Dispose()
                 state.DiscriminatorOptimizer.Dispose()
                 state.GeneratorOptimizer <- adam generator
                 state.DiscriminatorOptimizer <- adam discriminator
+            else applyRate position.ImagesShown
             phaseIndex <- position.PhaseIndex
 
-    /// D's step: reals (faded as the reference's `process_reals`) against fakes of the current G, with the
-    /// gradient penalty and drift. Returns the loss terms.
-    let discriminatorStep (position: SchedulePosition) (count: int) =
+    /// D's step on the minibatch that starts at `images` shown: reals (faded as the reference's `process_reals`)
+    /// against fakes of the current G, with the loss's penalties. Returns the loss terms.
+    let discriminatorStep (position: SchedulePosition) (images: int64) (count: int) =
         let fading = position.Phase = FadeIn
         let d = discriminator.Pairs[position.Level].Select(fading)
-        use sampled = realsAt position.ImagesShown
+        use sampled = realsAt images
         let reals = Reals.fade position.Alpha (sampled.``to``(device))
         let fakes =
             use _ = torch.no_grad()
             generator.Pairs[position.Level].Select(fading).call (latents count)
         let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
         state.DiscriminatorOptimizer.zero_grad()
-        let loss = Losses.discriminator d reals fakes mix weights arch.MinibatchGroupSize
-        let total = finite "discriminator loss" loss.Total
-        loss.Total.backward()
+        let terms = Losses.discriminator loss d reals fakes mix weights arch.MinibatchGroupSize
+        let total = finite "discriminator loss" terms.Total
+        terms.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
-        total, loss
+        total, terms
 
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
         state.GeneratorOptimizer.zero_grad()
-        let loss = Losses.generator (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
-        let total = finite "generator loss" loss
-        loss.backward()
+        let gLoss = Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
+        let total = finite "generator loss" gLoss
+        gLoss.backward()
         state.GeneratorOptimizer.step() |> ignore
         total
 
@@ -148,6 +163,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         dropPrefetch ()
         shown <- images
         enterPhase (Schedule.at config shown)
+        applyRate shown
 
     /// The configuration (validated).
     member _.Config = config
@@ -164,7 +180,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// Whether the schedule is finished.
     member _.IsDone = Schedule.isDone config shown
 
-    /// One iteration: a D step with gradient penalty and drift, a G step through the frozen D, and the EMA update.
+    /// One iteration: `DRepeats` D steps (each on its own minibatch of reals, each counted in images shown, as the
+    /// reference counts them), a G step through the frozen D, and the EMA update.
     member _.Step() : StepResult =
         let position = Schedule.at config shown
         enterPhase position
@@ -172,10 +189,11 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         discriminator.SetAlpha position.Alpha
         let count = TrainingConfig.minibatchAt config position.Level
         use scope = torch.NewDisposeScope()
-        let dTotal, dLoss = discriminatorStep position count
+        let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (shown + int64 (k * count)) count ]
+        let dTotal, dLoss = List.last dResults
         let gTotal = generatorStep position count
         Ema.update config.EmaBeta ema generator
-        shown <- shown + int64 count
+        shown <- shown + int64 (config.DRepeats * count)
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
         enterPhase (Schedule.at config shown)
@@ -183,8 +201,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         { DLoss = dTotal
           GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
-          Wasserstein = dLoss.Wasserstein.item<float32>() |> float
-          Images = count }
+          Adversarial = dLoss.Adversarial.item<float32>() |> float
+          Images = config.DRepeats * count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].
     member _.SampleAt(position: SchedulePosition, z: torch.Tensor) = Sampling.at ema position z device
@@ -200,27 +218,54 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         |> List.tryPick (fun (name, m) ->
             if m.parameters() |> Seq.forall (fun p -> torch.isfinite(p).all().item<bool>()) then None else Some name)
 
-    /// The learning rate in use (lowered by `HalveLearningRate`).
-    member _.LearningRate = learningRate
+    /// The learning rate in use (the level's, lowered by `HalveLearningRate`).
+    member _.LearningRate = rateAt shown
 
     /// Halves the learning rate of both optimisers (used to retry after a non-finite step).
     member _.HalveLearningRate() =
-        learningRate <- learningRate / 2.0
-        for optimizer in [ state.GeneratorOptimizer; state.DiscriminatorOptimizer ] do
-            for group in optimizer.ParamGroups do group.LearningRate <- learningRate
+        rateScale <- rateScale / 2.0
+        applyRate shown
 
     /// Writes a checkpoint of the whole state; refuses (NonFiniteException) if any weight is not finite.
     member this.Save(path: string) =
         match this.NonFiniteWeights() with
         | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
-        | None -> Checkpoint.save path shown config.Seed learningRate state
+        | None -> Checkpoint.save path shown config.Seed (rateAt shown) state
+
+    /// Starts from the weights of another run's checkpoint (fine-tuning, `--init-from`): G, D and the EMA generator
+    /// take every parameter the source has (its levels), higher levels keep their fresh initialisation, and the
+    /// optimisers stay fresh. The source must share every architecture setting but the resolution, which may be lower.
+    /// Returns the source's resolution.
+    member _.InitializeFrom(path: string) =
+        let header, reader = Checkpoint.readHeader path
+        reader.Dispose()
+        let source = header.Architecture
+        match Checkpoint.differences (arch.With(resolution = source.Resolution)) source with
+        | [] -> ()
+        | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff) + " (a run can start only from networks of the same shape)"))
+        if source.Resolution > arch.Resolution then
+            raise (ArchitectureMismatchException(path, sprintf "Resolution (run: %d, checkpoint: %d): a run can start only from a source of its resolution or lower" arch.Resolution source.Resolution))
+        use g = new ProgressiveGenerator(source, torch.CPU)
+        use d = new ProgressiveDiscriminator(source, torch.CPU)
+        use e = new ProgressiveGenerator(source, torch.CPU)
+        Checkpoint.loadNetworks path g d e |> ignore
+        use _ = torch.no_grad()
+        for (target: torch.nn.Module), (from: torch.nn.Module) in [ generator :> torch.nn.Module, g :> torch.nn.Module; discriminator, d; ema, e ] do
+            let parameters = dict [ for struct (name, p) in from.named_parameters() -> name, p ]
+            for struct (name, p) in target.named_parameters() do
+                match parameters.TryGetValue name with
+                | true, q when q.shape = p.shape -> p.copy_(q) |> ignore
+                | _ -> ()
+        source.Resolution
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =
         dropPrefetch ()
         let header = Checkpoint.load path state
         shown <- header.ImagesShown
-        if header.LearningRate > 0.0 then learningRate <- header.LearningRate // a retry's lowered rate survives a resume
+        // A retry's lowered rate survives a resume: the saved rate over the level's configured one is the scale.
+        rateScale <- if header.LearningRate > 0.0 then header.LearningRate / TrainingConfig.learningRateAt config (Schedule.at config shown).Resolution else 1.0
+        applyRate shown
         phaseIndex <- (Schedule.at config shown).PhaseIndex
         header
 

@@ -3,6 +3,26 @@ namespace ProGan.Training
 open System
 open ProGan.Keras.Models
 
+/// The GAN loss D and G minimise (`Losses`): the paper's WGAN-GP, or one of the losses the paper's LSUN comparison,
+/// the reference's `loss.py` and the PyTorch GAN zoo offer.
+type GanLoss =
+    | WganGp
+    | Lsgan
+    | Logistic
+    | Hinge
+
+module GanLoss =
+    /// The names `--loss` and config.json use.
+    let names = [ "wgan-gp", WganGp; "lsgan", Lsgan; "logistic", Logistic; "hinge", Hinge ]
+    let name (loss: GanLoss) = names |> List.find (snd >> (=) loss) |> fst
+    let tryParse (text: string) = names |> List.tryFind (fst >> (=) text) |> Option.map snd
+
+/// A learning rate that holds at one resolution (the reference's `G_lrate_dict` / `D_lrate_dict` entries).
+[<CLIMutable>]
+type ResolutionRate =
+    { Resolution: int
+      Rate: float }
+
 /// Everything a progressive training run needs, in one immutable record (Karras et al. 2018, §3 and Appendix A;
 /// numbers from the reference `config.py`/`train.py`). Presets are `with` copies; every field can be overridden
 /// from the command line.
@@ -21,6 +41,20 @@ type TrainingConfig =
       Minibatch: int[]
       /// Adam learning rate α for both networks.
       LearningRate: float
+      /// Learning rates at given resolutions, over `LearningRate` (the reference's `G_lrate_dict`); empty for none.
+      LearningRates: ResolutionRate[]
+      /// The GAN loss: "wgan-gp" (the paper's), "lsgan", "logistic" (non-saturating) or "hinge".
+      Loss: string
+      /// γ of the R1 penalty (γ/2)·‖∇D(real)‖² (Mescheder et al. 2018) for the non-WGAN losses; 0 for none.
+      R1Weight: float
+      /// D steps per G step (the reference's `D_repeats`); each shows a minibatch of reals.
+      DRepeats: int
+      /// Grow progressively (the paper); false trains the final resolution from the start, the paper's
+      /// non-progressive baseline, for the same number of images.
+      Growing: bool
+      /// A run folder or checkpoint whose G, D and EMA weights a new run starts from (fine-tuning; its levels are
+      /// loaded, higher ones start fresh; the optimisers start fresh); empty for none.
+      InitFrom: string
       /// Adam β1 (0 in the paper).
       Beta1: float
       /// Adam β2 (0.99 in the paper).
@@ -69,13 +103,22 @@ type LossWeights =
       /// γ, the gradient norm the penalty pulls towards (1).
       Gamma: float
       /// ε_drift, the weight of D(real)² that keeps scores near zero (0.001).
-      EpsilonDrift: float }
+      EpsilonDrift: float
+      /// γ of the R1 penalty (γ/2)·‖∇D(real)‖² for the non-WGAN losses; 0 for none.
+      R1: float }
 
 module TrainingConfig =
 
     /// The loss weights of a configuration.
     let lossWeights (c: TrainingConfig) =
-        { Lambda = c.GradientPenaltyWeight; Gamma = c.GradientPenaltyTarget; EpsilonDrift = c.DriftWeight }
+        { Lambda = c.GradientPenaltyWeight; Gamma = c.GradientPenaltyTarget; EpsilonDrift = c.DriftWeight; R1 = c.R1Weight }
+
+    /// The loss of a configuration.
+    let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
+
+    /// The learning rate at a resolution: its `LearningRates` entry, else `LearningRate`.
+    let learningRateAt (c: TrainingConfig) (resolution: int) =
+        c.LearningRates |> Array.tryFind (fun r -> r.Resolution = resolution) |> Option.map (fun r -> r.Rate) |> Option.defaultValue c.LearningRate
 
     /// Real images until the final level has faded in and stabilised once.
     let growthImages (c: TrainingConfig) =
@@ -97,6 +140,12 @@ module TrainingConfig =
           // minibatch-stddev group of 4 (the reference splits them across GPUs), so the nearest multiples are used.
           Minibatch = [| 16; 16; 16; 16; 16; 16; 12; 8; 4 |]
           LearningRate = 0.001
+          LearningRates = [||]
+          Loss = "wgan-gp"
+          R1Weight = 0.0
+          DRepeats = 1
+          Growing = true
+          InitFrom = ""
           Beta1 = 0.0
           Beta2 = 0.99
           AdamEpsilon = 1e-8
@@ -161,6 +210,16 @@ module TrainingConfig =
             if size % min group size <> 0 then
                 fail "Minibatch" size (sprintf "a multiple of the minibatch-stddev group size %d" group)
         if not (c.LearningRate > 0.0) then fail "LearningRate" c.LearningRate "> 0"
+        if isNull c.LearningRates then fail "LearningRates" "null" "a list (empty for none)"
+        for r in c.LearningRates do
+            if r.Resolution < 4 || r.Resolution > c.Architecture.Resolution || (r.Resolution &&& (r.Resolution - 1)) <> 0 then
+                fail "LearningRates" r.Resolution (sprintf "a resolution of the run, a power of two from 4 to %d" c.Architecture.Resolution)
+            if not (r.Rate > 0.0 && Double.IsFinite r.Rate) then fail "LearningRates" r.Rate "> 0 and finite"
+        if (GanLoss.tryParse c.Loss).IsNone then fail "Loss" c.Loss (String.Join(", ", GanLoss.names |> List.map fst))
+        if not (c.R1Weight >= 0.0 && Double.IsFinite c.R1Weight) then fail "R1Weight" c.R1Weight "≥ 0 and finite"
+        if c.R1Weight > 0.0 && c.Loss = "wgan-gp" then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"
+        if c.DRepeats < 1 || c.DRepeats > 16 then fail "DRepeats" c.DRepeats "from 1 to 16"
+        if isNull c.InitFrom then fail "InitFrom" "null" "a run folder or checkpoint, or empty for none"
         if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "Beta1" c.Beta1 "in [0, 1)"
         if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "Beta2" c.Beta2 "in [0, 1)"
         if not (c.AdamEpsilon > 0.0) then fail "AdamEpsilon" c.AdamEpsilon "> 0"

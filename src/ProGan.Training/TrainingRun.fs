@@ -119,6 +119,17 @@ module TrainingRun =
                 if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
                 options.Cancel.ThrowIfCancellationRequested()
                 let trainer = new Trainer(config, data, TorchBackend.Device)
+                if not options.Resume && config.InitFrom <> "" then
+                    let source =
+                        match FileKind.at config.InitFrom with
+                        | Folder ->
+                            match RunFolder(config.InitFrom).Checkpoints() with
+                            | newest :: _ -> newest
+                            | [] -> raise (RunFolderException(sprintf "--init-from: '%s' has no checkpoint to start from." config.InitFrom))
+                        | _ -> config.InitFrom
+                    let from = trainer.InitializeFrom source
+                    options.Report(Info(sprintf "Started from the weights of %s (levels up to %d²%s)" source from
+                                            (if from < config.Architecture.Resolution then sprintf "; %d² and above are new" (2 * from) else "")))
                 let rows =
                     if options.Resume then
                         match restoreNewestGood folder trainer options.Report with
@@ -219,6 +230,11 @@ module TrainingRun =
     /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands.
     let private finish (session: Session) (progress: Progress) =
         let trainer = session.Trainer
+        // Steps since the last row (a stop signal between rows): their row, so that the checkpoint's position has one.
+        let progress =
+            match progress.Pending with
+            | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) nan
+            | [] -> progress
         if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
             try tick session progress with NonFiniteException _ as e -> recover session progress e |> ignore
         if trainer.IsDone then writeSamples session trainer.Position session.Folder.Final

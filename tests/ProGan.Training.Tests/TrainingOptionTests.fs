@@ -1,0 +1,112 @@
+/// Training options beyond the paper's defaults, from the official code and the PyTorch GAN zoo (issue: options).
+module ProGan.Training.Tests.TrainingOptionTests
+
+open System
+open System.IO
+open Xunit
+open TorchSharp
+open ProGan.Keras.Models
+open ProGan.Training
+open ProGan.Training.Tests.Fixtures
+
+let private scalarOf (t: torch.Tensor) = t.item<float32>() |> float
+
+[<Fact>]
+let ``each loss has its formula's value on known scores, and gradients that push D and G the right way`` () =
+    let r, f = 0.5, 0.5 // a real scored below every loss's target for reals, a fake above every target for fakes
+    let softplus x = log (1.0 + exp x)
+    let expected =
+        [ WganGp, (f - r), -f
+          Lsgan, 0.5 * (r - 1.0) ** 2.0 + 0.5 * f ** 2.0, 0.5 * (f - 1.0) ** 2.0
+          Logistic, softplus f + softplus -r, softplus -f
+          Hinge, max 0.0 (1.0 - r) + max 0.0 (1.0 + f), -f ]
+    for loss, dExpected, gExpected in expected do
+        let real = torch.tensor([| float32 r |]).requires_grad_(true)
+        let fake = torch.tensor([| float32 f |]).requires_grad_(true)
+        let dLoss = (Losses.adversarial loss real fake).sum()
+        Assert.Equal(dExpected, scalarOf dLoss, 5)
+        dLoss.backward()
+        // D lowers its loss by scoring such reals higher and such fakes lower.
+        Assert.True(scalarOf real.grad < 0.0, sprintf "%A: ∂L_D/∂D(real) = %g" loss (scalarOf real.grad))
+        Assert.True(scalarOf fake.grad > 0.0, sprintf "%A: ∂L_D/∂D(fake) = %g" loss (scalarOf fake.grad))
+        let fakeForG = torch.tensor([| float32 f |]).requires_grad_(true)
+        let gLoss = (Losses.generatorAdversarial loss fakeForG).sum()
+        Assert.Equal(gExpected, scalarOf gLoss, 5)
+        gLoss.backward()
+        Assert.True(scalarOf fakeForG.grad < 0.0, sprintf "%A: G lowers its loss by raising D(fake)" loss)
+
+[<Fact>]
+let ``R1 adds (γ/2)·‖∇D(real)‖² computed by hand for a linear critic`` () =
+    // D(x) = Σ w·x has ∇D = w everywhere: the penalty is ‖w‖² for every sample.
+    use g = torch.manual_seed 21L
+    let w = torch.randn([| 1L; 2L; 2L; 2L |], generator = g)
+    let critic =
+        { new torch.nn.Module<torch.Tensor, torch.Tensor>("linear") with
+            member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).unsqueeze(1L) }
+    let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |], generator = g), torch.randn([| 4L; 2L; 2L; 2L |], generator = g)
+    let weights = { Lambda = 10.0; Gamma = 1.0; EpsilonDrift = 0.001; R1 = 4.0 }
+    let terms = Losses.discriminator Logistic critic reals fakes (torch.zeros([| 4L; 1L; 1L; 1L |])) weights 4
+    let normSquared = w.square().sum() |> scalarOf
+    Assert.Equal(normSquared, scalarOf terms.GradientPenalty, 4)
+    Assert.Equal(scalarOf terms.Adversarial + 2.0 * normSquared, scalarOf terms.Total, 4)
+
+[<Fact>]
+let ``every loss trains a tiny run end to end`` () =
+    for loss, r1 in [ "lsgan", 0.0; "logistic", 1.0; "hinge", 0.0 ] do
+        use run = new TempFolder()
+        let position, _ = train { tiny with Loss = loss; R1Weight = r1 } run.Path false None
+        Assert.True(Schedule.isDone tiny position.ImagesShown)
+        Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, loss))
+
+[<Fact>]
+let ``per-resolution learning rates, D repeats and the non-progressive baseline follow the schedule`` () =
+    let config =
+        TrainCommand.plan (CommandLine.parse TrainCommand.command [ "--resolution"; "8"; "--lr"; "4:0.002,8:0.0005"; "--d-repeats"; "2" ])
+    let config = { config.Config with Architecture = tiny.Architecture; StabiliseImages = 64; FadeImages = 64; Minibatch = [| 8 |]; ProceduralImages = 64 }
+    use data = Procedural.pyramid 64 8 1
+    use trainer = new Trainer(config, data, torch.CPU)
+    let rates () = [ for o in [ trainer.State.GeneratorOptimizer; trainer.State.DiscriminatorOptimizer ] do for group in o.ParamGroups -> group.LearningRate ]
+    Assert.All(rates (), fun lr -> Assert.Equal(0.002, lr, 9))
+    let result = trainer.Step()
+    Assert.Equal(16, result.Images) // two D steps of 8 reals each
+    Assert.Equal(16L, trainer.ImagesShown)
+    trainer.JumpTo 140L // 8² stabilise
+    trainer.Step() |> ignore
+    Assert.All(rates (), fun lr -> Assert.Equal(0.0005, lr, 9))
+    Assert.Equal(0.0005, trainer.LearningRate, 9)
+    // Without growing every step trains the final level, and the run shows as many images as a growing one.
+    use run = new TempFolder()
+    let flat = { tiny with Growing = false }
+    let position, _ = train flat run.Path false None
+    Assert.Equal(TrainingConfig.totalImages tiny, position.ImagesShown)
+    Assert.All(logRows run.Path, fun r -> Assert.True(r.Resolution = 8 && r.Phase = "stabilise"))
+
+[<Fact>]
+let ``a run started from another run's weights has its levels, fresh higher ones, and refuses another shape`` () =
+    use source = new TempFolder()
+    train tiny source.Path false None |> ignore
+    let bigger = { tiny with Architecture = tiny.Architecture.With(resolution = 16); InitFrom = source.Path }
+    use data = Procedural.pyramid 64 16 1
+    use trainer = new Trainer(bigger, data, torch.CPU)
+    Assert.Equal(8, trainer.InitializeFrom(List.head (checkpoints source.Path)))
+    use g = new ProgressiveGenerator(tiny.Architecture, torch.CPU)
+    use d = new ProgressiveDiscriminator(tiny.Architecture, torch.CPU)
+    use e = new ProgressiveGenerator(tiny.Architecture, torch.CPU)
+    Checkpoint.loadNetworks (List.head (checkpoints source.Path)) g d e |> ignore
+    let sourceParameters = dict [ for struct (name, p) in e.named_parameters() -> name, p ]
+    let mutable copied, fresh = 0, 0
+    for struct (name, p) in trainer.State.Ema.named_parameters() do
+        match sourceParameters.TryGetValue name with
+        | true, q when q.shape = p.shape ->
+            Assert.True(p.equal(q).all().item<bool>(), name)
+            copied <- copied + 1
+        | _ -> fresh <- fresh + 1
+    Assert.True(copied > 0 && fresh > 0, sprintf "%d copied, %d fresh" copied fresh)
+    // The whole run: new levels train from there.
+    use run = new TempFolder()
+    let _, events = train { bigger with StabiliseImages = 32; FadeImages = 32 } run.Path false (Some 64L)
+    Assert.Contains(events, fun e -> match e with Info text -> text.StartsWith "Started from the weights of" && text.Contains "16² and above are new" | _ -> false)
+    let other = { bigger with Architecture = bigger.Architecture.With(latentSize = 12) }
+    use other' = new Trainer(other, data, torch.CPU)
+    let e = Assert.Throws<ArchitectureMismatchException>(fun () -> other'.InitializeFrom(List.head (checkpoints source.Path)) |> ignore)
+    Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
