@@ -76,7 +76,7 @@ let timeStepsOn (data: TrainingImages) (config: TrainingConfig) (resolution: int
 
 /// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`, on 64 procedural images.
 let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
-    use data = Procedural.pyramid 64 config.Architecture.Resolution 1
+    use data = Procedural.pyramid 64 config.Architecture.Resolution 3 1
     timeStepsOn data config resolution fading warmup iterations
 
 /// Reading minibatches from a prepared data set on disk against holding the images in memory, at 64² (comparison
@@ -85,10 +85,10 @@ let timeSteps (config: TrainingConfig) (resolution: int) (fading: bool) (warmup:
 let dataSources (images: int) (rounds: int) (warmup: int) (iterations: int) =
     let config = comparison 64
     let folder = Path.Combine(Path.GetTempPath(), sprintf "progan-bench-data-%d" Environment.ProcessId)
-    use inMemory = Procedural.pyramid images 64 1
+    use inMemory = Procedural.pyramid images 64 3 1
     PreparedDataset.save folder "bench" inMemory |> ignore
     try
-        use onDisk = PreparedDataset.openFor folder 64 false
+        use onDisk = PreparedDataset.openFor folder 64 3 false
         let level, batch = config.Architecture.LevelOf 64, TrainingConfig.minibatchAt config 4
         let gatherMicroseconds (data: TrainingImages) =
             median
@@ -107,7 +107,7 @@ let dataSources (images: int) (rounds: int) (warmup: int) (iterations: int) =
 
 /// RSS and live TorchSharp tensors after warm-up and after `iterations` more steps.
 let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
-    use data = Procedural.pyramid 64 resolution 1
+    use data = Procedural.pyramid 64 resolution 3 1
     use trainer = new Trainer(config, data, TorchBackend.Device)
     let measure () =
         GC.Collect()
@@ -122,7 +122,7 @@ let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
 
 /// Generation: images per second from the EMA generator in inference mode, batch 64.
 let generation (config: TrainingConfig) (resolution: int) =
-    use data = Procedural.pyramid 64 resolution 1
+    use data = Procedural.pyramid 64 resolution 3 1
     use trainer = new Trainer(config, data, TorchBackend.Device)
     trainer.JumpTo(TrainingConfig.totalImages config)
     use z = torch.randn([| 64L; int64 config.Architecture.LatentSize |])

@@ -92,13 +92,13 @@ module ImageFolder =
                     else Ok image
         with e -> Error(sprintf "unreadable (%s)" (e.Message.Split('\n')[0]))
 
-    /// One decoded image as float RGB [3, r, r] in [0, 255]: composited onto black, centre-cropped, resized.
-    let prepare (resolution: int) (image: ImageResult) =
+    /// One decoded image as float [C, r, r] in [0, 255] (`Channels.fromRgba`: grey, RGB composited onto black, or
+    /// RGBA), centre-cropped and resized.
+    let prepare (resolution: int) (channels: int) (image: ImageResult) =
         use scope = torch.NewDisposeScope()
         let h, w = int64 image.Height, int64 image.Width
         let rgba = (bytesTensor image.Data [| h; w; 4L |]).permute(2L, 0L, 1L).to_type(torch.ScalarType.Float32)
-        let alpha = rgba.narrow(0L, 3L, 1L).div(scalar 255.0)
-        let rgb = rgba.narrow(0L, 0L, 3L) * alpha
+        let rgb = Channels.fromRgba channels rgba
         let side = min h w
         let square = rgb.narrow(1L, (h - side) / 2L, side).narrow(2L, (w - side) / 2L, side).unsqueeze(0L)
         let sized =
@@ -106,12 +106,12 @@ module ImageFolder =
             else torch.nn.functional.interpolate(square, size = [| int64 resolution; int64 resolution |], mode = torch.InterpolationMode.Bilinear, align_corners = false)
         sized.squeeze(0L).clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
-    /// The cache key: the folder, every file's path, size and date, and the resolution. The folder is part of it:
+    /// The cache key: the folder, every file's path, size and date, the resolution and the channels. The folder is part of it:
     /// file dates are coarse on some file systems, so two folders of equally named and sized files written in one tick
     /// would otherwise share a key.
-    let cacheKey (folder: string) (resolution: int) (paths: string list) =
+    let cacheKey (folder: string) (resolution: int) (channels: int) (paths: string list) =
         let text = StringBuilder()
-        text.Append(sprintf "v2|%s|%d|" (Path.GetFullPath folder) resolution) |> ignore
+        text.Append(sprintf "v2|%s|%d|%d|" (Path.GetFullPath folder) resolution channels) |> ignore
         for p in paths do
             let info = FileInfo p
             let length, written = (try info.Length, info.LastWriteTimeUtc.Ticks with _ -> -1L, 0L)
@@ -131,7 +131,7 @@ module ImageFolder =
     /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
     /// memory stays bounded by one chunk of full-size images; `cancel` is honoured between chunks. Returns the paths
     /// used, in order, and the skipped ones.
-    let private decodeAll (paths: string[]) (resolution: int) (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let private decodeAll (paths: string[]) (resolution: int) (channels: int) (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let skipped = Collections.Generic.List<SkippedImage>()
         let used = Collections.Generic.List<string>()
         let mutable finished = 0
@@ -143,7 +143,7 @@ module ImageFolder =
                 [| for i in 0 .. chunk.Length - 1 do
                      match decoded[i] with
                      | Ok image ->
-                         use asFloat = prepare resolution image
+                         use asFloat = prepare resolution channels image
                          used.Add chunk[i]
                          yield asFloat.round().to_type(torch.ScalarType.Byte)
                      | Error reason -> skipped.Add { Path = chunk[i]; Reason = reason } |]
@@ -176,23 +176,23 @@ module ImageFolder =
 
     /// Prepares the images of `folder` at `resolution` into a data set at `out` (the work of prepare.fsx); returns its
     /// index. At least `minimum` images must be usable.
-    let prepareInto (folder: string) (resolution: int) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let prepareInto (folder: string) (resolution: int) (channels: int) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
-        use writer = new DatasetWriter(out, resolution)
-        let used, skipped = decodeAll (Array.ofList listing.Images) resolution writer.Append report cancel
+        use writer = new DatasetWriter(out, resolution, channels)
+        let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels writer.Append report cancel
         if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
         writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped)
 
     /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch). The images are
     /// prepared once into a data set in the cache folder (checked by SHA-256 at every load, prepared again when
     /// damaged) and read from there a minibatch at a time; where the cache cannot be written they are held in memory.
-    let load (folder: string) (resolution: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let load (folder: string) (resolution: int) (channels: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
-        let cached = Path.Combine(cacheFolder (), cacheKey folder resolution listing.Images)
+        let cached = Path.Combine(cacheFolder (), cacheKey folder resolution channels listing.Images)
         let fromCache =
             if not (PreparedDataset.isDataset cached) then None
             else
-                try Some(PreparedDataset.openFor cached resolution true)
+                try Some(PreparedDataset.openFor cached resolution channels true)
                 with DataException reason ->
                     report (Warning(sprintf "The prepared-data cache '%s' is damaged (%s); preparing the images again." cached reason))
                     (try Directory.Delete(cached, true) with :? IOException | :? UnauthorizedAccessException -> ())
@@ -205,23 +205,23 @@ module ImageFolder =
             { Images = data; Skipped = List.ofArray data.Index.Skipped; FromCache = true }
         | None ->
             let writer =
-                try Some(new DatasetWriter(cached, resolution))
+                try Some(new DatasetWriter(cached, resolution, channels))
                 with :? IOException | :? UnauthorizedAccessException as e ->
                     report (Warning(sprintf "Could not cache the prepared images in '%s' (%s); holding them in memory, and the next run prepares them again." (cacheFolder ()) (e.Message.Split('\n')[0])))
                     None
             match writer with
             | Some writer ->
                 use writer = writer
-                let used, skipped = decodeAll (Array.ofList listing.Images) resolution writer.Append report cancel
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels writer.Append report cancel
                 if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
                 writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped) |> ignore
-                { Images = PreparedDataset.openFor cached resolution false; Skipped = skipped; FromCache = false }
+                { Images = PreparedDataset.openFor cached resolution channels false; Skipped = skipped; FromCache = false }
             | None ->
                 MemoryEstimate.refuseAbove (MemoryEstimate.available ())
-                    { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) resolution }
+                    { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) channels resolution }
                 let parts = Collections.Generic.List<ImagePyramid>()
                 let keep (p: ImagePyramid) = parts.Add(new ImagePyramid(folder, p.Levels |> Array.map (fun l -> l.clone())))
-                let used, skipped = decodeAll (Array.ofList listing.Images) resolution keep report cancel
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels keep report cancel
                 if used.Length < max 1 minimum then
                     for p in parts do (p :> IDisposable).Dispose()
                     raise (tooFew folder used.Length minimum)

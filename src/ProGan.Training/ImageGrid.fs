@@ -9,9 +9,11 @@ open ProGan.Keras.IO
 module ImageGrid =
 
     /// Arranges N images into a grid with `columns` columns and a 1-pixel gap, each image enlarged by nearest
-    /// neighbour to at least `minCell` pixels so that low resolutions stay visible. Returns bytes [H, W, 3].
+    /// neighbour to at least `minCell` pixels so that low resolutions stay visible. Grayscale and RGBA images are shown
+    /// as RGB (`Channels.toRgb`). Returns bytes [H, W, 3].
     let compose (images: torch.Tensor) (columns: int) (minCell: int) =
         use scope = torch.NewDisposeScope()
+        let images = Channels.toRgb images
         let n, r = int images.shape[0], int images.shape[2]
         let scale = max 1 ((minCell + r - 1) / r)
         let cell = r * scale
@@ -28,11 +30,16 @@ module ImageGrid =
             canvas.narrow(0L, int64 top, int64 cell).narrow(1L, int64 left, int64 cell).copy_(pixels[int64 i].permute(1L, 2L, 0L)) |> ignore
         canvas.MoveToOuterDisposeScope()
 
-    /// Writes bytes [H, W, 3] as a PNG, atomically.
-    let writePng (path: string) (rgb: torch.Tensor) =
-        let h, w = int rgb.shape[0], int rgb.shape[1]
-        let data = rgb.contiguous().data<byte>().ToArray()
-        AtomicFile.Write(path, fun stream -> ImageWriter().WritePng(data, w, h, ColorComponents.RedGreenBlue, stream))
+    /// Writes bytes [H, W, C] (C = 1 grey, 3 RGB, 4 RGBA) as a PNG, atomically.
+    let writePng (path: string) (pixels: torch.Tensor) =
+        let h, w = int pixels.shape[0], int pixels.shape[1]
+        let components =
+            match int pixels.shape[2] with
+            | 1 -> ColorComponents.Grey
+            | 4 -> ColorComponents.RedGreenBlueAlpha
+            | _ -> ColorComponents.RedGreenBlue
+        let data = pixels.contiguous().data<byte>().ToArray()
+        AtomicFile.Write(path, fun stream -> ImageWriter().WritePng(data, w, h, components, stream))
 
     /// Writes N images in [−1, 1] as one grid PNG, about square.
     let save (path: string) (images: torch.Tensor) =
@@ -40,8 +47,10 @@ module ImageGrid =
         use grid = compose images columns 64
         writePng path grid
 
-    /// Writes one image [3, r, r] in [−1, 1] as a PNG at its own size.
+    /// Writes one image [C, r, r] in [−1, 1] as a PNG at its own size, in its own channels (grey, RGB or RGBA).
     let saveOne (path: string) (image: torch.Tensor) =
-        use grid = compose (image.unsqueeze(0L)) 1 1
-        use inner = grid.narrow(0L, 1L, image.shape[1]).narrow(1L, 1L, image.shape[2])
-        writePng path inner
+        use scope = torch.NewDisposeScope()
+        let pixels =
+            image.detach().cpu().to_type(torch.ScalarType.Float32)
+                .add(scalar 1.0).mul_(scalar 127.5).round_().clamp_(scalar 0.0, scalar 255.0).to_type(torch.ScalarType.Byte)
+        writePng path (pixels.permute(1L, 2L, 0L))

@@ -5,7 +5,7 @@ open System.IO
 open System.Security.Cryptography
 open TorchSharp
 
-/// Training images held in memory, every level a uint8 tensor [N, 3, r, r] (4² first).
+/// Training images held in memory, every level a uint8 tensor [N, C, r, r] (4² first).
 type ImagePyramid(name: string, levels: torch.Tensor[]) =
     inherit TrainingImages()
     do if levels.Length = 0 then invalidArg "levels" "An image pyramid needs at least one level."
@@ -23,6 +23,7 @@ type ImagePyramid(name: string, levels: torch.Tensor[]) =
     override _.Name = name
     override _.Count = int levels[0].shape[0]
     override _.Resolution = int levels[levels.Length - 1].shape[2]
+    override _.Channels = int levels[0].shape[1]
     override _.LevelHash(level) = hashes[level].Value
     override _.GatherBytes(level, indices) =
         use index = torch.tensor(indices)
@@ -38,8 +39,8 @@ module ImagePyramid =
     /// 2×2 average of the one above, computed in floating point and stored rounded to bytes, as the reference does.
     let fromFloat (name: string) (images: torch.Tensor) =
         let resolution = int images.shape[2]
-        if images.dim() <> 4L || images.shape[1] <> 3L || images.shape[3] <> int64 resolution || resolution < 4 || (resolution &&& (resolution - 1)) <> 0 then
-            invalidArg "images" (sprintf "Expected [N, 3, r, r] with r a power of two ≥ 4; got %A." images.shape)
+        if images.dim() <> 4L || not (List.contains (int images.shape[1]) Channels.supported) || images.shape[3] <> int64 resolution || resolution < 4 || (resolution &&& (resolution - 1)) <> 0 then
+            invalidArg "images" (sprintf "Expected [N, C, r, r] with C of %A and r a power of two ≥ 4; got %A." Channels.supported images.shape)
         use scope = torch.NewDisposeScope()
         let rec build (x: torch.Tensor) acc =
             let level = x.round().clamp(scalar 0.0, scalar 255.0).to_type(torch.ScalarType.Byte)

@@ -48,7 +48,7 @@ module MemoryEstimate =
     let private activationFactor = 64L
 
     /// Bytes of the training images at every level of detail (4/3 of the final level).
-    let dataBytes (images: int64) (resolution: int) = images * 3L * int64 resolution * int64 resolution * 4L / 3L
+    let dataBytes (images: int64) (channels: int) (resolution: int) = images * int64 channels * int64 resolution * int64 resolution * 4L / 3L
 
     /// The memory a configuration needs; `images` is the size of its data set.
     let estimate (config: TrainingConfig) (images: int64) =
@@ -58,7 +58,7 @@ module MemoryEstimate =
         let batch = int64 (config.Minibatch |> Array.truncate a.LevelCount |> Array.max)
         { Parameters = 4L * (5L * g + 4L * d)
           Activations = 4L * activationFactor * batch * featureMaps
-          Data = dataBytes images a.Resolution }
+          Data = dataBytes images a.ImageChannels a.Resolution }
 
     /// Memory this process can still take: MemAvailable on Linux, the GC's limit (which knows container limits)
     /// elsewhere and as an upper bound.

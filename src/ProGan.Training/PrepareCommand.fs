@@ -10,6 +10,7 @@ type PrepareArguments =
       Procedural: int option
       Seed: int
       Resolution: int
+      Channels: int
       Out: string option
       Info: string option
       Check: string option }
@@ -38,12 +39,17 @@ module PrepareCommand =
                     let r = CommandLine.int' "--resolution" v
                     if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "--resolution must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." r
                     { a with Resolution = r })
+              flag "--channels" "1|3|4" "grayscale, RGB (default) or RGBA" false
+                (fun v a ->
+                    let c = CommandLine.int' "--channels" v
+                    if not (List.contains c Channels.supported) then bad "--channels must be 1, 3 or 4; got %d." c
+                    { a with Channels = c })
               flag "--out" "DATASET" "the data set folder to write (must not exist yet)" false
                 (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
               flag "--info" "DATASET" "print what a data set holds" false (fun v a -> { a with Info = Some(CommandLine.path "--info" "a data set" v) })
               flag "--check" "DATASET" "verify every level file against its SHA-256" false
                 (fun v a -> { a with Check = Some(CommandLine.path "--check" "a data set" v) }) ]
-          Defaults = { Data = None; Procedural = None; Seed = 1; Resolution = 32; Out = None; Info = None; Check = None }
+          Defaults = { Data = None; Procedural = None; Seed = 1; Resolution = 32; Channels = 3; Out = None; Info = None; Check = None }
           ResumeFlag = None }
 
     /// Prepares as the arguments ask, with a progress display on a terminal; returns the exit code.
@@ -71,9 +77,9 @@ module PrepareCommand =
                 use stop = new StopSignals()
                 let prepare report =
                     match args.Data, args.Procedural with
-                    | Some folder, None -> ImageFolder.prepareInto folder args.Resolution 1 out report stop.Token
+                    | Some folder, None -> ImageFolder.prepareInto folder args.Resolution args.Channels 1 out report stop.Token
                     | None, Some count ->
-                        use images = Procedural.pyramid count args.Resolution args.Seed
+                        use images = Procedural.pyramid count args.Resolution args.Channels args.Seed
                         PreparedDataset.save out images.Name images
                     | Some _, Some _ -> bad "--data and --procedural are exclusive: prepare one source."
                     | None, None -> bad "--data FOLDER (or --procedural N) is required."

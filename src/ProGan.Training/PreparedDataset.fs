@@ -19,7 +19,7 @@ type DatasetLevel =
       Sha256: string }
 
 /// `dataset.json`: what a prepared data set holds (reference `dataset_tool.py`'s multi-resolution TFRecords, here one
-/// plain file of uint8 [count, 3, r, r] per level, so that a minibatch is a few positioned reads).
+/// plain file of uint8 [count, C, r, r] per level, so that a minibatch is a few positioned reads).
 [<CLIMutable>]
 type DatasetIndex =
     { /// Always `progan-keras-dataset`.
@@ -63,23 +63,24 @@ type PreparedDataset(folder: string, index: DatasetIndex) =
     override _.Name = index.Source
     override _.Count = index.Count
     override _.Resolution = index.Resolution
+    override _.Channels = index.Channels
     override _.LevelHash(level) = index.Levels[level].Sha256
     override _.GatherBytes(level, indices) =
         let r = int64 index.Levels[level].Resolution
-        let perImage = 3L * r * r
+        let perImage = int64 index.Channels * r * r
         let buffer = Array.zeroCreate<byte> (indices.Length * int perImage)
         for k, i in Array.indexed indices do
             if i < 0L || i >= int64 index.Count then raise (ArgumentOutOfRangeException("indices", i, sprintf "The data set has %d images." index.Count))
             let target = buffer.AsSpan(k * int perImage, int perImage)
             if RandomAccess.Read(files[level], target, i * perImage) <> int perImage then
                 raise (DataException(sprintf "'%s' ended before image %d; check the data set with prepare.fsx --check." (Path.Combine(folder, index.Levels[level].File)) i))
-        bytesTensor buffer [| int64 indices.Length; 3L; r; r |]
+        bytesTensor buffer [| int64 indices.Length; int64 index.Channels; r; r |]
     override _.Dispose() = for f in files do f.Dispose()
 
 /// Writes a prepared data set a chunk of images at a time: every level goes to its own file while its SHA-256 is
 /// computed; the folder is built under a temporary name and renamed at the end, so a data set under its final name is
 /// always complete.
-type DatasetWriter(path: string, resolution: int) =
+type DatasetWriter(path: string, resolution: int, channels: int) =
     let final = Path.GetFullPath path
     let staging = final + AtomicFile.TemporarySuffix
     do
@@ -96,7 +97,8 @@ type DatasetWriter(path: string, resolution: int) =
 
     /// Appends the images of a pyramid (of this data set's resolution).
     member _.Append(images: ImagePyramid) =
-        if images.Resolution <> resolution then invalidArg "images" (sprintf "Expected %d² images; got %d²." resolution images.Resolution)
+        if images.Resolution <> resolution || images.Channels <> channels then
+            invalidArg "images" (sprintf "Expected %d² images of %d channel(s); got %d² of %d." resolution channels images.Resolution images.Channels)
         for level, r in Array.indexed resolutions do
             let l = images.Levels[level]
             for start in 0L .. 256L .. l.shape[0] - 1L do
@@ -116,7 +118,7 @@ type DatasetWriter(path: string, resolution: int) =
                   Sha256 = Convert.ToHexString(hashes[level].GetHashAndReset()).ToLowerInvariant() } |]
         for s in streams do s.Dispose()
         let index =
-            { Format = PreparedDataset.Format; Version = PreparedDataset.Version; Count = count; Resolution = resolution; Channels = 3
+            { Format = PreparedDataset.Format; Version = PreparedDataset.Version; Count = count; Resolution = resolution; Channels = channels
               Source = source; Files = files; Skipped = skipped; Levels = levels }
         AtomicFile.WriteAllText(Path.Combine(staging, PreparedDataset.IndexFile), JsonSerializer.Serialize(index, JsonSerializerOptions(WriteIndented = true)))
         Directory.Move(staging, final)
@@ -156,7 +158,7 @@ module PreparedDataset =
     let problems (path: string) (index: DatasetIndex) (hashes: bool) =
         [ for l in index.Levels do
             let file = Path.Combine(path, l.File)
-            let expected = int64 index.Count * 3L * int64 l.Resolution * int64 l.Resolution
+            let expected = int64 index.Count * int64 index.Channels * int64 l.Resolution * int64 l.Resolution
             match FileKind.at file with
             | Regular length when length <> expected ->
                 yield sprintf "'%s' has %d bytes where %d images at %d² take %d (cut short or overwritten)" file length index.Count l.Resolution expected
@@ -164,10 +166,13 @@ module PreparedDataset =
             | Regular _ -> ()
             | _ -> yield sprintf "'%s' is missing" file ]
 
-    /// Opens a prepared data set for training at `resolution` (`verify`: check every level's SHA-256 too; lengths are
-    /// always checked). A set that cannot serve the run is refused with one line naming the file and the fix.
-    let openFor (path: string) (resolution: int) (verify: bool) =
+    /// Opens a prepared data set for training at `resolution` with `channels` (`verify`: check every level's SHA-256
+    /// too; lengths are always checked). A set that cannot serve the run is refused with one line naming the file and
+    /// the fix.
+    let openFor (path: string) (resolution: int) (channels: int) (verify: bool) =
         let index = readIndex path
+        if index.Channels <> channels then
+            fail "The data set '%s' has %d channel(s), the run %d; prepare it with --channels %d, or train with --channels %d." path index.Channels channels channels index.Channels
         if index.Resolution < resolution then
             fail "The data set '%s' is prepared at %d², below the run's %d²; prepare it at --resolution %d or more." path index.Resolution resolution resolution
         match problems path index verify with
@@ -179,7 +184,7 @@ module PreparedDataset =
 
     /// Writes training images held in memory (the procedural set, say) as a prepared data set at `path`.
     let save (path: string) (source: string) (images: ImagePyramid) =
-        use writer = new DatasetWriter(path, images.Resolution)
+        use writer = new DatasetWriter(path, images.Resolution, images.Channels)
         writer.Append images
         writer.Finish(source, [||], [||])
 

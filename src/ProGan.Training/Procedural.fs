@@ -47,7 +47,8 @@ module Procedural =
                 { Cx = cx; Cy = cy; Radius = radius; IsDisc = isDisc; Present = present; Frequency = frequency; Colour = pick () } ]
         { Count = n; Tilt = tilt; SkyLow = skyLow; SkyHigh = skyHigh; Shapes = shapes }
 
-    /// Images `start` … `start + count − 1` of a scene at `resolution` (float in [0, 255], NCHW).
+    /// Images `start` … `start + count − 1` of a scene at `resolution` as RGBA (float in [0, 255], NCHW): the shapes
+    /// opaque, the sky half transparent (the alpha a four-channel run learns).
     let private paint (scene: Scene) (resolution: int) (start: int64) (count: int64) =
         use scope = torch.NewDisposeScope()
         // Supersample 2× in each direction and average down: smooth, anti-aliased edges at every resolution.
@@ -58,14 +59,25 @@ module Procedural =
         let part (t: torch.Tensor) = t.narrow(0L, start, count)
         let t = (y + part scene.Tilt * x).add_(scalar 1.0).div_(scalar 2.0).clamp_(scalar 0.0, scalar 1.0)
         let mutable image = torch.lerp(part scene.SkyLow, part scene.SkyHigh, t)
+        let mutable covered = torch.zeros([| count; 1L; size; size |])
         for s in scene.Shapes do
             let dx, dy = x - part s.Cx, y - part s.Cy
             let disc = (dx.square() + dy.square()).sqrt()
             let square = torch.maximum(dx.abs(), dy.abs())
             let inside = torch.where(part s.IsDisc, disc, square).lt(part s.Radius)
             let stripes = ((dx + dy) * part s.Frequency).sin().sign().mul_(scalar 0.12).add_(scalar 0.88)
-            image <- torch.where(inside.logical_and(part s.Present), part s.Colour * stripes, image)
-        torch.nn.functional.avg_pool2d(image, [| 2L; 2L |]).mul_(scalar 255.0).clamp_(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
+            let shape = inside.logical_and(part s.Present)
+            image <- torch.where(shape, part s.Colour * stripes, image)
+            covered <- torch.where(shape, torch.ones_like covered, covered)
+        let alpha = covered.mul(scalar 0.5).add_(scalar 0.5)
+        torch.nn.functional.avg_pool2d(torch.cat([| image; alpha |], 1L), [| 2L; 2L |]).mul_(scalar 255.0).clamp_(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
+
+    /// RGBA renders (0–255) as `channels` channels: 1 → the luma of the colour, 3 → the colour, 4 → RGBA.
+    let private withChannels (channels: int) (rgba: torch.Tensor) =
+        match channels with
+        | 1 -> (rgba.narrow(1L, 0L, 3L) * torch.tensor([| 0.299f; 0.587f; 0.114f |]).view(1L, 3L, 1L, 1L)).sum([| 1L |], keepdim = true)
+        | 3 -> rgba.narrow(1L, 0L, 3L)
+        | _ -> rgba.alias()
 
     /// Renders the scene a chunk at a time, handing each chunk and its first index to `write`.
     let private renderInto (count: int) (resolution: int) (seed: int) (write: int64 -> torch.Tensor -> unit) =
@@ -76,21 +88,22 @@ module Procedural =
             use images = paint scene resolution start (min chunk (scene.Count - start))
             write start images
 
-    /// Renders `count` images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
+    /// Renders `count` RGB images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
     let render (count: int) (resolution: int) (seed: int) =
         let result = torch.empty([| int64 count; 3L; int64 resolution; int64 resolution |])
-        renderInto count resolution seed (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images) |> ignore)
+        renderInto count resolution seed (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images.narrow(1L, 0L, 3L)) |> ignore)
         result
 
-    /// The procedural set as a pyramid ready for training, built a chunk at a time so that only the bytes of the
-    /// whole set are ever held.
-    let pyramid (count: int) (resolution: int) (seed: int) =
+    /// The procedural set as a pyramid of `channels` channels ready for training (grayscale: luma; RGBA: the shapes
+    /// opaque on a half-transparent sky), built a chunk at a time so that only the bytes of the whole set are ever held.
+    let pyramid (count: int) (resolution: int) (channels: int) (seed: int) =
         let name = sprintf "procedural shapes (%d images, seed %d)" count seed
         let levels =
             [| for r in Seq.unfold (fun r -> if r <= resolution then Some(r, 2 * r) else None) 4 ->
-                 torch.empty([| int64 count; 3L; int64 r; int64 r |], dtype = torch.ScalarType.Byte) |]
+                 torch.empty([| int64 count; int64 channels; int64 r; int64 r |], dtype = torch.ScalarType.Byte) |]
         renderInto count resolution seed (fun start images ->
-            use part = ImagePyramid.fromFloat name images
+            use inChannels = withChannels channels images
+            use part = ImagePyramid.fromFloat name inChannels
             for level, target in Array.indexed levels do
                 target.narrow(0L, start, images.shape[0]).copy_(part.Levels[level]) |> ignore)
         new ImagePyramid(name, levels)

@@ -105,6 +105,11 @@ module TrainCommand =
           setting "--fmap-max" "N" "fmap_max" (arch (fun f v a -> a.With(fmapMax = int' f v)))
           setting "--fmap-decay" "X" "fmap_decay" (arch (fun f v a -> a.With(fmapDecay = float' f v)))
           setting "--group-size" "N" "minibatch-stddev group size" (arch (fun f v a -> a.With(minibatchGroupSize = int' f v)))
+          setting "--channels" "1|3|4" "image channels: grayscale, RGB (default) or RGBA (alpha learned as a fourth channel)"
+            (arch (fun f v a ->
+                let c = int' f v
+                if not (List.contains c Channels.supported) then bad "%s must be 1, 3 or 4; got %d." f c
+                a.With(imageChannels = c)))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
             (arch (fun _ _ a -> a.With(fusedScale = false)))
           setting "--tick-images" "N" "images between sample grids and checkpoints" (parsed int' (fun x c -> { c with TickImages = x }))

@@ -17,14 +17,14 @@ module TrainingData =
         let resolution = config.Architecture.Resolution
         if config.DataFolder = "" then
             report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
-            Procedural.pyramid config.ProceduralImages resolution config.Seed
+            Procedural.pyramid config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed
         elif PreparedDataset.isDataset config.DataFolder then
-            let data = PreparedDataset.openFor config.DataFolder resolution false
+            let data = PreparedDataset.openFor config.DataFolder resolution config.Architecture.ImageChannels false
             report (Info(sprintf "Reading the prepared data set %s: %d images, read from disk a minibatch at a time" config.DataFolder data.Count))
             data
         else
             let minimum = config.Minibatch |> Array.max
-            let load = ImageFolder.load config.DataFolder resolution minimum report cancel
+            let load = ImageFolder.load config.DataFolder resolution config.Architecture.ImageChannels minimum report cancel
             report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Images.Count config.DataFolder))
             ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
             load.Images

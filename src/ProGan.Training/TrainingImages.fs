@@ -18,10 +18,12 @@ type TrainingImages() =
     abstract Count: int
     /// The final resolution.
     abstract Resolution: int
+    /// Channels per image: 1 (grayscale), 3 (RGB) or 4 (RGBA).
+    abstract Channels: int
     /// SHA-256 (hex) of the bytes of level `level` (0 → 4²), images in order: equal exactly when two sets hold the
     /// same images at that level.
     abstract LevelHash: level: int -> string
-    /// The bytes of images `indices` at `level`, as uint8 [n, 3, r, r] on the CPU.
+    /// The bytes of images `indices` at `level`, as uint8 [n, C, r, r] on the CPU.
     abstract GatherBytes: level: int * indices: int64[] -> torch.Tensor
     abstract Dispose: unit -> unit
 

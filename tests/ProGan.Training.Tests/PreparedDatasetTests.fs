@@ -32,8 +32,8 @@ let ``a prepared data set gives the minibatches of the in-memory images, and tra
     let code, err, out = prepare [ "--check"; dataset ]
     Assert.True((code = 0), err)
     Assert.Contains("every file matches its SHA-256", out)
-    use inMemory = Procedural.pyramid 64 8 1
-    use onDisk = PreparedDataset.openFor dataset 8 true
+    use inMemory = Procedural.pyramid 64 8 3 1
+    use onDisk = PreparedDataset.openFor dataset 8 3 true
     Assert.Equal(inMemory.ContentHash, onDisk.ContentHash)
     for shown in [ 0L; 16L; 72L; 100L ] do
         for level in [ 0; 1 ] do
@@ -57,11 +57,11 @@ let ``a damaged, too small or missing data set is one line that names the file a
         Assert.Contains(expected, line)
         Assert.DoesNotContain("\n", line)
     // Prepared at 16², asked for 32².
-    refused (Assert.ThrowsAny<exn>(fun () -> PreparedDataset.openFor dataset 32 false |> ignore)) "below the run's 32²; prepare it at --resolution 32"
+    refused (Assert.ThrowsAny<exn>(fun () -> PreparedDataset.openFor dataset 32 3 false |> ignore)) "below the run's 32²; prepare it at --resolution 32"
     // Cut short: the length is checked at every open.
     let bytes = File.ReadAllBytes level
     File.WriteAllBytes(level, bytes[.. bytes.Length - 100])
-    refused (Assert.ThrowsAny<exn>(fun () -> PreparedDataset.openFor dataset 16 false |> ignore)) "level-0016.bin' has"
+    refused (Assert.ThrowsAny<exn>(fun () -> PreparedDataset.openFor dataset 16 3 false |> ignore)) "level-0016.bin' has"
     // Changed content: --check finds it, by SHA-256.
     File.WriteAllBytes(level, Array.create bytes.Length 7uy)
     let code, err, _ = prepare [ "--check"; dataset ]
@@ -87,7 +87,7 @@ let ``a data set larger than the memory allowed for data trains with resident me
     let dataset = root.File "large"
     let resolution, perChunk, chunks = 64, 1024, 20 // 20,480 images: 319 MB over all levels, over twice the allowance
     do
-        use writer = new DatasetWriter(dataset, resolution)
+        use writer = new DatasetWriter(dataset, resolution, 3)
         use g = new torch.Generator(3UL)
         for _ in 1 .. chunks do
             use bytes = torch.randint(0L, 256L, [| int64 perChunk; 3L; int64 resolution; int64 resolution |], generator = g, dtype = torch.ScalarType.Byte)
@@ -119,7 +119,7 @@ let ``a data set larger than the memory allowed for data trains with resident me
         use bytes = torch.randint(0L, 256L, [| 64L; 3L; int64 resolution; int64 resolution |], generator = g, dtype = torch.ScalarType.Byte)
         use small = ImagePyramid.fromBytes "random" bytes
         trainOn small
-    use data = PreparedDataset.openFor dataset resolution false
+    use data = PreparedDataset.openFor dataset resolution 3 false
     let resident = trainOn data
     Assert.True(resident < footprint + allowance,
                 sprintf "resident memory %d MB reading a %d MB data set; the model alone took %d MB, allowance %d MB"

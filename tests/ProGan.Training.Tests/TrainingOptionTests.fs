@@ -63,7 +63,7 @@ let ``per-resolution learning rates, D repeats and the non-progressive baseline 
     let config =
         TrainCommand.plan (CommandLine.parse TrainCommand.command [ "--resolution"; "8"; "--lr"; "4:0.002,8:0.0005"; "--d-repeats"; "2" ])
     let config = { config.Config with Architecture = tiny.Architecture; StabiliseImages = 64; FadeImages = 64; Minibatch = [| 8 |]; ProceduralImages = 64 }
-    use data = Procedural.pyramid 64 8 1
+    use data = Procedural.pyramid 64 8 3 1
     use trainer = new Trainer(config, data, torch.CPU)
     let rates () = [ for o in [ trainer.State.GeneratorOptimizer; trainer.State.DiscriminatorOptimizer ] do for group in o.ParamGroups -> group.LearningRate ]
     Assert.All(rates (), fun lr -> Assert.Equal(0.002, lr, 9))
@@ -86,7 +86,7 @@ let ``a run started from another run's weights has its levels, fresh higher ones
     use source = new TempFolder()
     train tiny source.Path false None |> ignore
     let bigger = { tiny with Architecture = tiny.Architecture.With(resolution = 16); InitFrom = source.Path }
-    use data = Procedural.pyramid 64 16 1
+    use data = Procedural.pyramid 64 16 3 1
     use trainer = new Trainer(bigger, data, torch.CPU)
     Assert.Equal(8, trainer.InitializeFrom(List.head (checkpoints source.Path)))
     use g = new ProgressiveGenerator(tiny.Architecture, torch.CPU)
@@ -110,3 +110,28 @@ let ``a run started from another run's weights has its levels, fresh higher ones
     use other' = new Trainer(other, data, torch.CPU)
     let e = Assert.Throws<ArchitectureMismatchException>(fun () -> other'.InitializeFrom(List.head (checkpoints source.Path)) |> ignore)
     Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
+
+[<Fact>]
+let ``grayscale and RGBA folders train end to end, and their samples are written in their own channels`` () =
+    for channels, components in [ 1, StbImageWriteSharp.ColorComponents.Grey; 4, StbImageWriteSharp.ColorComponents.RedGreenBlueAlpha ] do
+        use data = new TempFolder()
+        for i in 0..7 do
+            let pixel = if channels = 1 then [| byte (i * 30) |] else [| byte (i * 30); 90uy; 200uy; byte (60 + i * 20) |]
+            writePng (data.File(sprintf "%d.png" i)) 8 8 components (solid 8 8 pixel)
+        let config = { tiny with DataFolder = data.Path; Minibatch = [| 4 |]; Architecture = tiny.Architecture.With(imageChannels = channels) }
+        // The data keeps its channels: grey as one, alpha as the fourth, not composited.
+        use images = TrainingData.load config ignore Threading.CancellationToken.None
+        Assert.Equal(channels, images.Channels)
+        let top = (levelBytes images (images.LevelCount - 1)).to_type(torch.ScalarType.Float32)
+        let expectedLast = if channels = 1 then [| for i in 0..7 -> float32 (i * 30) |] else [| for i in 0..7 -> float32 (60 + i * 20) |]
+        Assert.Equal<float32[]>(expectedLast, top.select(1L, int64 (channels - 1)).mean([| 1L; 2L |]).data<float32>().ToArray())
+        use run = new TempFolder()
+        let position, _ = train config run.Path false None
+        Assert.True(Schedule.isDone config position.ImagesShown)
+        Assert.True(File.Exists(RunFolder(run.Path).Final))
+        use loaded = Generation.load run.Path None
+        let out = run.File "samples"
+        Generation.writeSamples loaded out 2 7 |> ignore
+        let single = Directory.GetFiles(out, "sample-seed7-*.png") |> Array.head
+        use png = File.OpenRead single
+        Assert.Equal(channels, int (StbImageSharp.ImageInfo.FromStream png).Value.ColorComponents) // Grey = 1, RGBA = 4

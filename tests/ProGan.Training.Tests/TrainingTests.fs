@@ -66,7 +66,7 @@ let ``a run stopped mid-fade and resumed ends where an uninterrupted run ends, w
 [<Fact>]
 let ``the same seed gives the same first losses, another seed different ones`` () =
     let firstLosses seed =
-        use data = Procedural.pyramid 32 8 seed
+        use data = Procedural.pyramid 32 8 3 seed
         use trainer = new Trainer({ tiny with Seed = seed }, data, torch.CPU)
         [ for _ in 1..3 -> let r = trainer.Step() in r.DLoss, r.GLoss ]
     Assert.Equal<(float * float) list>(firstLosses 5, firstLosses 5)
@@ -119,7 +119,7 @@ let ``a checkpoint from another architecture names the field that differs`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 16L) |> ignore
     let other = { tiny with Architecture = tiny.Architecture.With(latentSize = 12) }
-    use data = Procedural.pyramid 16 8 1
+    use data = Procedural.pyramid 16 8 3 1
     use trainer = new Trainer(other, data, torch.CPU)
     let e = Assert.ThrowsAny<exn>(fun () -> trainer.Load(List.head (checkpoints run.Path)) |> ignore)
     Assert.Contains("LatentSize (run: 12, checkpoint: 8)", e.Message)
