@@ -9,7 +9,8 @@ type Upkeep =
       Metrics: bool
       /// Draw the grid of the phase that just ended.
       PhaseGrid: bool
-      /// A tick: the sample grid, the loss chart and a checkpoint (every `TickImages` and at every phase change).
+      /// A tick: the sample grid, the loss chart and a checkpoint (every `TickImages` — or the level's
+      /// `TickImagesAt` — and at every phase change).
       Tick: bool
       /// The run has reached its stop.
       Done: bool }
@@ -26,5 +27,5 @@ module Cadence =
         { LogRow = crossed config.LogImages || phaseEnded || stopped
           Metrics = config.Metrics <> "" && phaseEnded
           PhaseGrid = phaseChanged
-          Tick = crossed config.TickImages || phaseChanged
+          Tick = crossed (TrainingConfig.tickImagesAt config before.Resolution) || phaseChanged
           Done = stopped }

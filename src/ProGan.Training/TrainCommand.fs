@@ -112,7 +112,16 @@ module TrainCommand =
                 a.With(imageChannels = c)))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
             (arch (fun _ _ a -> a.With(fusedScale = false)))
-          setting "--tick-images" "N" "images between sample grids and checkpoints" (parsed int' (fun x c -> { c with TickImages = x }))
+          setting "--tick-images" "N|R:N,…" "images between sample grids and checkpoints, or per resolution (tick_kimg_dict: 4:16000,64:4000)"
+            (fun name v ->
+                if v.Contains ':' then
+                    let ticks =
+                        v.Split(',') |> Array.map (fun entry ->
+                            match entry.Split(':') with
+                            | [| r; n |] -> { Resolution = int' name r; Images = int' name n }
+                            | _ -> bad "%s expects N or RESOLUTION:N,…; got '%s'." name entry)
+                    fun c -> { c with TickImagesAt = ticks }
+                else let n = int' name v in fun c -> { c with TickImages = n })
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
           setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
           setting "--procedural-images" "N" "size of the embedded data set" (parsed int' (fun x c -> { c with ProceduralImages = x }))

@@ -23,6 +23,12 @@ type ResolutionRate =
     { Resolution: int
       Rate: float }
 
+/// A tick length that holds at one resolution (the reference's `tick_kimg_dict` entries).
+[<CLIMutable>]
+type ResolutionTick =
+    { Resolution: int
+      Images: int }
+
 /// Everything a progressive training run needs, in one immutable record (Karras et al. 2018, §3 and Appendix A;
 /// numbers from the reference `config.py`/`train.py`). Presets are `with` copies; every field can be overridden
 /// from the command line.
@@ -77,6 +83,9 @@ type TrainingConfig =
       Seed: int
       /// Images between ticks: sample grid, loss plot and checkpoint.
       TickImages: int
+      /// Tick lengths at given resolutions, over `TickImages` (the reference's `tick_kimg_dict`: long ticks while the
+      /// steps are cheap, short ones at high resolution); empty for none.
+      TickImagesAt: ResolutionTick[]
       /// Images between rows of log.csv.
       LogImages: int
       /// Checkpoints kept in the run folder (older ones are deleted).
@@ -115,6 +124,10 @@ module TrainingConfig =
 
     /// The loss of a configuration.
     let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
+
+    /// The images between ticks at a resolution: its `TickImagesAt` entry, else `TickImages`.
+    let tickImagesAt (c: TrainingConfig) (resolution: int) =
+        c.TickImagesAt |> Array.tryFind (fun t -> t.Resolution = resolution) |> Option.map (fun t -> t.Images) |> Option.defaultValue c.TickImages
 
     /// The learning rate at a resolution: its `LearningRates` entry, else `LearningRate`.
     let learningRateAt (c: TrainingConfig) (resolution: int) =
@@ -157,6 +170,7 @@ module TrainingConfig =
           Mirror = false
           Seed = 1
           TickImages = 20_000
+          TickImagesAt = [||]
           LogImages = 2_000
           KeepCheckpoints = 3
           Threads = 0
@@ -228,6 +242,11 @@ module TrainingConfig =
         if not (c.DriftWeight >= 0.0) then fail "DriftWeight" c.DriftWeight "≥ 0"
         if not (c.EmaBeta >= 0.0 && c.EmaBeta < 1.0) then fail "EmaBeta" c.EmaBeta "in [0, 1)"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
+        if isNull c.TickImagesAt then fail "TickImagesAt" "null" "a list (empty for none)"
+        for t in c.TickImagesAt do
+            if t.Resolution < 4 || t.Resolution > c.Architecture.Resolution || (t.Resolution &&& (t.Resolution - 1)) <> 0 then
+                fail "TickImagesAt" t.Resolution (sprintf "a resolution of the run, a power of two from 4 to %d" c.Architecture.Resolution)
+            if t.Images < 1 then fail "TickImagesAt" t.Images "≥ 1"
         if c.LogImages < 1 then fail "LogImages" c.LogImages "≥ 1"
         if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
         if c.Threads < 0 || c.Threads > Environment.ProcessorCount then

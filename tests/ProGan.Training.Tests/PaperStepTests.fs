@@ -60,6 +60,12 @@ let ``upkeep: a row every LogImages, at phase ends and at the stop; a tick every
     let total = TrainingConfig.totalImages config
     Assert.True((upkeep (total - 8L) total total).Metrics)
     Assert.False((Cadence.after { config with Metrics = "" } total (at (total - 8L)) (at total)).Metrics)
+    // Per-resolution tick lengths (tick_kimg_dict): 32 at 4², the default 48 elsewhere.
+    let perLevel = { config with TickImagesAt = [| { Resolution = 4; Images = 32 } |] }
+    Assert.True((Cadence.after perLevel 1000L (at 24L) (at 32L)).Tick)
+    Assert.False((Cadence.after perLevel 1000L (at 40L) (at 48L)).Tick)
+    Assert.False((Cadence.after perLevel 1000L (at 152L) (at 160L)).Tick) // 8² stabilise: multiples of 48, not 32
+    Assert.True((Cadence.after perLevel 1000L (at 184L) (at 192L)).Tick)
 
 [<Fact>]
 let ``a checkpoint of another format version is refused with one line that says so`` () =
