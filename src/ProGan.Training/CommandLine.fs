@@ -66,6 +66,25 @@ module CommandLine =
         | true, _ -> bad "%s must be a finite number; got '%s'." flag text
         | _ -> bad "%s expects a number; got '%s'." flag text
 
+    /// A final resolution: a power of two ≥ 8.
+    let resolution (flag: string) (text: string) =
+        let r = int' flag text
+        if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "%s must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." flag r
+        r
+
+    /// Image channels: 1, 3 or 4.
+    let channels (flag: string) (text: string) =
+        let c = int' flag text
+        if not (List.contains c Channels.supported) then bad "%s must be 1, 3 or 4; got %d." flag c
+        c
+
+    /// `RESOLUTION:VALUE,…` entries (the reference's per-resolution dicts), each made by `entry`.
+    let perResolution (flag: string) (text: string) (entry: int -> string -> 'T) =
+        text.Split(',') |> Array.map (fun item ->
+            match item.Split(':') with
+            | [| r; value |] -> entry (int' flag r) value
+            | _ -> bad "%s expects a value or RESOLUTION:VALUE,…; got '%s'." flag item)
+
     /// A non-empty path.
     let path (flag: string) (what: string) (text: string) =
         if String.IsNullOrWhiteSpace text then bad "%s needs %s; got an empty string." flag what

@@ -35,15 +35,9 @@ module PrepareCommand =
                 (fun v a -> { a with Procedural = Some(CommandLine.intIn 1 100_000_000 "--procedural" v) })
               flag "--seed" "N" "seed of the procedural shapes (default 1)" false (fun v a -> { a with Seed = CommandLine.int' "--seed" v })
               flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
-                (fun v a ->
-                    let r = CommandLine.int' "--resolution" v
-                    if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "--resolution must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." r
-                    { a with Resolution = r })
+                (fun v a -> { a with Resolution = CommandLine.resolution "--resolution" v })
               flag "--channels" "1|3|4" "grayscale, RGB (default) or RGBA" false
-                (fun v a ->
-                    let c = CommandLine.int' "--channels" v
-                    if not (List.contains c Channels.supported) then bad "--channels must be 1, 3 or 4; got %d." c
-                    { a with Channels = c })
+                (fun v a -> { a with Channels = CommandLine.channels "--channels" v })
               flag "--out" "DATASET" "the data set folder to write (must not exist yet)" false
                 (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
               flag "--info" "DATASET" "print what a data set holds" false (fun v a -> { a with Info = Some(CommandLine.path "--info" "a data set" v) })

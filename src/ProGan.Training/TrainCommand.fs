@@ -51,10 +51,7 @@ module TrainCommand =
           flag "--out" "FOLDER" "run folder, new or empty (default: runs/<date-time>)" false
             (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
           flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
-            (fun v a ->
-                let r = CommandLine.int' "--resolution" v
-                if r < 8 || r > 65536 || (r &&& (r - 1)) <> 0 then bad "--resolution must be a power of two ≥ 8 (8, 16, 32, 64, …); got %d." r
-                { a with Resolution = r })
+            (fun v a -> { a with Resolution = CommandLine.resolution "--resolution" v })
           flag "--preset" "NAME" "cpu (default: small, ~10 min to 32² on 2 cores) or paper (the reference's numbers)" false
             (fun v a ->
                 if not (TrainingConfig.presets |> List.exists (fst >> (=) v)) then
@@ -79,11 +76,7 @@ module TrainCommand =
           setting "--lr" "X|R:X,…" "Adam learning rate (both networks), or per resolution as the reference's lrate_dict (4:0.001,64:0.0015)"
             (fun name v ->
                 if v.Contains ':' then
-                    let rates =
-                        v.Split(',') |> Array.map (fun entry ->
-                            match entry.Split(':') with
-                            | [| r; x |] -> { Resolution = int' name r; Rate = float' name x }
-                            | _ -> bad "%s expects X or RESOLUTION:X,…; got '%s'." name entry)
+                    let rates = CommandLine.perResolution name v (fun r x -> { Resolution = r; Rate = float' name x })
                     fun c -> { c with LearningRates = rates }
                 else let x = float' name v in fun c -> { c with LearningRate = x })
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
@@ -106,20 +99,13 @@ module TrainCommand =
           setting "--fmap-decay" "X" "fmap_decay" (arch (fun f v a -> a.With(fmapDecay = float' f v)))
           setting "--group-size" "N" "minibatch-stddev group size" (arch (fun f v a -> a.With(minibatchGroupSize = int' f v)))
           setting "--channels" "1|3|4" "image channels: grayscale, RGB (default) or RGBA (alpha learned as a fourth channel)"
-            (arch (fun f v a ->
-                let c = int' f v
-                if not (List.contains c Channels.supported) then bad "%s must be 1, 3 or 4; got %d." f c
-                a.With(imageChannels = c)))
+            (arch (fun f v a -> a.With(imageChannels = CommandLine.channels f v)))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
             (arch (fun _ _ a -> a.With(fusedScale = false)))
           setting "--tick-images" "N|R:N,…" "images between sample grids and checkpoints, or per resolution (tick_kimg_dict: 4:16000,64:4000)"
             (fun name v ->
                 if v.Contains ':' then
-                    let ticks =
-                        v.Split(',') |> Array.map (fun entry ->
-                            match entry.Split(':') with
-                            | [| r; n |] -> { Resolution = int' name r; Images = int' name n }
-                            | _ -> bad "%s expects N or RESOLUTION:N,…; got '%s'." name entry)
+                    let ticks = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
                     fun c -> { c with TickImagesAt = ticks }
                 else let n = int' name v in fun c -> { c with TickImages = n })
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
