@@ -18,17 +18,23 @@ public static class Latents
     /// <c>torch.Generator(seed)</c> on the CPU, N(0, I), drawn <see cref="BatchSize"/> rows at a time (the draws depend
     /// on how many rows are drawn at once, so this is part of what a seed means).
     /// </summary>
-    public static IEnumerable<Tensor> Batches(int latentSize, int seed, int count)
+    public static IEnumerable<Tensor> Batches(int latentSize, int seed, int count) => Batches(latentSize, unchecked((ulong)seed), count);
+
+    /// <summary>The latents of a 64-bit seed (a negative <see cref="int"/> seed is its two's complement).</summary>
+    public static IEnumerable<Tensor> Batches(int latentSize, ulong seed, int count)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(latentSize, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        using var generator = new torch.Generator(unchecked((ulong)seed));
+        using var generator = new torch.Generator(seed);
         for (int first = 0; first < count; first += BatchSize)
             yield return randn([Math.Min(BatchSize, count - first), latentSize], generator: generator);
     }
 
     /// <summary>All <paramref name="count"/> latents of <paramref name="seed"/> at once, <c>[count, latentSize]</c>.</summary>
-    public static Tensor FromSeed(int latentSize, int seed, int count)
+    public static Tensor FromSeed(int latentSize, int seed, int count) => FromSeed(latentSize, unchecked((ulong)seed), count);
+
+    /// <summary>All <paramref name="count"/> latents of a 64-bit seed at once.</summary>
+    public static Tensor FromSeed(int latentSize, ulong seed, int count)
     {
         var batches = Batches(latentSize, seed, count).ToArray();
         try { return batches.Length == 1 ? batches[0].alias() : cat(batches, 0); }

@@ -18,3 +18,8 @@ module Cli =
     let evaluate (argv: string[]) : int =
         ensureTorch ()
         EvaluateCommand.run argv
+
+    /// export.fsx.
+    let export (argv: string[]) : int =
+        ensureTorch ()
+        ExportCommand.run argv

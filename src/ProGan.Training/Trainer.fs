@@ -182,7 +182,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
     member this.Save(path: string) =
         match this.NonFiniteWeights() with
         | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
-        | None -> Checkpoint.save path shown config.Seed learningRate state
+        | None -> Checkpoint.save path (Schedule.at config shown) config.Seed learningRate state
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =

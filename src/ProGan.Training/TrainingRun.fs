@@ -6,6 +6,7 @@ open System.IO
 open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend
+open ProGan.Keras.Serving
 
 /// How to run.
 type RunOptions =
@@ -80,7 +81,7 @@ module TrainingRun =
                 try
                     trainer.Load path |> ignore
                     Some path
-                with CheckpointException(_, _) as e ->
+                with :? CheckpointException as e ->
                     match older with
                     | [] -> raise e
                     | _ ->
@@ -144,7 +145,7 @@ module TrainingRun =
 
     let private writeSamples (session: Session) (position: SchedulePosition) (path: string) =
         use images = session.Trainer.SampleAt(position, session.GridLatents)
-        ImageGrid.save path images
+        ImageGrid.Save(path, images)
 
     /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
     let private tick (session: Session) (progress: Progress) =
@@ -243,7 +244,7 @@ module TrainingRun =
         if not (File.Exists folder.Reals) then
             use random = new torch.Generator(uint64 config.Seed)
             use reals = session.Data.Sample(session.Data.Levels.Length - 1, 36, random, false, torch.CPU)
-            ImageGrid.save folder.Reals reals
+            ImageGrid.Save(folder.Reals, reals)
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
         try finish session (loop session progress)
