@@ -26,7 +26,8 @@ public sealed record GeneratorPosition(int Resolution, bool FadeIn, double Alpha
     }
 
     /// <inheritdoc/>
-    public override string ToString() => FadeIn ? $"{Resolution}² fade-in, α = {Alpha:0.###}" : $"{Resolution}² straight-through";
+    public override string ToString() =>
+        FadeIn ? FormattableString.Invariant($"{Resolution}² fade-in, α = {Alpha:0.###}") : $"{Resolution}² straight-through";
 }
 
 /// <summary>

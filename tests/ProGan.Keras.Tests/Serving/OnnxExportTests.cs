@@ -120,3 +120,30 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         return (p.ExitCode, stdout + stderr.Result);
     }
 }
+
+/// <summary>The README's Python snippet runs an exported model, where Python has onnxruntime and numpy.</summary>
+public sealed class ReadmePythonSnippetTests
+{
+    [SkippableFact]
+    public void The_readme_python_snippet_runs_an_exported_model()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), $"{python} is not installed; the README's Python snippet needs Python with onnxruntime and numpy.");
+        var probe = PackageFeed.Run(Path.GetTempPath(), python, "-c", "import onnxruntime, numpy");
+        Skip.If(probe.code != 0, $"{python} cannot import onnxruntime and numpy (pip install onnxruntime numpy; Debian has no package): {probe.output.Trim().Split('\n')[^1]}");
+        string folder = Directory.CreateTempSubdirectory("progan-python-").FullName;
+        try
+        {
+            torch.manual_seed(3);
+            using var g = new ProgressiveGenerator(ProGanConfig.Paper.With(resolution: 16, latentSize: 8, fmapBase: 32, fmapMax: 8), torch.CPU);
+            string model = Path.Combine(folder, "g.onnx"), latents = Path.Combine(folder, "z.npy"), script = Path.Combine(folder, "run.py");
+            OnnxExport.Save(model, g, GeneratorPosition.StraightThrough(16));
+            using (var z = torch.randn(5, 8)) Npy.Write(latents, z);
+            File.WriteAllText(script, PackageTests.ReadmeSnippet("onnx-python"));
+            var (code, output) = PackageFeed.Run(folder, python, script, model, latents);
+            Assert.True(code == 0, output);
+            Assert.Contains("16 (5, 16, 16, 3)", output);
+        }
+        finally { Directory.Delete(folder, recursive: true); }
+    }
+}
