@@ -189,6 +189,7 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
         string fromOnnx = Path.Combine(packages.Work, "onnx.png");
         (code, output) = Dotnet(onnx, "run", "--", model, "--latents", latents, "--out", fromOnnx);
         Assert.True(code == 0, output);
+        Assert.Contains("generator.onnx: 8², fade-in true, α 0.2,", output); // the model's metadata_props
         string assets = File.ReadAllText(Path.Combine(onnx, "obj", "project.assets.json"));
         Assert.DoesNotContain("TorchSharp", assets, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("libtorch", assets, StringComparison.OrdinalIgnoreCase);
