@@ -2,6 +2,7 @@
 // repository root; `dotnet fsi train.fsx` builds it too), TorchSharp made loadable, and a helper the notebooks share.
 #r "../src/ProGan.Training/bin/Release/net10.0/TorchSharp.dll"
 #r "../src/ProGan.Training/bin/Release/net10.0/ProGan.Keras.dll"
+#r "../src/ProGan.Training/bin/Release/net10.0/ProGan.Keras.Serving.dll"
 #r "../src/ProGan.Training/bin/Release/net10.0/ProGan.Training.dll"
 
 open TorchSharp

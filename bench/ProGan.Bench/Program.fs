@@ -9,6 +9,7 @@ open System.Diagnostics
 open System.Globalization
 open System.IO
 open System.Runtime.InteropServices
+open Microsoft.ML.OnnxRuntime
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Keras.Models
@@ -120,15 +121,29 @@ let memory (config: TrainingConfig) (resolution: int) (iterations: int) =
     for _ in 1..iterations do trainer.Step() |> ignore
     before, measure ()
 
-/// Generation: images per second from the EMA generator in inference mode, batch 64.
+/// Images per second of `draw` on a batch of `batch`: the median of `runs` after one warm-up.
+let private imagesPerSecond (batch: int) (runs: int) (draw: unit -> unit) =
+    draw ()
+    let times = [ for _ in 1..runs -> let sw = Stopwatch.StartNew() in draw (); sw.Elapsed.TotalSeconds ]
+    float batch / median times
+
+/// Generation speed of the straight-through generator at `resolution` (weights do not change the time): TorchSharp's
+/// forward pass in inference mode, and ONNX Runtime running the same generator exported by `OnnxExport` (CPU
+/// execution provider, as many intra-op threads as TorchSharp). Returns (batch, TorchSharp img/s, ONNX Runtime img/s)
+/// for batch 1 and 64.
 let generation (config: TrainingConfig) (resolution: int) =
-    use data = Procedural.pyramid 64 resolution 3 1
-    use trainer = new Trainer(config, data, TorchBackend.Device)
-    trainer.JumpTo(TrainingConfig.totalImages config)
-    use z = torch.randn([| 64L; int64 config.Architecture.LatentSize |])
-    (trainer.Sample z).Dispose()
-    let times = [ for _ in 1..3 -> let sw = Stopwatch.StartNew() in (trainer.Sample z).Dispose(); sw.Elapsed.TotalSeconds ]
-    64.0 / median times
+    use g = new ProgressiveGenerator(config.Architecture, TorchBackend.Device)
+    let at = ProGan.Keras.Serving.GeneratorPosition.StraightThrough resolution
+    use options = new SessionOptions(IntraOpNumThreads = Environment.ProcessorCount)
+    use session = new InferenceSession(ProGan.Keras.Serving.Onnx.OnnxExport.ToBytes(g, at), options)
+    use runOptions = new Microsoft.ML.OnnxRuntime.RunOptions() // (ProGan.Training has a RunOptions of its own)
+    [ for batch in [ 1; 64 ] ->
+        let runs = if batch = 1 then 20 else 3
+        use z = torch.randn([| int64 batch; int64 config.Architecture.LatentSize |])
+        let ours = imagesPerSecond batch runs (fun () -> (ProGan.Keras.Serving.TrainedGenerator.Sample(g, at, z)).Dispose())
+        use input = OrtValue.CreateTensorValueFromMemory(z.data<float32>().ToArray(), [| int64 batch; int64 config.Architecture.LatentSize |])
+        let onnx = imagesPerSecond batch runs (fun () -> (session.Run(runOptions, [| "latent" |], [| input |], [| "image" |])).Dispose())
+        batch, ours, onnx ]
 
 /// bench/reference_step.py kept running (`--serve`) under the first Python that imports torch, so that its timings
 /// can alternate with ours in one run: this VM's speed drifts by 10–30 % over minutes, and a ratio of two timings taken
@@ -196,7 +211,9 @@ let readmeTable (rows: Row list) (rounds: int) =
 type Arguments =
     { Quick: bool; Warmup: int option; Iterations: int option; Rounds: int option; MaxResolution: int option
       PaperMaxResolution: int option; MemoryIterations: int option; Resolutions: int list option; TrainingOnly: bool
-      Phases: string list; FusedScales: bool list; NoPyTorch: bool; Shapes: string list option }
+      Phases: string list; FusedScales: bool list; NoPyTorch: bool; Shapes: string list option
+      /// Resolutions of the generation timings (TorchSharp and ONNX Runtime).
+      Generation: int list option }
 
 /// Runs the benchmark.
 let run (args: Arguments) =
@@ -272,8 +289,12 @@ let run (args: Arguments) =
         let gatherMemory, gatherDisk, ipsMemory, ipsDisk = dataSources 2048 rounds warmup iterations
         printfn "data at 64² (comparison shape, 2,048 images): gather %.0f µs in memory, %.0f µs from a prepared data set; training %.2f img/s in memory, %.2f from disk (%+.1f %%)"
             gatherMemory gatherDisk ipsMemory ipsDisk (100.0 * (ipsDisk / ipsMemory - 1.0))
-        let generationRows = [ for r in resolutions |> List.filter (fun r -> r >= 8) -> r, generation (comparison r) r ]
-        for (r, ips) in generationRows do printfn "generation (comparison shape, EMA G, batch 64) %4d²: %.1f img/s" r ips
+        let generationResolutions = args.Generation |> Option.defaultValue (resolutions @ [ 32; 64 ] |> List.filter (fun r -> r >= 8) |> List.distinct |> List.sort)
+        let generationRows =
+            [ for r in generationResolutions do
+                for batch, ours, onnx in generation (comparison r) r -> r, batch, ours, onnx ]
+        for (r, batch, ours, onnx) in generationRows do
+            printfn "generation (comparison shape, straight-through) %4d², batch %2d: TorchSharp %8.1f img/s, ONNX Runtime %8.1f img/s (×%.2f)" r batch ours onnx (onnx / ours)
         let folder = Path.Combine("bench", "results")
         Directory.CreateDirectory folder |> ignore
         let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
@@ -283,8 +304,9 @@ let run (args: Arguments) =
               yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
               for r in rows do
                   yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
-              for (r, ips) in generationRows do
-                  yield sprintf "generation,%d,inference,,64,%s,,,,,,,," r (f ips) ])
+              for (r, batch, ours, onnx) in generationRows do
+                  yield sprintf "generation-torchsharp,%d,inference,,%d,%s,,,,,,,," r batch (f ours)
+                  yield sprintf "generation-onnxruntime,%d,inference,,%d,%s,,,,,,,," r batch (f onnx) ])
         printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
     0
 
@@ -319,11 +341,13 @@ let command : Command<Arguments> =
                 | true, b -> { a with FusedScales = [ b ] }
                 | _ -> raise (UsageException(sprintf "--fused-scale takes true or false; got '%s'." v)))
           flag "--no-pytorch" "" "skip the PyTorch reference" false (fun _ a -> { a with NoPyTorch = true })
+          flag "--generation" "R,R…" "resolutions of the generation timings, TorchSharp beside ONNX Runtime (the timed ones ≥ 8², and 32, 64)" false
+            (fun v a -> { a with Generation = Some(list v |> List.map (count "--generation")) })
           flag "--shapes" "S,S…" "only the shapes whose names start so (cpu, paper, comparison)" false (fun v a -> { a with Shapes = Some(list v) }) ]
       Defaults =
         { Quick = false; Warmup = None; Iterations = None; Rounds = None; MaxResolution = None; PaperMaxResolution = None
           MemoryIterations = None; Resolutions = None; TrainingOnly = false; Phases = [ "fade-in"; "stabilise" ]
-          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None }
+          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None }
       ResumeFlag = None }
 
 [<EntryPoint>]

@@ -23,3 +23,8 @@ module Cli =
     let prepare (argv: string[]) : int =
         ensureTorch ()
         PrepareCommand.run argv
+
+    /// export.fsx.
+    let export (argv: string[]) : int =
+        ensureTorch ()
+        ExportCommand.run argv

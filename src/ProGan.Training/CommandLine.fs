@@ -3,6 +3,7 @@ namespace ProGan.Training
 open System
 open System.Globalization
 open System.IO
+open ProGan.Keras.Serving
 
 /// Bad command-line input: the message is one line that names the argument.
 exception UsageException of string
@@ -170,7 +171,7 @@ module CommandLine =
         match e with
         | UsageException message -> Some(2, message + (if message.Contains "--help" then "" else " (--help lists the options)"))
         | RunFolderException message | DataException message | ResourceException message -> Some(2, message)
-        | CheckpointException(_, _) | ArchitectureMismatchException(_, _) -> Some(2, firstLine e.Message)
+        | :? CheckpointException | :? InvalidRunFolderException | ArchitectureMismatchException(_, _) -> Some(2, firstLine e.Message)
         | :? ArgumentException as a -> Some(2, firstLine a.Message)
         | RunLockedException(_, _) -> Some(3, e.Message)
         | CheckpointWriteException(_, _) -> Some(4, firstLine e.Message)

@@ -5,23 +5,28 @@ open System.IO
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Keras.Models
+open ProGan.Keras.Serving
 
-/// A trained run, loaded for sampling: its configuration, the EMA generator of one checkpoint, and where in the
-/// schedule that checkpoint was taken.
+/// A trained run, loaded for sampling: its configuration, the EMA generator of one checkpoint (loaded by
+/// ProGan.Keras.Serving), and where in the schedule that checkpoint was taken.
 type LoadedRun =
     { Config: TrainingConfig
       Checkpoint: string
+      /// The package's view of the checkpoint: the EMA generator, its header and position.
+      Generator: TrainedGenerator
       Ema: ProgressiveGenerator
       Position: SchedulePosition }
     interface IDisposable with
-        member this.Dispose() = this.Ema.Dispose()
+        member this.Dispose() = this.Generator.Dispose()
 
 /// Sampling a trained generator: grids, single images and latent interpolation (as the TF-Hub ProGAN chapter does).
-/// Images are drawn and written a batch at a time, so that any count fits in memory.
+/// Latents, sampling and interpolation are ProGan.Keras.Serving's (`Latents`, `TrainedGenerator`), so these images
+/// are exactly the ones the package draws for the same seed. Images are drawn and written a batch at a time, so that
+/// any count fits in memory.
 module Generation =
 
     /// Images drawn at once.
-    let batchSize = 64
+    let batchSize = Latents.BatchSize
 
     /// Images a grid shows at most (a grid of more is no longer a picture a person looks at).
     let maxGridImages = 256
@@ -38,50 +43,35 @@ module Generation =
             | Some c ->
                 let p = if Path.IsPathRooted c || File.Exists c then c else Path.Combine(folder.Path, c)
                 match FileKind.at p with
-                | Regular _ -> p
                 | Missing -> raise (CheckpointException(p, sprintf "does not exist; the run's checkpoints are %s." (String.Join(", ", folder.Checkpoints() |> List.map Path.GetFileName))))
-                | Folder -> raise (CheckpointException(p, "is a folder, not a checkpoint file."))
-                | Special what -> raise (CheckpointException(p, sprintf "is %s, not a checkpoint file." what))
+                | _ -> p
             | None ->
                 match folder.Checkpoints() with
                 | newest :: _ -> newest
                 | [] -> raise (RunFolderException(sprintf "--run: the run folder '%s' has no checkpoint yet; train longer (a checkpoint is written every tick)." runFolder))
-        let ema = new ProgressiveGenerator(config.Architecture, TorchBackend.Device)
-        try
-            let header = Checkpoint.loadEma path ema
-            { Config = config; Checkpoint = path; Ema = ema; Position = Schedule.at config header.ImagesShown }
-        with _ ->
-            ema.Dispose()
-            reraise ()
+        let generator = TrainedGenerator.FromCheckpoint(path, TorchBackend.Device)
+        match Checkpoint.differences config.Architecture generator.Architecture with
+        | [] -> ()
+        | diff ->
+            generator.Dispose()
+            raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
+        { Config = config; Checkpoint = path; Generator = generator; Ema = generator.Network
+          Position = Schedule.at config generator.Header.ImagesShown }
 
-    /// `count` latents drawn from N(0, I) with `seed`.
-    let latents (latentSize: int) (seed: int) (count: int) = Sampling.latents latentSize (uint64 seed) count
+    /// `count` latents drawn from N(0, I) with `seed` (`Latents.FromSeed`).
+    let latents (latentSize: int) (seed: int) (count: int) = Latents.FromSeed(latentSize, seed, count)
 
-    /// Images in [−1, 1] from the EMA generator at the run's position.
+    /// Images in [−1, 1] from the EMA generator at the run's position, on the CPU.
     let sample (run: LoadedRun) (z: torch.Tensor) =
-        Sampling.at run.Ema run.Position z TorchBackend.Device
+        run.Generator.Generate(z, Sampling.generatorPosition run.Position)
 
-    /// Spherical interpolation between two latents on the normalised latent sphere (the generator's first layer
-    /// normalises latents to unit RMS, so interpolating on that sphere keeps every point a typical latent).
-    let slerp (a: torch.Tensor) (b: torch.Tensor) (t: float) =
-        use scope = torch.NewDisposeScope()
-        let d = float a.shape[a.shape.Length - 1]
-        let unit (v: torch.Tensor) = v / v.square().sum().sqrt()
-        let ua, ub = unit a, unit b
-        let omega = Math.Acos(Math.Clamp((ua * ub).sum().item<float32>() |> float, -1.0, 1.0))
-        let result =
-            if omega < 1e-6 then torch.lerp(ua, ub, torch.tensor t)
-            else ua * torch.tensor(Math.Sin((1.0 - t) * omega) / Math.Sin omega) + ub * torch.tensor(Math.Sin(t * omega) / Math.Sin omega)
-        (result * torch.tensor(sqrt d)).MoveToOuterDisposeScope()
+    /// Spherical interpolation between two latents on the normalised latent sphere (`Latents.Slerp`: the generator's
+    /// first layer normalises latents to unit RMS, so interpolating on that sphere keeps every point a typical latent).
+    let slerp (a: torch.Tensor) (b: torch.Tensor) (t: float) = Latents.Slerp(a, b, t)
 
     /// Latents `indices` of the `steps` from seed A's to seed B's, evenly spaced in angle.
     let private interpolationAt (latentSize: int) (seedA: int) (seedB: int) (steps: int) (indices: int seq) =
-        use a = latents latentSize seedA 1
-        use b = latents latentSize seedB 1
-        let points = [| for i in indices -> slerp a b (float i / float (max 1 (steps - 1))) |]
-        let stacked = torch.cat(points, 0L)
-        for p in points do p.Dispose()
-        stacked
+        Latents.Interpolation(latentSize, seedA, seedB, steps, indices)
 
     /// `steps` latents from seed A's to seed B's, evenly spaced in angle.
     let interpolationLatents (latentSize: int) (seedA: int) (seedB: int) (steps: int) =
@@ -99,24 +89,31 @@ module Generation =
     let private saveEach (first: int) (images: torch.Tensor) (pathOf: int -> string) =
         for i in 0 .. int images.shape[0] - 1 do
             use image = images[int64 i]
-            ImageGrid.saveOne (pathOf (first + i)) image
+            ImageGrid.SaveOne(pathOf (first + i), image)
 
-    /// Writes `count` samples from `seed` as single PNGs, and the first `maxGridImages` of them as a grid; returns the
-    /// grid's path and the number of single images.
+    /// The file of the grid's latents that `writeSamples` writes beside the grid (NumPy .npy, float32 [n, latent]).
+    let latentsFile (folder: string) (seed: int) = Path.Combine(folder, sprintf "latents-seed%d.npy" seed)
+
+    /// Writes `count` samples from `seed` as single PNGs, the first `maxGridImages` of them as a grid, and the grid's
+    /// latents as `latents-seed<seed>.npy` (so that any runtime of an exported model can draw the same grid); returns
+    /// the grid's path and the number of single images.
     let writeSamples (run: LoadedRun) (folder: string) (count: int) (seed: int) =
         Directory.CreateDirectory folder |> ignore
-        let latentSize = run.Config.Architecture.LatentSize
-        // The latents come from one generator seeded with `seed`, drawn a batch at a time.
-        use g = new torch.Generator(uint64 seed)
         let grid = Path.Combine(folder, sprintf "samples-seed%d.png" seed)
         let gridImages = ResizeArray<torch.Tensor>()
-        inBatches run count (fun _ n -> torch.randn([| int64 n; int64 latentSize |], generator = g)) (fun first images ->
+        let gridLatents = ResizeArray<torch.Tensor>()
+        use batches = (Latents.Batches(run.Config.Architecture.LatentSize, seed, count)).GetEnumerator()
+        inBatches run count (fun _ _ -> batches.MoveNext() |> ignore; batches.Current) (fun first images ->
             saveEach first images (fun i -> Path.Combine(folder, sprintf "sample-seed%d-%03d.png" seed i))
             if first < maxGridImages then
-                gridImages.Add(images.narrow(0L, 0L, int64 (min (int images.shape[0]) (maxGridImages - first))).clone()))
+                let shown = int64 (min (int images.shape[0]) (maxGridImages - first))
+                gridImages.Add(images.narrow(0L, 0L, shown).clone())
+                gridLatents.Add(batches.Current.narrow(0L, 0L, shown).clone()))
         use all = torch.cat(gridImages.ToArray(), 0L)
-        for t in gridImages do t.Dispose()
-        ImageGrid.save grid all
+        use allLatents = torch.cat(gridLatents.ToArray(), 0L)
+        for t in Seq.append gridImages gridLatents do t.Dispose()
+        ImageGrid.Save(grid, all)
+        Npy.Write(latentsFile folder seed, allLatents)
         grid, count
 
     /// Frames a strip shows at most; longer interpolations show evenly spaced frames.
@@ -134,6 +131,6 @@ module Generation =
         use z = interpolationAt latentSize seedA seedB steps picks
         use images = sample run z
         let strip = Path.Combine(folder, sprintf "interpolation-%d-%d.png" seedA seedB)
-        use grid = ImageGrid.compose images shown 64
-        ImageGrid.writePng strip grid
+        use grid = ImageGrid.Compose(images, shown, ImageGrid.MinCell)
+        ImageGrid.WritePng(strip, grid)
         strip, steps

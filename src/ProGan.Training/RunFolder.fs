@@ -5,6 +5,7 @@ open System.IO
 open System.Text.Json
 open System.Text.RegularExpressions
 open ProGan.Keras.IO
+open ProGan.Keras.Serving
 
 /// What `run.json` says of its folder: that ProGan.Keras made it, in which format, and which images it trains on.
 [<CLIMutable>]
@@ -32,7 +33,7 @@ type RunFolder(path: string) =
     /// The folder.
     member _.Path = path
     /// `run.json`: marks the folder as a run of this library (see `RunManifest`).
-    member _.Manifest = file "run.json"
+    member _.Manifest = file RunFiles.Manifest
     /// `config.json`: the `TrainingConfig` the run trains with.
     member _.Config = file "config.json"
     /// `log.csv`: one row every `LogImages` (see `RunLog`).
@@ -49,7 +50,7 @@ type RunFolder(path: string) =
     /// `final.png`: samples at the end of the schedule.
     member _.Final = file "final.png"
     /// The checkpoint after `shown` images (names sort by images shown).
-    member _.Checkpoint(shown: int64) = file (sprintf "checkpoint-%012d.ckpt" shown)
+    member _.Checkpoint(shown: int64) = file (RunFiles.CheckpointName shown)
     /// Where a damaged checkpoint is set aside.
     member _.SetAside(checkpoint: string) = checkpoint + ".bad"
     /// `run.lock`: held with an exclusive OS lock by the process training in the folder.
@@ -60,12 +61,11 @@ type RunFolder(path: string) =
     member _.Swd = file "swd.json"
     /// `generated/`: `generate.fsx`'s default output folder.
     member _.Generated = file "generated"
+    /// `export.fsx`'s default output: the EMA generator at `resolution`² as an ONNX model.
+    member _.Onnx(resolution: int) = file (sprintf "generator-%dx%d.onnx" resolution resolution)
 
     /// The checkpoints, newest first (regular files only: a FIFO under a checkpoint's name would block a reader).
-    member _.Checkpoints() =
-        if Directory.Exists path then
-            Directory.GetFiles(path, "checkpoint-*.ckpt") |> Array.filter FileKind.isRegular |> Array.sortDescending |> List.ofArray
-        else []
+    member _.Checkpoints() = RunFiles.Checkpoints path |> List.ofSeq
 
 module RunFolder =
 

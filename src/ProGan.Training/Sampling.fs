@@ -2,18 +2,18 @@ namespace ProGan.Training
 
 open TorchSharp
 open ProGan.Keras.Models
+open ProGan.Keras.Serving
 
-/// Drawing images from a progressive generator at a schedule position.
+/// Drawing images from a progressive generator at a schedule position (through ProGan.Keras.Serving, so that training,
+/// generate.fsx and the package draw the same images).
 module Sampling =
 
-    /// Images in [−1, 1] from `generator` at `position` (its level, phase and α), without gradients.
-    let at (generator: ProgressiveGenerator) (position: SchedulePosition) (z: torch.Tensor) (device: torch.Device) =
-        generator.SetAlpha position.Alpha
-        use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        generator.Pairs[position.Level].Select(position.Phase = FadeIn).call(z.``to``(device)).MoveToOuterDisposeScope()
+    /// The generator model a schedule position trains: its resolution, and α during a fade-in.
+    let generatorPosition (position: SchedulePosition) = GeneratorPosition(position.Resolution, (position.Phase = FadeIn), position.Alpha)
 
-    /// `count` latents drawn from N(0, I) with `seed`.
-    let latents (latentSize: int) (seed: uint64) (count: int) =
-        use g = new torch.Generator(seed)
-        torch.randn([| int64 count; int64 latentSize |], generator = g)
+    /// Images in [−1, 1] from `generator` at `position` (its level, phase and α), without gradients, on `device`.
+    let at (generator: ProgressiveGenerator) (position: SchedulePosition) (z: torch.Tensor) (device: torch.Device) =
+        TrainedGenerator.Sample(generator, generatorPosition position, z, device)
+
+    /// `count` latents drawn from N(0, I) with `seed` (`Latents.FromSeed`: one generator, 64 rows at a time).
+    let latents (latentSize: int) (seed: uint64) (count: int) = Latents.FromSeed(latentSize, seed, count)

@@ -230,16 +230,14 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     member this.Save(path: string) =
         match this.NonFiniteWeights() with
         | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
-        | None -> Checkpoint.save path shown config.Seed (rateAt shown) state
+        | None -> Checkpoint.save path (Schedule.at config shown) config.Seed (rateAt shown) state
 
     /// Starts from the weights of another run's checkpoint (fine-tuning, `--init-from`): G, D and the EMA generator
     /// take every parameter the source has (its levels), higher levels keep their fresh initialisation, and the
     /// optimisers stay fresh. The source must share every architecture setting but the resolution, which may be lower.
     /// Returns the source's resolution.
     member _.InitializeFrom(path: string) =
-        let header, reader = Checkpoint.readHeader path
-        reader.Dispose()
-        let source = header.Architecture
+        let source = (Checkpoint.readHeader path).Architecture
         match Checkpoint.differences (arch.With(resolution = source.Resolution)) source with
         | [] -> ()
         | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff) + " (a run can start only from networks of the same shape)"))

@@ -6,6 +6,7 @@ open System.IO
 open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend
+open ProGan.Keras.Serving
 
 /// How to run.
 type RunOptions =
@@ -80,7 +81,7 @@ module TrainingRun =
                 try
                     trainer.Load path |> ignore
                     Some path
-                with CheckpointException(_, _) as e ->
+                with :? CheckpointException as e ->
                     match older with
                     | [] -> raise e
                     | _ ->
@@ -155,7 +156,7 @@ module TrainingRun =
 
     let private writeSamples (session: Session) (position: SchedulePosition) (path: string) =
         use images = session.Trainer.SampleAt(position, session.GridLatents)
-        ImageGrid.save path images
+        ImageGrid.Save(path, images)
 
     /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
     let private tick (session: Session) (progress: Progress) =
@@ -259,7 +260,7 @@ module TrainingRun =
         if not (File.Exists folder.Reals) then
             let top = session.Data.LevelCount - 1
             use reals = Minibatch.gather session.Data (Minibatch.draw (uint64 config.Seed) 0L top 36 session.Data.Count false)
-            ImageGrid.save folder.Reals reals
+            ImageGrid.Save(folder.Reals, reals)
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
         try finish session (loop session progress)

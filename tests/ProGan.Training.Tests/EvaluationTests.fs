@@ -81,6 +81,24 @@ let ``generation writes grids, singles and an interpolation whose ends are the t
     Assert.Equal(32, result.Images)
 
 [<Fact>]
+let ``generate.fsx and the Serving package draw the same images for a seed, and export writes the model there`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 96L) |> ignore // mid-fade to 8²
+    let out = run.File "generated"
+    Assert.Equal(0, Cli.generate [| "generate.fsx"; "--"; "--run"; run.Path; "--count"; "70"; "--seed"; "5"; "--out"; out |])
+    use generator = ProGan.Keras.Serving.TrainedGenerator.Load run.Path
+    Assert.Equal(ProGan.Keras.Serving.GeneratorPosition(8, true, 0.5), generator.Position)
+    use images = generator.Generate(70, 5)
+    let fromPackage = run.File "package.png"
+    ProGan.Keras.Serving.ImageGrid.Save(fromPackage, images)
+    Assert.Equal<byte[]>(File.ReadAllBytes(Path.Combine(out, "samples-seed5.png")), File.ReadAllBytes fromPackage)
+    ProGan.Keras.Serving.ImageGrid.SaveOne(fromPackage, images[69L])
+    Assert.Equal<byte[]>(File.ReadAllBytes(Path.Combine(out, "sample-seed5-069.png")), File.ReadAllBytes fromPackage)
+    Assert.True(File.Exists(Path.Combine(out, "latents-seed5.npy")))
+    Assert.Equal(0, Cli.export [| "export.fsx"; "--"; "--run"; run.Path |])
+    Assert.True(File.Exists((RunFolder run.Path).Onnx 8))
+
+[<Fact>]
 let ``loading a missing run or one without checkpoints names the folder`` () =
     let e = Assert.Throws<RunFolderException>(fun () -> Generation.load "/no/such/run" None |> ignore)
     Assert.Contains("/no/such/run", e.Message)

@@ -118,6 +118,30 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
     user.AssertUntouched()
 
 [<Fact>]
+let ``export: every bad option value is one line and exit code 2`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    use user = new UserFolder()
+    for args, expected in
+        [ [], "--run FOLDER is required"
+          [ "--run"; "/no/such/run" ], "does not exist"
+          [ "--run"; user.Path ], "is not a run folder"
+          [ "--run"; run.Path; "--resolution"; "2" ], "--resolution must be at least 4"
+          [ "--run"; run.Path; "--resolution"; "6" ], "--resolution 6: resolution must be a power of two from 4 to 8"
+          [ "--run"; run.Path; "--resolution"; "8" ], "--resolution 8: the checkpoint was trained up to 4² straight-through"
+          [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
+          [ "--run"; run.Path; "--out"; "/tmp" ], "--out: '/tmp' is not a file name"
+          [ "--run"; run.Path; "--resolutoin"; "4" ], "did you mean --resolution?" ] do
+        refused Cli.export args expected
+    user.AssertUntouched()
+    // A damaged checkpoint: one line naming the file and its SHA-256.
+    let checkpoint = List.head (checkpoints run.Path)
+    let bytes = File.ReadAllBytes checkpoint
+    bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+    File.WriteAllBytes(checkpoint, bytes)
+    refused Cli.export [ "--run"; run.Path ] "SHA-256"
+
+[<Fact>]
 let ``resuming a run whose config.json was edited by hand names what is wrong`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 16L) |> ignore

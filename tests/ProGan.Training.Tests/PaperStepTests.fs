@@ -7,6 +7,7 @@ open Xunit
 open TorchSharp
 open ProGan.Keras.Models
 open ProGan.Training
+open ProGan.Keras.Serving
 open ProGan.Training.Tests.Fixtures
 
 let private maxDiff (a: torch.Tensor) (b: torch.Tensor) = (a - b).abs().max().item<float32>()

@@ -30,6 +30,13 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The convolution.</summary>
+    public WeightScaledConv2D Conv => conv;
+    /// <summary>The pixel normalization after the activation, or null (the discriminator's units).</summary>
+    public PixelNormalization? Norm => norm;
+    /// <summary>The LeakyReLU slope.</summary>
+    public double Slope => slope;
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {
@@ -72,6 +79,21 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The normalization of the latent onto the unit hypersphere.</summary>
+    public PixelNormalization LatentNorm => latentNorm;
+    /// <summary>The dense layer latent → 4·4·nf(1) (no bias of its own).</summary>
+    public WeightScaledDense Dense => dense;
+    /// <summary>The per-channel bias added after the reshape, nf(1) values.</summary>
+    public Parameter Bias => bias;
+    /// <summary>The pixel normalization after the dense layer's activation.</summary>
+    public PixelNormalization Norm => norm;
+    /// <summary>The 3×3 convolution unit.</summary>
+    public ConvActivation Conv => conv;
+    /// <summary>Channels of the 4×4 output, nf(1).</summary>
+    public long Channels => channels;
+    /// <summary>The LeakyReLU slope.</summary>
+    public double Slope => slope;
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor latent)
     {
@@ -98,6 +120,11 @@ public sealed class GeneratorBlock : nn.Module<Tensor, Tensor>
         conv1 = new ConvActivation(outChannels, outChannels, 3, config.LeakyReluSlope, new PixelNormalization(config.PixelNormEpsilon));
         RegisterComponents();
     }
+
+    /// <summary>The first unit, which reads its input upsampled ×2.</summary>
+    public ConvActivation Conv0 => conv0;
+    /// <summary>The second unit.</summary>
+    public ConvActivation Conv1 => conv1;
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor x) => conv1.call(conv0.call(x));

@@ -68,6 +68,15 @@ public sealed class ProgressiveGenerator : ProgressiveNetwork<GeneratorModel>
         RegisterComponents();
         this.to(device ?? Backend.TorchBackend.Device);
     }
+
+    /// <summary>The 4×4 input block, shared by every resolution.</summary>
+    public GeneratorInputBlock Input => input;
+
+    /// <summary>The growth blocks: <c>Blocks[l − 1]</c> takes level l − 1 up to level l.</summary>
+    public IReadOnlyList<GeneratorBlock> Blocks => blocks.AsReadOnly();
+
+    /// <summary>The toRGB layer of every level (1×1, gain 1).</summary>
+    public IReadOnlyList<WeightScaledConv2D> ToRgb => to_rgb.AsReadOnly();
 }
 
 /// <summary>

@@ -1,0 +1,108 @@
+using ProGan.Keras.IO;
+using StbImageWriteSharp;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ProGan.Keras.Serving;
+
+/// <summary>
+/// Writing images in [−1, 1] (NCHW, 1, 3 or 4 channels) as PNG files: one image in its own channels, or a grid of many
+/// shown as RGB (grayscale repeated, RGBA composited onto a checkerboard so that what is transparent shows as such).
+/// </summary>
+public static class ImageGrid
+{
+    /// <summary>The smallest side of a grid cell: lower resolutions are enlarged (nearest neighbour) to stay visible.</summary>
+    public const int MinCell = 64;
+
+    /// <summary>
+    /// Arranges N images into a grid with <paramref name="columns"/> columns and a 1-pixel gap, each image enlarged by
+    /// nearest neighbour to at least <paramref name="minCell"/> pixels. Returns bytes <c>[H, W, 3]</c> on the CPU.
+    /// </summary>
+    public static Tensor Compose(Tensor images, int columns, int minCell = MinCell)
+    {
+        using var scope = NewDisposeScope();
+        images = ToRgb(images);
+        int n = (int)images.shape[0], r = (int)images.shape[2];
+        int scale = Math.Max(1, (minCell + r - 1) / r);
+        int cell = r * scale;
+        columns = Math.Max(1, Math.Min(columns, n));
+        int rows = (n + columns - 1) / columns;
+        const int gap = 1;
+        var pixels = ToBytes(images);
+        if (scale > 1) pixels = pixels.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+        var canvas = full([rows * (cell + gap) + gap, columns * (cell + gap) + gap, 3], 32, dtype: ScalarType.Byte);
+        for (int i = 0; i < n; i++)
+        {
+            int top = gap + i / columns * (cell + gap), left = gap + i % columns * (cell + gap);
+            canvas.narrow(0, top, cell).narrow(1, left, cell).copy_(pixels[i].permute(1, 2, 0));
+        }
+        return canvas.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Images in [−1, 1] <c>[N, C, H, W]</c> as RGB for a picture: one channel repeated three times; four channels
+    /// (RGBA) composited onto a checkerboard of squares a quarter of the side, ±0.2 around mid-grey; three as they are.
+    /// </summary>
+    public static Tensor ToRgb(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        var rgb = images.shape[1] switch
+        {
+            1 => images.expand(-1, 3, -1, -1).contiguous(),
+            4 => Checkered(images),
+            _ => images.alias(),
+        };
+        return rgb.MoveToOuterDisposeScope();
+
+        static Tensor Checkered(Tensor rgba)
+        {
+            long h = rgba.shape[2], w = rgba.shape[3], square = Math.Max(1, h / 4);
+            var y = arange(h, device: rgba.device).div(square, RoundingMode.floor).view(h, 1);
+            var x = arange(w, device: rgba.device).div(square, RoundingMode.floor).view(1, w);
+            var checker = (y + x).remainder(2).to_type(ScalarType.Float32).mul(0.4).sub(0.2).view(1, 1, h, w);
+            var alpha = rgba.narrow(1, 3, 1).add(1.0).div(2.0).clamp(0.0, 1.0);
+            return lerp(checker.expand(rgba.shape[0], 3, h, w), rgba.narrow(1, 0, 3), alpha);
+        }
+    }
+
+    /// <summary>Images in [−1, 1] as bytes 0…255 (clamped, rounded), on the CPU: <c>[N, C, H, W]</c>.</summary>
+    public static Tensor ToBytes(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return images.detach().cpu().to_type(ScalarType.Float32)
+            .add(1.0).mul_(127.5).round_().clamp_(0.0, 255.0).to_type(ScalarType.Byte).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes bytes <c>[H, W, C]</c> (C = 1 grey, 3 RGB, 4 RGBA) as a PNG, atomically.</summary>
+    public static void WritePng(string path, Tensor pixels)
+    {
+        int h = (int)pixels.shape[0], w = (int)pixels.shape[1];
+        var components = pixels.shape[2] switch
+        {
+            1 => ColorComponents.Grey,
+            4 => ColorComponents.RedGreenBlueAlpha,
+            _ => ColorComponents.RedGreenBlue,
+        };
+        using var contiguous = pixels.contiguous();
+        byte[] data = contiguous.data<byte>().ToArray();
+        AtomicFile.Write(path, stream => new ImageWriter().WritePng(data, w, h, components, stream));
+    }
+
+    /// <summary>The columns of an about square grid of <paramref name="count"/> images.</summary>
+    public static int SquareColumns(int count) => (int)Math.Ceiling(Math.Sqrt(count));
+
+    /// <summary>Writes N images in [−1, 1] as one grid PNG, about square.</summary>
+    public static void Save(string path, Tensor images)
+    {
+        using var grid = Compose(images, SquareColumns((int)images.shape[0]));
+        WritePng(path, grid);
+    }
+
+    /// <summary>Writes one image <c>[C, r, r]</c> in [−1, 1] as a PNG at its own size, in its own channels.</summary>
+    public static void SaveOne(string path, Tensor image)
+    {
+        using var scope = NewDisposeScope();
+        using var batch = image.unsqueeze(0);
+        WritePng(path, ToBytes(batch)[0].permute(1, 2, 0));
+    }
+}

@@ -1,0 +1,56 @@
+namespace ProGan.Training
+
+open System
+open System.IO
+open ProGan.Keras.Serving
+open ProGan.Keras.Serving.Onnx
+
+/// What `export.fsx` was asked.
+type ExportArguments =
+    { Run: string option
+      Checkpoint: string option
+      Resolution: int option
+      Out: string option }
+
+/// `dotnet fsi export.fsx -- --run RUN`: the EMA generator as an ONNX model that ONNX Runtime runs anywhere.
+module ExportCommand =
+
+    let private bad format = Printf.kprintf (UsageException >> raise) format
+    let private flag = CommandLine.flag
+
+    let command : Command<ExportArguments> =
+        { Usage = [ "dotnet fsi export.fsx -- --run FOLDER [--checkpoint FILE] [--resolution N] [--out FILE]" ]
+          Summary = sprintf "the EMA generator of a trained run as an ONNX model (opset %d): latent [batch, latent size] → image [batch, channels, N, N] in [−1, 1]." OnnxExport.Opset
+          Flags =
+            [ flag "--run" "FOLDER" "the run folder (required)" false (fun v a -> { a with Run = Some(CommandLine.path "--run" "a run folder" v) })
+              flag "--checkpoint" "FILE" "a checkpoint of the run (default: the newest)" false
+                (fun v a -> { a with Checkpoint = Some(CommandLine.path "--checkpoint" "a checkpoint file" v) })
+              flag "--resolution" "N" "export the straight-through model at N² (default: where the checkpoint stands, a fade-in with its α fixed)" false
+                (fun v a -> { a with Resolution = Some(CommandLine.intIn 4 (1 <<< 20) "--resolution" v) })
+              flag "--out" "FILE" "the .onnx file to write (default: RUN/generator-NxN.onnx)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a file name" v) }) ]
+          Defaults = { Run = None; Checkpoint = None; Resolution = None; Out = None }
+          ResumeFlag = None }
+
+    let run (argv: string[]) =
+        CommandLine.run command argv (fun args ->
+            let runFolder = match args.Run with Some r -> r | None -> bad "--run FOLDER is required."
+            use loaded = Generation.load runFolder args.Checkpoint
+            let trained = loaded.Generator
+            let position =
+                match args.Resolution with
+                | None -> trained.Position
+                | Some r when r = trained.Position.Resolution -> trained.Position
+                | Some r ->
+                    try trained.At r
+                    with :? ArgumentException as e -> bad "--resolution %d: %s" r (CommandLine.firstLine e.Message)
+            let folder = RunFolder(Path.GetFullPath runFolder)
+            let out = args.Out |> Option.defaultWith (fun () -> folder.Onnx position.Resolution)
+            match FileKind.at out with
+            | Folder | Special _ -> bad "--out: '%s' is not a file name; name the .onnx file to write." out
+            | _ -> ()
+            trained.ExportOnnx(out, position, readOnlyDict [ "config", File.ReadAllText folder.Config; "checkpoint", Path.GetFileName loaded.Checkpoint ])
+            printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
+            printfn "wrote %s (ONNX opset %d): %s [batch, %d] → %s [batch, %d, %d, %d] in [−1, 1]"
+                out OnnxExport.Opset OnnxExport.InputName trained.LatentSize OnnxExport.OutputName
+                trained.Architecture.ImageChannels position.Resolution position.Resolution
+            0)
