@@ -13,6 +13,16 @@ module Ema =
             a.copy_(p) |> ignore
             a.requires_grad <- false
 
+    /// β after `shown` images of a step of `batch` images with a warm-up `rampup` (StyleGAN2's `ema_rampup`): the
+    /// average's half-life in images is min(that of β, shown·rampup), so β_t = 0.5^(batch / half-life); `beta` as it is
+    /// when `rampup` is 0.
+    let betaAt (beta: float) (rampup: float) (batch: int) (shown: int64) =
+        if rampup <= 0.0 || beta <= 0.0 then beta
+        else
+            let halfLife = float batch * log 0.5 / log beta
+            let rampedHalfLife = min halfLife (float shown * rampup)
+            if rampedHalfLife <= 0.0 then 0.0 else 0.5 ** (float batch / rampedHalfLife)
+
     /// One update after a training step: Gs ← lerp(G, Gs, β) = β·Gs + (1 − β)·G, parameter by parameter.
     let update (beta: float) (average: torch.nn.Module) (source: torch.nn.Module) =
         use _ = torch.no_grad()

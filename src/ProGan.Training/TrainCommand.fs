@@ -93,6 +93,13 @@ module TrainCommand =
           setting "--gp-weight" "X" "λ of the gradient penalty" (parsed float' (fun x c -> { c with GradientPenaltyWeight = x }))
           setting "--drift" "X" "ε_drift" (parsed float' (fun x c -> { c with DriftWeight = x }))
           setting "--ema-beta" "X" "β of the EMA generator" (parsed float' (fun x c -> { c with EmaBeta = x }))
+          setting "--ema-rampup" "X" "EMA warm-up: its half-life at most X·images shown (StyleGAN2's ema_rampup, e.g. 0.05)"
+            (parsed float' (fun x c -> { c with EmaRampup = x }))
+          setting "--augment" "POLICY" "DiffAugment of reals and fakes before D: any of color,translation,cutout"
+            (fun name v ->
+                match DiffAugment.tryParse v with
+                | Ok _ -> fun c -> { c with Augment = v }
+                | Error t -> bad "%s takes %s; got '%s'." name (String.Join(",", DiffAugment.names)) t)
           setting "--latent-size" "N" "latent vector length" (arch (fun f v a -> a.With(latentSize = int' f v)))
           setting "--fmap-base" "N" "fmap_base" (arch (fun f v a -> a.With(fmapBase = int' f v)))
           setting "--fmap-max" "N" "fmap_max" (arch (fun f v a -> a.With(fmapMax = int' f v)))

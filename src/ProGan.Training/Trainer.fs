@@ -25,6 +25,10 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let streams = RandomStreams.ofSeed config.Seed
     let weights = TrainingConfig.lossWeights config
     let loss = TrainingConfig.loss config
+    let augment =
+        match DiffAugment.tryParse config.Augment with
+        | Ok policy -> policy
+        | Error bad -> invalidArg "Augment" (sprintf "Augment = '%s' names '%s'; the transformations are %s." config.Augment bad (String.Join(", ", DiffAugment.names)))
     do
         // On the CPU every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 %
         // of a 64² step's CPU time spent in page faults; see HostAllocator).
@@ -56,6 +60,9 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
           GeneratorOptimizer = adam generator
           DiscriminatorOptimizer = adam discriminator
           NoiseRandom = new torch.Generator(streams.Noise) }
+
+    /// D's input: the images augmented by the policy (the same transformations for reals and fakes), else as they are.
+    let augmented (images: torch.Tensor) = if augment.IsEmpty then images else DiffAugment.apply augment images state.NoiseRandom
 
     let composites = Dictionary<struct (int * bool), Composite>()
     let mutable shown = 0L
@@ -142,7 +149,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             generator.Pairs[position.Level].Select(fading).call (latents count)
         let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
         state.DiscriminatorOptimizer.zero_grad()
-        let terms = Losses.discriminator loss d reals fakes mix weights arch.MinibatchGroupSize
+        let terms = Losses.discriminator loss d (augmented reals) (augmented fakes) mix weights arch.MinibatchGroupSize
         let total = finite "discriminator loss" terms.Total
         terms.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
@@ -151,7 +158,15 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
         state.GeneratorOptimizer.zero_grad()
-        let gLoss = Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
+        let gLoss =
+            if augment.IsEmpty then Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
+            else
+                // D(augment(G(z))) with D frozen: the composite with the augmentation between its halves.
+                let fading = position.Phase = FadeIn
+                let d = discriminator.Pairs[position.Level].Select(fading)
+                let images = augmented (generator.Pairs[position.Level].Select(fading).call (latents count))
+                use _ = Trainability.Freeze d
+                (Losses.generatorAdversarial loss (d.call images)).mean()
         let total = finite "generator loss" gLoss
         gLoss.backward()
         state.GeneratorOptimizer.step() |> ignore
@@ -192,7 +207,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (shown + int64 (k * count)) count ]
         let dTotal, dLoss = List.last dResults
         let gTotal = generatorStep position count
-        Ema.update config.EmaBeta ema generator
+        Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) shown) ema generator
         shown <- shown + int64 (config.DRepeats * count)
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.

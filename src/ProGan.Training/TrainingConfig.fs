@@ -75,6 +75,12 @@ type TrainingConfig =
       DriftWeight: float
       /// β of the generator's exponential moving average (`G_smoothing`).
       EmaBeta: float
+      /// EMA warm-up (StyleGAN2's `ema_rampup`): the average's half-life is at most this fraction of the images shown,
+      /// so that a short run's average does not lag far behind G; 0 for none (the paper).
+      EmaRampup: float
+      /// Differentiable augmentation of reals and fakes before D (DiffAugment, Zhao et al. 2020): any of
+      /// "color,translation,cutout"; empty for none (the paper).
+      Augment: string
       /// Reset Adam's moments whenever a new level of detail begins (`reset_opt_for_new_lod`).
       ResetOptimizerEachLevel: bool
       /// Randomly mirror real images left–right.
@@ -166,6 +172,8 @@ module TrainingConfig =
           GradientPenaltyTarget = 1.0
           DriftWeight = 0.001
           EmaBeta = 0.999
+          EmaRampup = 0.0
+          Augment = ""
           ResetOptimizerEachLevel = true
           Mirror = false
           Seed = 1
@@ -241,6 +249,8 @@ module TrainingConfig =
         if not (c.GradientPenaltyTarget > 0.0) then fail "GradientPenaltyTarget" c.GradientPenaltyTarget "> 0"
         if not (c.DriftWeight >= 0.0) then fail "DriftWeight" c.DriftWeight "≥ 0"
         if not (c.EmaBeta >= 0.0 && c.EmaBeta < 1.0) then fail "EmaBeta" c.EmaBeta "in [0, 1)"
+        if not (c.EmaRampup >= 0.0 && Double.IsFinite c.EmaRampup) then fail "EmaRampup" c.EmaRampup "≥ 0 (0: no warm-up)"
+        if isNull c.Augment then fail "Augment" "null" "a policy, or empty for none"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
         if isNull c.TickImagesAt then fail "TickImagesAt" "null" "a list (empty for none)"
         for t in c.TickImagesAt do

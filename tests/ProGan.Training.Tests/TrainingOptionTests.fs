@@ -135,3 +135,42 @@ let ``grayscale and RGBA folders train end to end, and their samples are written
         let single = Directory.GetFiles(out, "sample-seed7-*.png") |> Array.head
         use png = File.OpenRead single
         Assert.Equal(channels, int (StbImageSharp.ImageInfo.FromStream png).Value.ColorComponents) // Grey = 1, RGBA = 4
+
+[<Fact>]
+let ``DiffAugment shifts by whole pixels with zeros coming in, cuts out half-side squares, and lets gradients through`` () =
+    use g = new torch.Generator(5UL)
+    let x = torch.rand([| 6L; 3L; 8L; 8L |], generator = g) + 1.0f // no zeros of its own
+    let shifted = DiffAugment.translation x g
+    let value (t: torch.Tensor) (n: int) (c: int) (y: int) (xx: int) = t[int64 n, int64 c, int64 y, int64 xx].item<float32>()
+    for n in 0..5 do
+        // Some shift (dy, dx) within ⅛ of the side explains every pixel: out[y, x] = in[y + dy, x + dx], else 0.
+        let explains (dy, dx) =
+            [ for c in 0..2 do for y in 0..7 do for xx in 0..7 -> c, y, xx ]
+            |> List.forall (fun (c, y, xx) ->
+                let sy, sx = y + dy, xx + dx
+                let expected = if sy < 0 || sy > 7 || sx < 0 || sx > 7 then 0.0f else value x n c sy sx
+                value shifted n c y xx = expected)
+        Assert.True([ for dy in -1..1 do for dx in -1..1 -> dy, dx ] |> List.exists explains, sprintf "image %d is not a shift" n)
+    Assert.False(shifted.equal(x).all().item<bool>(), "no image was shifted")
+    let cut = DiffAugment.cutout x g
+    for n in 0..5 do
+        Assert.Equal(3 * 16, cut[int64 n].eq(scalar 0.0).sum().item<int64>() |> int) // a 4×4 square in every channel
+    let input = x.clone().requires_grad_(true)
+    (DiffAugment.apply DiffAugment.names input g).sum().backward()
+    Assert.True(input.grad.abs().sum().item<float32>() > 0.0f && torch.isfinite(input.grad).all().item<bool>())
+    Assert.Equal(Error "rotate", DiffAugment.tryParse "color,rotate")
+
+[<Fact>]
+let ``the EMA warm-up caps its half-life at a fraction of the images shown`` () =
+    Assert.Equal(0.999, Ema.betaAt 0.999 0.0 16 1000L)
+    // Half-life min(16·ln ½ / ln 0.999 ≈ 11,084, 1000·0.05 = 50) = 50 images: β = ½^(16/50).
+    Assert.Equal(0.5 ** (16.0 / 50.0), Ema.betaAt 0.999 0.05 16 1000L, 12)
+    Assert.Equal(0.999, Ema.betaAt 0.999 0.05 16 10_000_000L, 12)
+    Assert.Equal(0.0, Ema.betaAt 0.999 0.05 16 0L)
+
+[<Fact>]
+let ``augmentation and the EMA warm-up train a tiny run end to end`` () =
+    use run = new TempFolder()
+    let position, _ = train { tiny with Augment = "color,translation,cutout"; EmaRampup = 0.05 } run.Path false None
+    Assert.True(Schedule.isDone tiny position.ImagesShown)
+    Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss))
