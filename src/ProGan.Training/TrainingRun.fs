@@ -175,7 +175,7 @@ module TrainingRun =
                         e.Message (Path.GetFileName good) trainer.ImagesShown session.Folder.Path))
 
     /// Appends the row of the steps since the last one.
-    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float) =
+    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float, msSsim: float) =
         let now = session.Clock.Elapsed.TotalSeconds
         let mean f = progress.Pending |> List.averageBy f
         let row =
@@ -184,7 +184,8 @@ module TrainingRun =
               GradientPenalty = mean (fun r -> r.GradientPenalty)
               ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
               WallSeconds = session.WallOffset + now
-              Swd = swd }
+              Swd = swd
+              MsSsim = msSsim }
         RunLog.append session.Folder [ row ]
         session.Options.Report(Logged(row, session.Trainer.Position, session.Total))
         { progress with Rows = row :: progress.Rows; Pending = []; IntervalImages = 0; IntervalStart = now }
@@ -193,11 +194,12 @@ module TrainingRun =
     let private upkeep (session: Session) (progress: Progress) (before: SchedulePosition) (result: StepResult) =
         let todo = Cadence.after session.Config session.StopAt before session.Trainer.Position
         let progress = { progress with Pending = result :: progress.Pending; IntervalImages = progress.IntervalImages + result.Images }
-        let swd =
+        let metrics =
             if todo.Metrics then
-                (Evaluation.swd session.Trainer.State.Ema before session.Data session.Config.MetricImages session.Trainer.Streams session.Trainer.Device).Average
-            else nan
-        let progress = if todo.LogRow then logRow session progress before swd else progress
+                Evaluation.phaseEnd (TrainingConfig.metricNames session.Config) session.Trainer.State.Ema before session.Data
+                    session.Config.MetricImages session.Trainer.Streams session.Trainer.Device
+            else nan, nan
+        let progress = if todo.LogRow then logRow session progress before metrics else progress
         if todo.PhaseGrid then writeSamples session before (session.Folder.PhaseGrid before)
         if todo.Tick then
             tick session progress

@@ -72,6 +72,7 @@ let ``train: every bad option value is one line and exit code 2, and nothing is 
           [ "--lr"; "Infinity" ], "--lr must be a finite number"
           [ "--gp-weight"; "Infinity" ], "--gp-weight must be a finite number"
           [ "--lr"; "fast" ], "--lr expects a number"
+          [ "--metrics"; "fid" ], "Metrics = fid is invalid"
           [ "--threads"; "100000" ], "--threads must be at most"
           [ "--resume"; "/no/such/run" ], "does not exist"
           [ "--resume"; user.Path ], "is not a run folder"
