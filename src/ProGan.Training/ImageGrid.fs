@@ -34,10 +34,12 @@ module ImageGrid =
         let data = rgb.contiguous().data<byte>().ToArray()
         AtomicFile.Write(path, fun stream -> ImageWriter().WritePng(data, w, h, ColorComponents.RedGreenBlue, stream))
 
+    /// N images in [−1, 1] as one grid, about square: bytes [H, W, 3].
+    let square (images: torch.Tensor) = compose images (int (ceil (sqrt (float images.shape[0])))) 64
+
     /// Writes N images in [−1, 1] as one grid PNG, about square.
     let save (path: string) (images: torch.Tensor) =
-        let columns = int (ceil (sqrt (float images.shape[0])))
-        use grid = compose images columns 64
+        use grid = square images
         writePng path grid
 
     /// Writes one image [3, r, r] in [−1, 1] as a PNG at its own size.

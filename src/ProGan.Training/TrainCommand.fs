@@ -96,7 +96,8 @@ module TrainCommand =
           setting "--metrics" "NAMES" "metrics at every phase end, logged to log.csv: swd, ms-ssim or swd,ms-ssim" (fun _ v c -> { c with Metrics = v })
           setting "--metric-images" "N" "images per set for the metrics (default 256)" (parsed int' (fun x c -> { c with MetricImages = x }))
           setting "--nan-retries" "N" "after a NaN/Inf, roll back and retry at half the learning rate N times"
-            (parsed int' (fun x c -> { c with NonFiniteRetries = x })) ]
+            (parsed int' (fun x c -> { c with NonFiniteRetries = x }))
+          setting "--no-tensorboard" "" "write no TensorBoard event files (tensorboard/ in the run folder)" (fun _ _ c -> { c with TensorBoard = false }) ]
 
     let command =
         { Usage = [ "dotnet fsi train.fsx -- [--data FOLDER] [--out FOLDER] [--resolution N] [--preset cpu|paper] [options]"
@@ -174,7 +175,8 @@ module TrainCommand =
             printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
             try
                 (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
-                printfn "Samples, log.csv, loss.png and checkpoints are in %s" (Path.GetFullPath plan.Folder)
+                printfn "Samples, log.csv, loss.png%s and checkpoints are in %s"
+                    (if plan.Config.TensorBoard then ", tensorboard/" else "") (Path.GetFullPath plan.Folder)
                 stop.ExitCode
             with
             | CheckpointWriteException(_, _) as e ->

@@ -9,12 +9,14 @@ open ProGan.Keras.Models
 exception NonFiniteException of images: int64 * what: string
     with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
 
-/// The numbers of one training step (one D step and one G step), as plain floats.
+/// The numbers of one training step (one D step and one G step), as plain floats. D's loss is
+/// `Wasserstein + λ·GradientPenalty + ε_drift·Drift` (the terms before their weights, as `DiscriminatorLoss`).
 type StepResult =
     { DLoss: float
       GLoss: float
       GradientPenalty: float
       Wasserstein: float
+      Drift: float
       Images: int }
 
 /// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
@@ -153,6 +155,7 @@ type Trainer(config: TrainingConfig, data: ImagePyramid, device: torch.Device) =
           GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
           Wasserstein = dLoss.Wasserstein.item<float32>() |> float
+          Drift = dLoss.Drift.item<float32>() |> float
           Images = count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].

@@ -61,7 +61,9 @@ type TrainingConfig =
       /// "ms-ssim".
       Metrics: string
       /// Images per set for those metrics.
-      MetricImages: int }
+      MetricImages: int
+      /// Write TensorBoard event files (`tensorboard/` in the run folder) beside log.csv.
+      TensorBoard: bool }
 
 /// The weights of WGAN-GP's terms (Gulrajani et al. 2017; Karras et al. 2018, Appendix A.1).
 type LossWeights =
@@ -120,7 +122,8 @@ module TrainingConfig =
           DataFolder = ""
           NonFiniteRetries = 0
           Metrics = ""
-          MetricImages = 256 }
+          MetricImages = 256
+          TensorBoard = true }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (64 feature maps, latent 64), short phases (6k images instead of 600k), a learning rate of 0.003 (with only
@@ -182,6 +185,8 @@ module TrainingConfig =
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
         if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m [ "swd"; "ms-ssim" ])) then
             fail "Metrics" c.Metrics "empty, or \"swd\", \"ms-ssim\" or both separated by a comma"
+        if c.TensorBoard && totalImages c > int64 Int32.MaxValue then
+            fail "TotalImages" (totalImages c) (sprintf "at most %d with TensorBoard on (its steps are images shown, and TorchSharp's writer takes an int), or turn it off (--no-tensorboard)" Int32.MaxValue)
         if c.MetricImages < 16 then fail "MetricImages" c.MetricImages "≥ 16"
         if isNull c.DataFolder then fail "DataFolder" "null" "a folder, or empty for the procedural shapes"
         c

@@ -40,6 +40,8 @@ type private Session =
       Clock: Stopwatch
       /// Wall time of the run before this process (from log.csv), so that a resumed run's clock continues.
       WallOffset: float
+      /// The TensorBoard event files, unless the configuration turns them off.
+      TensorBoard: TensorBoardLog option
       Lock: IDisposable }
     interface IDisposable with
         member this.Dispose() =
@@ -124,15 +126,25 @@ module TrainingRun =
                         match restoreNewestGood folder trainer options.Report with
                         | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
                         | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
-                        // Rows logged after that checkpoint (all of them, without one) are trained again: drop them.
+                        // Rows and events logged after that checkpoint (all of them, without one) are trained again:
+                        // drop them, so that no step appears twice.
+                        TensorBoardLog.truncate folder trainer.ImagesShown
                         RunLog.truncate folder trainer.ImagesShown
                     else []
+                let tensorBoard =
+                    if config.TensorBoard then
+                        let log = TensorBoardLog(folder, TrainingConfig.lossWeights config)
+                        if options.Resume then log.Text("resumed", sprintf "Resumed at %d images." trainer.ImagesShown, trainer.ImagesShown)
+                        else log.Text("config", "    " + File.ReadAllText(folder.Config).Replace("\n", "\n    "), 0L)
+                        Some log
+                    else None
                 let total = TrainingConfig.totalImages config
                 { Options = options; Config = config; Folder = folder; Data = data; Trainer = trainer
                   GridLatents = gridLatents config 36; Total = total
                   StopAt = options.StopAfterImages |> Option.defaultValue total |> min total
                   Clock = Stopwatch.StartNew()
                   WallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
+                  TensorBoard = tensorBoard
                   Lock = lock },
                 { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0 }
             with _ ->
@@ -142,14 +154,23 @@ module TrainingRun =
             lock.Dispose()
             reraise ()
 
-    let private writeSamples (session: Session) (position: SchedulePosition) (path: string) =
+    /// Writes the sample grid at `position` to `path`, and to TensorBoard under `tag`.
+    let private writeSamples (session: Session) (position: SchedulePosition) (path: string) (tag: string) =
         use images = session.Trainer.SampleAt(position, session.GridLatents)
-        ImageGrid.save path images
+        use grid = ImageGrid.square images
+        ImageGrid.writePng path grid
+        session.TensorBoard |> Option.iter (fun log -> log.Image(tag, grid, session.Trainer.ImagesShown))
+
+    /// Weight histograms of G and D (at phase ends).
+    let private histograms (session: Session) =
+        session.TensorBoard |> Option.iter (fun log ->
+            log.Histograms("G", session.Trainer.State.Generator, session.Trainer.ImagesShown)
+            log.Histograms("D", session.Trainer.State.Discriminator, session.Trainer.ImagesShown))
 
     /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
     let private tick (session: Session) (progress: Progress) =
         let trainer = session.Trainer
-        writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown)
+        writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown) "samples"
         LossChart.write session.Folder.LossChart (List.rev progress.Rows)
         let checkpoint = session.Folder.Checkpoint trainer.ImagesShown
         trainer.Save checkpoint
@@ -174,7 +195,7 @@ module TrainingRun =
                     sprintf "%s Rolled back to %s (%d images); nothing non-finite was saved. Lower the learning rate or allow retries (--nan-retries N), then continue with --resume %s."
                         e.Message (Path.GetFileName good) trainer.ImagesShown session.Folder.Path))
 
-    /// Appends the row of the steps since the last one.
+    /// Appends the row of the steps since the last one (to log.csv and TensorBoard).
     let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float, msSsim: float) =
         let now = session.Clock.Elapsed.TotalSeconds
         let mean f = progress.Pending |> List.averageBy f
@@ -187,6 +208,8 @@ module TrainingRun =
               Swd = swd
               MsSsim = msSsim }
         RunLog.append session.Folder [ row ]
+        session.TensorBoard |> Option.iter (fun log ->
+            log.Row(row, mean (fun r -> r.Wasserstein), mean (fun r -> r.Drift), session.Trainer.LearningRate, before.Lod))
         session.Options.Report(Logged(row, session.Trainer.Position, session.Total))
         { progress with Rows = row :: progress.Rows; Pending = []; IntervalImages = 0; IntervalStart = now }
 
@@ -200,7 +223,9 @@ module TrainingRun =
                     session.Config.MetricImages session.Trainer.Streams session.Trainer.Device
             else nan, nan
         let progress = if todo.LogRow then logRow session progress before metrics else progress
-        if todo.PhaseGrid then writeSamples session before (session.Folder.PhaseGrid before)
+        if todo.PhaseGrid then
+            writeSamples session before (session.Folder.PhaseGrid before) "phase_end"
+            histograms session
         if todo.Tick then
             tick session progress
             { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds } // the tick's own time is not throughput
@@ -223,7 +248,9 @@ module TrainingRun =
         let trainer = session.Trainer
         if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
             try tick session progress with NonFiniteException _ as e -> recover session progress e |> ignore
-        if trainer.IsDone then writeSamples session trainer.Position session.Folder.Final
+        if trainer.IsDone then
+            writeSamples session trainer.Position session.Folder.Final "final"
+            histograms session
         session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
         trainer.Position
 
@@ -245,7 +272,9 @@ module TrainingRun =
         if not (File.Exists folder.Reals) then
             use random = new torch.Generator(uint64 config.Seed)
             use reals = session.Data.Sample(session.Data.Levels.Length - 1, 36, random, false, torch.CPU)
-            ImageGrid.save folder.Reals reals
+            use grid = ImageGrid.square reals
+            ImageGrid.writePng folder.Reals grid
+            session.TensorBoard |> Option.iter (fun log -> log.Image("reals", grid, session.Trainer.ImagesShown))
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
         try finish session (loop session progress)

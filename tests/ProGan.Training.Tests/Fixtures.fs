@@ -86,3 +86,15 @@ let checkpoints (folder: string) = RunFolder(folder).Checkpoints()
 
 /// The path of the checkpoint after `shown` images in a run folder.
 let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint shown
+
+/// The configuration of `finishedRun`: `tiny` with both phase-end metrics.
+let measured = { tiny with Metrics = "swd,ms-ssim"; MetricImages = 16 }
+
+/// A tiny finished run with every artefact a run leaves (metrics at phase ends, TensorBoard logs),
+/// trained once and shared by the tests that only read it; removed when the test process exits.
+let finishedRun =
+    lazy
+        (let folder = new TempFolder()
+         AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> (folder :> IDisposable).Dispose())
+         train measured folder.Path false None |> ignore
+         folder.Path)
