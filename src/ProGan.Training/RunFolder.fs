@@ -62,6 +62,14 @@ type RunFolder(path: string) =
     member _.Generated = file "generated"
     /// `tensorboard/`: TensorBoard event files (TorchSharp's `SummaryWriter`; `tensorboard --logdir` reads them).
     member _.TensorBoard = file "tensorboard"
+    /// `report.html`: the run report, one self-contained page, rewritten every tick.
+    member _.Report = file "report.html"
+    /// `interpolation.png`: the final generator's latent interpolation strip.
+    member _.Interpolation = file "interpolation.png"
+    /// `metrics.csv`: SWD and MS-SSIM of every kept checkpoint (`evaluate.fsx -- --all-checkpoints`).
+    member _.Metrics = file "metrics.csv"
+    /// `metrics.png`: those metrics as curves.
+    member _.MetricsChart = file "metrics.png"
 
     /// The tick grids as (images shown, path), oldest first.
     member _.TickGrids() =
@@ -99,7 +107,7 @@ module RunFolder =
 
     /// Names of the files a run writes (so its sweep of stray temporary files touches nothing else).
     let private ownName =
-        Regex(@"^(run\.json|config\.json|log\.csv|loss\.png|reals\.png|final\.png|swd\.json|run\.lock\.holder|fakes-\d{9}\.png|phase-\d{3}-\d+x\d+-(stabilise|fade-in)\.png|checkpoint-\d{12}\.ckpt)$")
+        Regex(@"^(run\.json|config\.json|log\.csv|loss\.png|reals\.png|final\.png|swd\.json|run\.lock\.holder|fakes-\d{9}\.png|phase-\d{3}-\d+x\d+-(stabilise|fade-in)\.png|checkpoint-\d{12}\.ckpt|report\.html|interpolation\.png|metrics\.csv|metrics\.png)$")
 
     /// Names of TensorBoard event files (TorchSharp's `SummaryWriter`: `events.out.tfevents.<ticks>.<host>.<pid>.<n>`),
     /// in `tensorboard/` and its folders.

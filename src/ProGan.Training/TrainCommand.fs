@@ -175,7 +175,7 @@ module TrainCommand =
             printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
             try
                 (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
-                printfn "Samples, log.csv, loss.png%s and checkpoints are in %s"
+                printfn "Samples, log.csv, loss.png, report.html%s and checkpoints are in %s"
                     (if plan.Config.TensorBoard then ", tensorboard/" else "") (Path.GetFullPath plan.Folder)
                 stop.ExitCode
             with

@@ -71,6 +71,10 @@ module TrainingRun =
     let gridLatents (config: TrainingConfig) (count: int) =
         Sampling.latents config.Architecture.LatentSize (RandomStreams.ofSeed config.Seed).SampleGrid count
 
+    /// The seeds and frames of the final interpolation strip (the strip `generate.fsx -- --interpolate 1,2 --steps 10`
+    /// draws from the last checkpoint).
+    let interpolationSeeds, interpolationSteps = (1, 2), 10
+
     /// Restores the newest checkpoint that loads. A damaged one is reported and set aside as `*.bad` (so it is neither
     /// tried nor counted again), and the one before it is tried; the last one left is never set aside. A checkpoint of
     /// another architecture stops at once: the run, not the file, is wrong.
@@ -167,7 +171,7 @@ module TrainingRun =
             log.Histograms("G", session.Trainer.State.Generator, session.Trainer.ImagesShown)
             log.Histograms("D", session.Trainer.State.Discriminator, session.Trainer.ImagesShown))
 
-    /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
+    /// A tick: the sample grid, the loss chart, a checkpoint (older ones pruned), and the report page.
     let private tick (session: Session) (progress: Progress) =
         let trainer = session.Trainer
         writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown) "samples"
@@ -175,6 +179,7 @@ module TrainingRun =
         let checkpoint = session.Folder.Checkpoint trainer.ImagesShown
         trainer.Save checkpoint
         Checkpoint.prune session.Folder session.Config.KeepCheckpoints
+        RunReport.write session.Folder session.Config
         session.Options.Report(Ticked(trainer.ImagesShown, checkpoint))
 
     /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate (when
@@ -243,7 +248,16 @@ module TrainingRun =
                 with NonFiniteException _ as e -> recover session progress e
             loop session next
 
-    /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands.
+    /// The final generator's interpolation strip between two fixed seeds' latents.
+    let private writeInterpolation (session: Session) =
+        let a, b = interpolationSeeds
+        use z = Generation.interpolationLatents session.Config.Architecture.LatentSize a b interpolationSteps
+        use images = session.Trainer.SampleAt(session.Trainer.Position, z)
+        use strip = ImageGrid.compose images interpolationSteps 64
+        ImageGrid.writePng session.Folder.Interpolation strip
+
+    /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands,
+    /// and the report page.
     let private finish (session: Session) (progress: Progress) =
         let trainer = session.Trainer
         if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
@@ -251,6 +265,8 @@ module TrainingRun =
         if trainer.IsDone then
             writeSamples session trainer.Position session.Folder.Final "final"
             histograms session
+            writeInterpolation session
+        RunReport.write session.Folder session.Config
         session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
         trainer.Position
 

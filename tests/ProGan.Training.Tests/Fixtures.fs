@@ -90,7 +90,7 @@ let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint 
 /// The configuration of `finishedRun`: `tiny` with both phase-end metrics.
 let measured = { tiny with Metrics = "swd,ms-ssim"; MetricImages = 16 }
 
-/// A tiny finished run with every artefact a run leaves (metrics at phase ends, TensorBoard logs),
+/// A tiny finished run with every artefact a run leaves (metrics at phase ends, the report page, TensorBoard logs),
 /// trained once and shared by the tests that only read it; removed when the test process exits.
 let finishedRun =
     lazy
