@@ -90,11 +90,14 @@ let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint 
 /// The configuration of `finishedRun`: `tiny` with both phase-end metrics.
 let measured = { tiny with Metrics = "swd,ms-ssim"; MetricImages = 16 }
 
-/// A tiny finished run with every artefact a run leaves (metrics at phase ends, the report page, TensorBoard logs),
-/// trained once and shared by the tests that only read it; removed when the test process exits.
+/// A tiny finished run with every artefact a run and `evaluate.fsx -- --all-checkpoints` leave (metrics at phase
+/// ends, metrics.csv, the report page, TensorBoard logs), trained once and shared by the tests that only read it;
+/// removed when the test process exits.
 let finishedRun =
     lazy
         (let folder = new TempFolder()
          AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> (folder :> IDisposable).Dispose())
          train measured folder.Path false None |> ignore
+         let code = EvaluateCommand.run [| "--run"; folder.Path; "--all-checkpoints"; "--images"; "16" |]
+         if code <> 0 then failwithf "evaluate.fsx --all-checkpoints exited with %d" code
          folder.Path)

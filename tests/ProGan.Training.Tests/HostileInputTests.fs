@@ -114,6 +114,7 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--data"; "/etc/passwd" ], "is a file, not a folder"
           [ "--run"; run.Path; "--data"; "/no/such/folder" ], "does not exist"
           [ "--run"; "/no/such/run" ], "does not exist"
+          [ "--run"; run.Path; "--all-checkpoints"; "--checkpoint"; "x.ckpt" ], "leave --checkpoint out"
           [ "--imgs"; "10" ], "did you mean --images?" ] do
         refused Cli.evaluate args expected
     user.AssertUntouched()
