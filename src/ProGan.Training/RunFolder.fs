@@ -25,6 +25,18 @@ type RunManifest =
 exception RunFolderException of string
     with override this.Message = this.Data0
 
+/// What `generate.fsx -- --video` writes into its output folder.
+type VideoFiles(folder: string) =
+    let file (name: string) = Path.Combine(folder, name)
+    /// The latent walk through the seeds, as an animated GIF and (where ffmpeg is installed) an MP4.
+    member _.LoopGif = file "interpolation-loop.gif"
+    member _.LoopMp4 = file "interpolation-loop.mp4"
+    /// The time-lapse of the run's tick grids.
+    member _.TrainingGif = file "training.gif"
+    member _.TrainingMp4 = file "training.mp4"
+    /// One latent at every resolution the run has.
+    member _.LevelsOfDetail(seed: int) = file (sprintf "levels-of-detail-seed%d.png" seed)
+
 /// The files of one training run. Every name a run writes is made here, and nowhere else.
 type RunFolder(path: string) =
     let file (name: string) = Path.Combine(path, name)

@@ -107,6 +107,11 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
           [ "--run"; run.Path; "--checkpoint"; "nope.ckpt" ], "does not exist"
           [ "--run"; run.Path; "--interpolate"; "1" ], "--interpolate expects two seeds"
+          [ "--run"; run.Path; "--video"; "--seeds"; "1" ], "--seeds needs at least two seeds"
+          [ "--run"; run.Path; "--video"; "--seeds"; "1,x" ], "--seeds expects a whole number"
+          [ "--run"; run.Path; "--video"; "--frames"; "0" ], "--frames must be at least 1"
+          [ "--run"; run.Path; "--video"; "--frames"; "2000" ], "a video holds at most 3000"
+          [ "--run"; run.Path; "--video"; "--fps"; "0" ], "--fps must be at least 1"
           [ "--run"; run.Path; "--frob" ], "Unknown option --frob" ] do
         refused Cli.generate args expected
     for args, expected in
