@@ -23,7 +23,7 @@ public static class ImageGrid
         using var scope = NewDisposeScope();
         images = ToRgb(images);
         int n = (int)images.shape[0], r = (int)images.shape[2];
-        int scale = Math.Max(1, (minCell + r - 1) / r);
+        int scale = ScaleFor(r, minCell);
         int cell = r * scale;
         columns = Math.Max(1, Math.Min(columns, n));
         int rows = (n + columns - 1) / columns;
@@ -64,6 +64,24 @@ public static class ImageGrid
             return lerp(checker.expand(rgba.shape[0], 3, h, w), rgba.narrow(1, 0, 3), alpha);
         }
     }
+
+    /// <summary>The factor that enlarges images of <paramref name="resolution"/> to at least <paramref name="minSize"/> pixels.</summary>
+    public static int ScaleFor(int resolution, int minSize) => Math.Max(1, (minSize + resolution - 1) / resolution);
+
+    /// <summary>
+    /// Images in [−1, 1] as RGB bytes (<see cref="ToRgb"/>) enlarged <paramref name="scale"/> times by nearest neighbour:
+    /// <c>[N, 3, H·scale, W·scale]</c> on the CPU (video frames).
+    /// </summary>
+    public static Tensor Pixels(Tensor images, int scale)
+    {
+        using var scope = NewDisposeScope();
+        var bytes = ToBytes(ToRgb(images));
+        if (scale > 1) bytes = bytes.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
+        return bytes.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>N images in [−1, 1] as one grid, about square: bytes <c>[H, W, 3]</c>.</summary>
+    public static Tensor Square(Tensor images) => Compose(images, SquareColumns((int)images.shape[0]));
 
     /// <summary>Images in [−1, 1] as bytes 0…255 (clamped, rounded), on the CPU: <c>[N, C, H, W]</c>.</summary>
     public static Tensor ToBytes(Tensor images)

@@ -13,7 +13,15 @@ type GenerateArguments =
       Interpolate: (int * int) option
       Steps: int
       Out: string option
-      Device: string option }
+      Device: string option
+      /// Also the videos (`Videos.writeAll`).
+      Video: bool
+      /// The seeds the latent walk goes through.
+      Seeds: int list
+      /// Frames from one seed to the next.
+      Frames: int
+      /// Frames a second of the videos.
+      Fps: int }
 
 /// `dotnet fsi generate.fsx -- --run RUN`: samples and latent interpolation from a trained run's EMA generator.
 module GenerateCommand =
@@ -22,7 +30,8 @@ module GenerateCommand =
     let private flag = CommandLine.flag
 
     let command : Command<GenerateArguments> =
-        { Usage = [ "dotnet fsi generate.fsx -- --run FOLDER [--count 64] [--seed 7] [--checkpoint FILE] [--interpolate SEED_A,SEED_B] [--steps 10] [--out FOLDER]" ]
+        { Usage = [ "dotnet fsi generate.fsx -- --run FOLDER [--count 64] [--seed 7] [--checkpoint FILE] [--interpolate SEED_A,SEED_B] [--steps 10] [--out FOLDER]"
+                    "dotnet fsi generate.fsx -- --run FOLDER --video [--seeds 1,2,3,4] [--frames 24] [--fps 24]" ]
           Summary = "samples and latent interpolation from a trained run's EMA generator."
           Flags =
             [ flag "--run" "FOLDER" "the run folder (required)" false (fun v a -> { a with Run = Some(CommandLine.path "--run" "a run folder" v) })
@@ -38,8 +47,20 @@ module GenerateCommand =
                     | _ -> bad "--interpolate expects two seeds, SEED_A,SEED_B; got '%s'." v)
               flag "--steps" "N" "frames of the interpolation (default 10)" false (fun v a -> { a with Steps = CommandLine.intIn 2 1_000_000 "--steps" v })
               flag "--out" "FOLDER" "where to write (default: RUN/generated)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
-              flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v }) ]
-          Defaults = { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Steps = 10; Out = None; Device = None }
+              flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v })
+              flag "--video" "" "also a latent walk through --seeds, the run's training time-lapse (GIF; MP4 with ffmpeg) and one latent at every resolution" false
+                (fun _ a -> { a with Video = true })
+              flag "--seeds" "A,B,…" "seeds the latent walk goes through, at least two (default 1,2,3,4)" false
+                (fun v a ->
+                    let seeds = v.Split(',') |> Array.map (CommandLine.int' "--seeds") |> List.ofArray
+                    if seeds.Length < 2 then bad "--seeds needs at least two seeds, A,B[,…]; got '%s'." v
+                    { a with Seeds = seeds })
+              flag "--frames" "N" "frames of the walk from one seed to the next (default 24)" false
+                (fun v a -> { a with Frames = CommandLine.intIn 1 10_000 "--frames" v })
+              flag "--fps" "N" "frames a second of the videos (default 24)" false (fun v a -> { a with Fps = CommandLine.intIn 1 100 "--fps" v }) ]
+          Defaults =
+            { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Steps = 10; Out = None; Device = None
+              Video = false; Seeds = [ 1; 2; 3; 4 ]; Frames = 24; Fps = 24 }
           ResumeFlag = None }
 
     /// A folder to write into: created when missing; a file in its place is refused with one line.
@@ -66,4 +87,11 @@ module GenerateCommand =
                 let strip, frames = Generation.writeInterpolation loaded out a b args.Steps
                 printfn "wrote %s and %d frames" strip frames
             | None -> ()
+            if args.Video && args.Frames * args.Seeds.Length > Videos.maxLoopFrames then
+                bad "--frames %d with %d seeds makes %d frames; a video holds at most %d (its frames are kept in memory to encode)."
+                    args.Frames args.Seeds.Length (args.Frames * args.Seeds.Length) Videos.maxLoopFrames
+            if args.Video then
+                let written = Videos.writeAll loaded (RunFolder(Path.GetFullPath runFolder)) out args.Seeds args.Frames args.Fps
+                for file in written.Files do printfn "wrote %s" file
+                written.Skipped |> Option.iter (printfn "no MP4: %s")
             0)

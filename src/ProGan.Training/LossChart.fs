@@ -5,6 +5,12 @@ open ProGan.Keras.IO
 /// The loss curves of a run as a picture (ScottPlot), with a dashed line where the resolution changes.
 module LossChart =
 
+    /// Writes a plot as a `width`×`height` PNG, atomically.
+    let savePng (path: string) (plt: ScottPlot.Plot) (width: int) (height: int) =
+        use image = plt.GetImage(width, height)
+        let png = image.GetImageBytes(ScottPlot.ImageFormat.Png, 100)
+        AtomicFile.Write(path, fun stream -> stream.Write(png, 0, png.Length))
+
     /// Draws `rows` to `path` (a PNG, written atomically); nothing when there are no rows yet.
     let write (path: string) (rows: LogRow list) =
         if not rows.IsEmpty then
@@ -26,6 +32,4 @@ module LossChart =
             plt.XLabel "real images shown"
             plt.YLabel "loss"
             plt.ShowLegend() |> ignore
-            use image = plt.GetImage(900, 500)
-            let png = image.GetImageBytes(ScottPlot.ImageFormat.Png, 100)
-            AtomicFile.Write(path, fun stream -> stream.Write(png, 0, png.Length))
+            savePng path plt 900 500

@@ -19,12 +19,24 @@ type RunManifest =
       CreatedUtc: DateTime
       /// Images in the prepared training data (0 until the data is first prepared).
       DataImages: int
-      /// SHA-256 of the prepared training images (`ImagePyramid.ContentHash`); resuming on other images is refused.
+      /// SHA-256 of the prepared training images (`TrainingImages.ContentHash`); resuming on other images is refused.
       DataSha256: string }
 
 /// A folder given as a run folder cannot be one: the message is one line that names it and says what to do.
 exception RunFolderException of string
     with override this.Message = this.Data0
+
+/// What `generate.fsx -- --video` writes into its output folder.
+type VideoFiles(folder: string) =
+    let file (name: string) = Path.Combine(folder, name)
+    /// The latent walk through the seeds, as an animated GIF and (where ffmpeg is installed) an MP4.
+    member _.LoopGif = file "interpolation-loop.gif"
+    member _.LoopMp4 = file "interpolation-loop.mp4"
+    /// The time-lapse of the run's tick grids.
+    member _.TrainingGif = file "training.gif"
+    member _.TrainingMp4 = file "training.mp4"
+    /// One latent at every resolution the run has.
+    member _.LevelsOfDetail(seed: int) = file (sprintf "levels-of-detail-seed%d.png" seed)
 
 /// The files of one training run. Every name a run writes is made here, and nowhere else.
 type RunFolder(path: string) =
@@ -63,6 +75,36 @@ type RunFolder(path: string) =
     member _.Generated = file "generated"
     /// `export.fsx`'s default output: the EMA generator at `resolution`² as an ONNX model.
     member _.Onnx(resolution: int) = file (sprintf "generator-%dx%d.onnx" resolution resolution)
+    /// `tensorboard/`: TensorBoard event files (TorchSharp's `SummaryWriter`; `tensorboard --logdir` reads them).
+    member _.TensorBoard = file "tensorboard"
+    /// `report.html`: the run report, one self-contained page, rewritten every tick.
+    member _.Report = file "report.html"
+    /// `interpolation.png`: the final generator's latent interpolation strip.
+    member _.Interpolation = file "interpolation.png"
+    /// `metrics.csv`: SWD and MS-SSIM of every kept checkpoint (`evaluate.fsx -- --all-checkpoints`).
+    member _.Metrics = file "metrics.csv"
+    /// `metrics.png`: those metrics as curves.
+    member _.MetricsChart = file "metrics.png"
+
+    /// The tick grids as (images shown, path), oldest first.
+    member _.TickGrids() =
+        if Directory.Exists path then
+            Directory.GetFiles(path, "fakes-*.png")
+            |> Array.choose (fun f ->
+                let m = Regex.Match(Path.GetFileName f, @"^fakes-(\d{9})\.png$")
+                if m.Success && FileKind.isRegular f then Some(int64 m.Groups[1].Value, f) else None)
+            |> Array.sortBy fst |> List.ofArray
+        else []
+
+    /// The phase-end grids as (phase index, resolution, phase name, path), oldest first.
+    member _.PhaseGrids() =
+        if Directory.Exists path then
+            Directory.GetFiles(path, "phase-*.png")
+            |> Array.choose (fun f ->
+                let m = Regex.Match(Path.GetFileName f, @"^phase-(\d{3})-(\d+)x\d+-(stabilise|fade-in)\.png$")
+                if m.Success && FileKind.isRegular f then Some(int m.Groups[1].Value, int m.Groups[2].Value, m.Groups[3].Value, f) else None)
+            |> Array.sortBy (fun (index, _, _, _) -> index) |> List.ofArray
+        else []
 
     /// The checkpoints, newest first (regular files only: a FIFO under a checkpoint's name would block a reader).
     member _.Checkpoints() = RunFiles.Checkpoints path |> List.ofSeq
@@ -77,7 +119,23 @@ module RunFolder =
 
     /// Names of the files a run writes (so its sweep of stray temporary files touches nothing else).
     let private ownName =
-        Regex(@"^(run\.json|config\.json|log\.csv|loss\.png|reals\.png|final\.png|swd\.json|run\.lock\.holder|fakes-\d{9}\.png|phase-\d{3}-\d+x\d+-(stabilise|fade-in)\.png|checkpoint-\d{12}\.ckpt)$")
+        Regex(@"^(run\.json|config\.json|log\.csv|loss\.png|reals\.png|final\.png|swd\.json|run\.lock\.holder|fakes-\d{9}\.png|phase-\d{3}-\d+x\d+-(stabilise|fade-in)\.png|checkpoint-\d{12}\.ckpt|report\.html|interpolation\.png|metrics\.csv|metrics\.png)$")
+
+    /// Names of TensorBoard event files (TorchSharp's `SummaryWriter`: `events.out.tfevents.<ticks>.<host>.<pid>.<n>`),
+    /// in `tensorboard/` and its folders.
+    let private eventName = Regex(@"^events\.out\.tfevents\.\d+\.[^/]+$")
+
+    /// Whether `name` is a TensorBoard event file's name.
+    let isEventFileName (name: string) = eventName.IsMatch name
+
+    /// The event files of a run, oldest first in each folder (the writer's names start with its clock's ticks).
+    let eventFiles (folder: RunFolder) =
+        if Directory.Exists folder.TensorBoard then
+            Directory.GetFiles(folder.TensorBoard, "events.out.tfevents.*", SearchOption.AllDirectories)
+            |> Array.filter (fun f -> isEventFileName (Path.GetFileName f) && FileKind.isRegular f)
+            |> Array.sortBy (fun f -> Path.GetDirectoryName f, Path.GetFileName f)
+            |> List.ofArray
+        else []
 
     /// Whether `name` is a file name a run writes.
     let isOwnName (name: string) = ownName.IsMatch name
@@ -140,12 +198,18 @@ module RunFolder =
             readManifest folder |> ignore
             folder
 
-    /// Removes the temporary files a process killed mid-write left behind: only `*.tmp` of names a run writes.
+    /// Removes the temporary files a process killed mid-write left behind: only `*.tmp` of names a run writes (and of
+    /// event files, which a resume rewrites).
     let sweep (folder: RunFolder) =
-        for stale in Directory.GetFiles(folder.Path, "*" + AtomicFile.TemporarySuffix) do
-            let name = Path.GetFileName stale
-            if isOwnName (name.Substring(0, name.Length - AtomicFile.TemporarySuffix.Length)) && FileKind.isRegular stale then
-                try File.Delete stale with :? IOException | :? UnauthorizedAccessException -> ()
+        let stray (directory: string) (own: string -> bool) =
+            for stale in Directory.GetFiles(directory, "*" + AtomicFile.TemporarySuffix) do
+                let name = Path.GetFileName stale
+                if own (name.Substring(0, name.Length - AtomicFile.TemporarySuffix.Length)) && FileKind.isRegular stale then
+                    try File.Delete stale with :? IOException | :? UnauthorizedAccessException -> ()
+        stray folder.Path isOwnName
+        if FileKind.at folder.TensorBoard = Folder then
+            for directory in Array.append [| folder.TensorBoard |] (Directory.GetDirectories(folder.TensorBoard, "*", SearchOption.AllDirectories)) do
+                stray directory isEventFileName
 
     /// Undoes a start that failed before training began: removes the files a run writes, then the folder if it was
     /// created for the run and is now empty.
@@ -154,6 +218,14 @@ module RunFolder =
             let name = Path.GetFileName file
             if isOwnName name || name = Path.GetFileName folder.Lock then
                 try File.Delete file with :? IOException | :? UnauthorizedAccessException -> ()
+        for events in eventFiles folder do
+            try File.Delete events with :? IOException | :? UnauthorizedAccessException -> ()
+        if FileKind.at folder.TensorBoard = Folder then
+            // Deepest first, the folder itself last.
+            let folders = Array.append (Directory.GetDirectories(folder.TensorBoard, "*", SearchOption.AllDirectories) |> Array.sortDescending) [| folder.TensorBoard |]
+            for directory in folders do
+                if not (Directory.EnumerateFileSystemEntries(directory).GetEnumerator().MoveNext()) then
+                    try Directory.Delete directory with :? IOException | :? UnauthorizedAccessException -> ()
         if created && not (Directory.EnumerateFileSystemEntries(folder.Path).GetEnumerator().MoveNext()) then
             try Directory.Delete folder.Path with :? IOException | :? UnauthorizedAccessException -> ()
 

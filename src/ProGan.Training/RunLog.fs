@@ -17,31 +17,35 @@ type LogRow =
       ImagesPerSecond: float
       WallSeconds: float
       /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.
-      Swd: float }
+      Swd: float
+      /// Mean MS-SSIM of pairs of generated images when measured at this row (a phase end), else NaN.
+      MsSsim: float }
 
 /// log.csv of a run folder: appended as training goes, cut back to the checkpoint a run resumes from.
 module RunLog =
 
-    let private header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3"
+    /// The columns of log.csv (a log written before `ms_ssim` existed has all but the last, and is still read).
+    let header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim"
 
     let private number (format: string) (x: float) = if Double.IsNaN x then "" else x.ToString(format, CultureInfo.InvariantCulture)
 
     let private format (r: LogRow) =
         String.Join(",",
             [| string r.ImagesShown; string r.Resolution; r.Phase; number "0.####" r.Alpha; number "G6" r.DLoss; number "G6" r.GLoss
-               number "G6" r.GradientPenalty; number "0.##" r.ImagesPerSecond; number "0.##" r.WallSeconds; number "0.###" r.Swd |])
+               number "G6" r.GradientPenalty; number "0.##" r.ImagesPerSecond; number "0.##" r.WallSeconds; number "0.###" r.Swd; number "0.#####" r.MsSsim |])
 
     /// One line of log.csv, or None when it is not a row (the header, a line cut short by a crash, garbage).
     let private parse (line: string) =
         let real (s: string) =
             if s = "" then Some nan
             else match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v -> Some v | _ -> None
-        match line.Split(',') with
-        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd |] ->
-            match Int64.TryParse shown, Int32.TryParse res, real alpha, real d, real g, real gp, real ips, real wall, real swd with
-            | (true, shown), (true, res), Some alpha, Some d, Some g, Some gp, Some ips, Some wall, Some swd when phase = "stabilise" || phase = "fade-in" ->
+        let fields = line.Split(',')
+        match if fields.Length = 10 then Array.append fields [| "" |] else fields with
+        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd; msSsim |] ->
+            match Int64.TryParse shown, Int32.TryParse res, real alpha, real d, real g, real gp, real ips, real wall, real swd, real msSsim with
+            | (true, shown), (true, res), Some alpha, Some d, Some g, Some gp, Some ips, Some wall, Some swd, Some msSsim when phase = "stabilise" || phase = "fade-in" ->
                 Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = alpha; DLoss = d; GLoss = g
-                       GradientPenalty = gp; ImagesPerSecond = ips; WallSeconds = wall; Swd = swd }
+                       GradientPenalty = gp; ImagesPerSecond = ips; WallSeconds = wall; Swd = swd; MsSsim = msSsim }
             | _ -> None
         | _ -> None
 

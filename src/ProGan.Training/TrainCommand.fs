@@ -118,10 +118,11 @@ module TrainCommand =
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
           setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
           setting "--procedural-images" "N" "size of the embedded data set" (parsed int' (fun x c -> { c with ProceduralImages = x }))
-          setting "--metrics" "NAME" "metrics at every phase end, logged to log.csv: swd" (fun _ v c -> { c with Metrics = v })
+          setting "--metrics" "NAMES" "metrics at every phase end, logged to log.csv: swd, ms-ssim or swd,ms-ssim" (fun _ v c -> { c with Metrics = v })
           setting "--metric-images" "N" "images per set for the metrics (default 256)" (parsed int' (fun x c -> { c with MetricImages = x }))
           setting "--nan-retries" "N" "after a NaN/Inf, roll back and retry at half the learning rate N times"
-            (parsed int' (fun x c -> { c with NonFiniteRetries = x })) ]
+            (parsed int' (fun x c -> { c with NonFiniteRetries = x }))
+          setting "--no-tensorboard" "" "write no TensorBoard event files (tensorboard/ in the run folder)" (fun _ _ c -> { c with TensorBoard = false }) ]
 
     let command =
         { Usage = [ "dotnet fsi train.fsx -- [--data FOLDER] [--out FOLDER] [--resolution N] [--preset cpu|paper] [options]"
@@ -199,7 +200,8 @@ module TrainCommand =
             printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
             try
                 (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
-                printfn "Samples, log.csv, loss.png and checkpoints are in %s" (Path.GetFullPath plan.Folder)
+                printfn "Samples, log.csv, loss.png, report.html%s and checkpoints are in %s"
+                    (if plan.Config.TensorBoard then ", tensorboard/" else "") (Path.GetFullPath plan.Folder)
                 stop.ExitCode
             with
             | CheckpointWriteException(_, _) as e ->

@@ -9,12 +9,14 @@ open ProGan.Keras.Models
 exception NonFiniteException of images: int64 * what: string
     with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
 
-/// The numbers of one training step (one D step and one G step), as plain floats.
+/// The numbers of one training step (D's steps and one G step), as plain floats, D's from its last step. With WGAN-GP,
+/// D's loss is `Adversarial + λ·GradientPenalty + ε_drift·Drift` (the terms before their weights, as `DiscriminatorLoss`).
 type StepResult =
     { DLoss: float
       GLoss: float
       GradientPenalty: float
       Adversarial: float
+      Drift: float
       Images: int }
 
 /// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
@@ -217,6 +219,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
           GLoss = gTotal
           GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
           Adversarial = dLoss.Adversarial.item<float32>() |> float
+          Drift = dLoss.Drift.item<float32>() |> float
           Images = config.DRepeats * count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].

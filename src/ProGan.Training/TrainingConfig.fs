@@ -106,10 +106,13 @@ type TrainingConfig =
       /// After a non-finite loss, roll back to the last checkpoint and retry with half the learning rate this many
       /// times before stopping (0: stop at once).
       NonFiniteRetries: int
-      /// Metrics computed at the end of every phase and logged: "" (none) or "swd".
+      /// Metrics computed at the end of every phase and logged: "" (none), or a comma-separated list of "swd" and
+      /// "ms-ssim".
       Metrics: string
       /// Images per set for those metrics.
-      MetricImages: int }
+      MetricImages: int
+      /// Write TensorBoard event files (`tensorboard/` in the run folder) beside log.csv.
+      TensorBoard: bool }
 
 /// The weights of WGAN-GP's terms (Gulrajani et al. 2017; Karras et al. 2018, Appendix A.1).
 type LossWeights =
@@ -145,6 +148,10 @@ module TrainingConfig =
 
     /// Real images shown over the whole run: `TotalImages`, or the growth when that is 0.
     let totalImages (c: TrainingConfig) = if c.TotalImages > 0L then c.TotalImages else growthImages c
+
+    /// The metrics `Metrics` names, in the order given ("swd", "ms-ssim").
+    let metricNames (c: TrainingConfig) =
+        c.Metrics.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
 
     /// The minibatch size at a level (0 → 4²).
     let minibatchAt (c: TrainingConfig) (level: int) = c.Minibatch[min level (c.Minibatch.Length - 1)]
@@ -186,7 +193,8 @@ module TrainingConfig =
           DataFolder = ""
           NonFiniteRetries = 0
           Metrics = ""
-          MetricImages = 256 }
+          MetricImages = 256
+          TensorBoard = true }
 
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (64 feature maps, latent 64), short phases (6k images instead of 600k), a learning rate of 0.003 (with only
@@ -263,7 +271,10 @@ module TrainingConfig =
             fail "Threads" c.Threads (sprintf "from 0 (all cores) to %d, the logical cores of this machine" Environment.ProcessorCount)
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
-        if not (List.contains c.Metrics [ ""; "swd" ]) then fail "Metrics" c.Metrics "\"swd\" or empty"
+        if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m [ "swd"; "ms-ssim" ])) then
+            fail "Metrics" c.Metrics "empty, or \"swd\", \"ms-ssim\" or both separated by a comma"
+        if c.TensorBoard && totalImages c > int64 Int32.MaxValue then
+            fail "TotalImages" (totalImages c) (sprintf "at most %d with TensorBoard on (its steps are images shown, and TorchSharp's writer takes an int), or turn it off (--no-tensorboard)" Int32.MaxValue)
         if c.MetricImages < 16 then fail "MetricImages" c.MetricImages "≥ 16"
         if isNull c.DataFolder then fail "DataFolder" "null" "a folder, or empty for the procedural shapes"
         c

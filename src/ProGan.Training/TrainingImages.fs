@@ -8,7 +8,7 @@ exception DataException of string
     with override this.Message = this.Data0
 
 /// Training images at every level of detail, as the reference's `dataset_tool.py` prepares them: the final resolution
-/// down to 4² by repeated 2×2 averaging, stored as bytes (NCHW, RGB, 0–255). Held in memory (`ImagePyramid`) or on
+/// down to 4² by repeated 2×2 averaging, stored as bytes (NCHW, 1, 3 or 4 channels, 0–255). Held in memory (`ImagePyramid`) or on
 /// disk and read a minibatch at a time (`PreparedDataset`); training sees only this.
 [<AbstractClass>]
 type TrainingImages() =

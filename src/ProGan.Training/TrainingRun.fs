@@ -41,6 +41,8 @@ type private Session =
       Clock: Stopwatch
       /// Wall time of the run before this process (from log.csv), so that a resumed run's clock continues.
       WallOffset: float
+      /// The TensorBoard event files, unless the configuration turns them off.
+      TensorBoard: TensorBoardLog option
       Lock: IDisposable }
     interface IDisposable with
         member this.Dispose() =
@@ -69,6 +71,10 @@ module TrainingRun =
     /// The fixed latents every sample grid of a run is drawn from (their own random stream).
     let gridLatents (config: TrainingConfig) (count: int) =
         Sampling.latents config.Architecture.LatentSize (RandomStreams.ofSeed config.Seed).SampleGrid count
+
+    /// The seeds and frames of the final interpolation strip (the strip `generate.fsx -- --interpolate 1,2 --steps 10`
+    /// draws from the last checkpoint).
+    let interpolationSeeds, interpolationSteps = (1, 2), 10
 
     /// Restores the newest checkpoint that loads. A damaged one is reported and set aside as `*.bad` (so it is neither
     /// tried nor counted again), and the one before it is tried; the last one left is never set aside. A checkpoint of
@@ -136,15 +142,25 @@ module TrainingRun =
                         match restoreNewestGood folder trainer options.Report with
                         | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
                         | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
-                        // Rows logged after that checkpoint (all of them, without one) are trained again: drop them.
+                        // Rows and events logged after that checkpoint (all of them, without one) are trained again:
+                        // drop them, so that no step appears twice.
+                        TensorBoardLog.truncate folder trainer.ImagesShown
                         RunLog.truncate folder trainer.ImagesShown
                     else []
+                let tensorBoard =
+                    if config.TensorBoard then
+                        let log = TensorBoardLog(folder, TrainingConfig.lossWeights config)
+                        if options.Resume then log.Text("resumed", sprintf "Resumed at %d images." trainer.ImagesShown, trainer.ImagesShown)
+                        else log.Text("config", "    " + File.ReadAllText(folder.Config).Replace("\n", "\n    "), 0L)
+                        Some log
+                    else None
                 let total = TrainingConfig.totalImages config
                 { Options = options; Config = config; Folder = folder; Data = data; Trainer = trainer
                   GridLatents = gridLatents config 36; Total = total
                   StopAt = options.StopAfterImages |> Option.defaultValue total |> min total
                   Clock = Stopwatch.StartNew()
                   WallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
+                  TensorBoard = tensorBoard
                   Lock = lock },
                 { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0 }
             with _ ->
@@ -154,18 +170,28 @@ module TrainingRun =
             lock.Dispose()
             reraise ()
 
-    let private writeSamples (session: Session) (position: SchedulePosition) (path: string) =
+    /// Writes the sample grid at `position` to `path`, and to TensorBoard under `tag`.
+    let private writeSamples (session: Session) (position: SchedulePosition) (path: string) (tag: string) =
         use images = session.Trainer.SampleAt(position, session.GridLatents)
-        ImageGrid.Save(path, images)
+        use grid = ImageGrid.Square(images)
+        ImageGrid.WritePng(path, grid)
+        session.TensorBoard |> Option.iter (fun log -> log.Image(tag, grid, session.Trainer.ImagesShown))
 
-    /// A tick: the sample grid, the loss chart, and a checkpoint (older ones pruned).
+    /// Weight histograms of G and D (at phase ends).
+    let private histograms (session: Session) =
+        session.TensorBoard |> Option.iter (fun log ->
+            log.Histograms("G", session.Trainer.State.Generator, session.Trainer.ImagesShown)
+            log.Histograms("D", session.Trainer.State.Discriminator, session.Trainer.ImagesShown))
+
+    /// A tick: the sample grid, the loss chart, a checkpoint (older ones pruned), and the report page.
     let private tick (session: Session) (progress: Progress) =
         let trainer = session.Trainer
-        writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown)
+        writeSamples session trainer.Position (session.Folder.TickGrid trainer.ImagesShown) "samples"
         LossChart.write session.Folder.LossChart (List.rev progress.Rows)
         let checkpoint = session.Folder.Checkpoint trainer.ImagesShown
         trainer.Save checkpoint
         Checkpoint.prune session.Folder session.Config.KeepCheckpoints
+        RunReport.write session.Folder session.Config
         session.Options.Report(Ticked(trainer.ImagesShown, checkpoint))
 
     /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate (when
@@ -186,8 +212,8 @@ module TrainingRun =
                     sprintf "%s Rolled back to %s (%d images); nothing non-finite was saved. Lower the learning rate or allow retries (--nan-retries N), then continue with --resume %s."
                         e.Message (Path.GetFileName good) trainer.ImagesShown session.Folder.Path))
 
-    /// Appends the row of the steps since the last one.
-    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float) =
+    /// Appends the row of the steps since the last one (to log.csv and TensorBoard).
+    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float, msSsim: float) =
         let now = session.Clock.Elapsed.TotalSeconds
         let mean f = progress.Pending |> List.averageBy f
         let row =
@@ -196,8 +222,11 @@ module TrainingRun =
               GradientPenalty = mean (fun r -> r.GradientPenalty)
               ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
               WallSeconds = session.WallOffset + now
-              Swd = swd }
+              Swd = swd
+              MsSsim = msSsim }
         RunLog.append session.Folder [ row ]
+        session.TensorBoard |> Option.iter (fun log ->
+            log.Row(row, mean (fun r -> r.Adversarial), mean (fun r -> r.Drift), session.Trainer.LearningRate, before.Lod))
         session.Options.Report(Logged(row, session.Trainer.Position, session.Total))
         { progress with Rows = row :: progress.Rows; Pending = []; IntervalImages = 0; IntervalStart = now }
 
@@ -205,12 +234,15 @@ module TrainingRun =
     let private upkeep (session: Session) (progress: Progress) (before: SchedulePosition) (result: StepResult) =
         let todo = Cadence.after session.Config session.StopAt before session.Trainer.Position
         let progress = { progress with Pending = result :: progress.Pending; IntervalImages = progress.IntervalImages + result.Images }
-        let swd =
+        let metrics =
             if todo.Metrics then
-                (Evaluation.swd session.Trainer.State.Ema before session.Data session.Config.MetricImages session.Trainer.Streams session.Trainer.Device).Average
-            else nan
-        let progress = if todo.LogRow then logRow session progress before swd else progress
-        if todo.PhaseGrid then writeSamples session before (session.Folder.PhaseGrid before)
+                Evaluation.phaseEnd (TrainingConfig.metricNames session.Config) session.Trainer.State.Ema before session.Data
+                    session.Config.MetricImages session.Trainer.Streams session.Trainer.Device
+            else nan, nan
+        let progress = if todo.LogRow then logRow session progress before metrics else progress
+        if todo.PhaseGrid then
+            writeSamples session before (session.Folder.PhaseGrid before) "phase_end"
+            histograms session
         if todo.Tick then
             tick session progress
             { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds } // the tick's own time is not throughput
@@ -228,17 +260,30 @@ module TrainingRun =
                 with NonFiniteException _ as e -> recover session progress e
             loop session next
 
-    /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands.
+    /// The final generator's interpolation strip between two fixed seeds' latents.
+    let private writeInterpolation (session: Session) =
+        let a, b = interpolationSeeds
+        use z = Generation.interpolationLatents session.Config.Architecture.LatentSize a b interpolationSteps
+        use images = session.Trainer.SampleAt(session.Trainer.Position, z)
+        use strip = ImageGrid.Compose(images, interpolationSteps, 64)
+        ImageGrid.WritePng(session.Folder.Interpolation, strip)
+
+    /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands,
+    /// and the report page.
     let private finish (session: Session) (progress: Progress) =
         let trainer = session.Trainer
         // Steps since the last row (a stop signal between rows): their row, so that the checkpoint's position has one.
         let progress =
             match progress.Pending with
-            | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) nan
+            | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) (nan, nan)
             | [] -> progress
         if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
             try tick session progress with NonFiniteException _ as e -> recover session progress e |> ignore
-        if trainer.IsDone then writeSamples session trainer.Position session.Folder.Final
+        if trainer.IsDone then
+            writeSamples session trainer.Position session.Folder.Final "final"
+            histograms session
+            writeInterpolation session
+        RunReport.write session.Folder session.Config
         session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
         trainer.Position
 
@@ -260,7 +305,9 @@ module TrainingRun =
         if not (File.Exists folder.Reals) then
             let top = session.Data.LevelCount - 1
             use reals = Minibatch.gather session.Data (Minibatch.draw (uint64 config.Seed) 0L top 36 session.Data.Count false)
-            ImageGrid.Save(folder.Reals, reals)
+            use grid = ImageGrid.Square(reals)
+            ImageGrid.WritePng(folder.Reals, grid)
+            session.TensorBoard |> Option.iter (fun log -> log.Image("reals", grid, session.Trainer.ImagesShown))
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
         try finish session (loop session progress)

@@ -89,3 +89,18 @@ let checkpointAt (folder: string) (shown: int64) = RunFolder(folder).Checkpoint 
 
 /// Every image of one level of detail as uint8 [N, 3, r, r].
 let levelBytes (images: TrainingImages) (level: int) = images.GatherBytes(level, Array.init images.Count int64)
+
+/// The configuration of `finishedRun`: `tiny` with both phase-end metrics.
+let measured = { tiny with Metrics = "swd,ms-ssim"; MetricImages = 16 }
+
+/// A tiny finished run with every artefact a run and `evaluate.fsx -- --all-checkpoints` leave (metrics at phase
+/// ends, metrics.csv, the report page, TensorBoard logs), trained once and shared by the tests that only read it;
+/// removed when the test process exits.
+let finishedRun =
+    lazy
+        (let folder = new TempFolder()
+         AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> (folder :> IDisposable).Dispose())
+         train measured folder.Path false None |> ignore
+         let code = EvaluateCommand.run [| "--run"; folder.Path; "--all-checkpoints"; "--images"; "16" |]
+         if code <> 0 then failwithf "evaluate.fsx --all-checkpoints exited with %d" code
+         folder.Path)

@@ -72,6 +72,7 @@ let ``train: every bad option value is one line and exit code 2, and nothing is 
           [ "--lr"; "Infinity" ], "--lr must be a finite number"
           [ "--gp-weight"; "Infinity" ], "--gp-weight must be a finite number"
           [ "--lr"; "fast" ], "--lr expects a number"
+          [ "--metrics"; "fid" ], "Metrics = fid is invalid"
           [ "--threads"; "100000" ], "--threads must be at most"
           [ "--resume"; "/no/such/run" ], "does not exist"
           [ "--resume"; user.Path ], "is not a run folder"
@@ -106,6 +107,11 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
           [ "--run"; run.Path; "--checkpoint"; "nope.ckpt" ], "does not exist"
           [ "--run"; run.Path; "--interpolate"; "1" ], "--interpolate expects two seeds"
+          [ "--run"; run.Path; "--video"; "--seeds"; "1" ], "--seeds needs at least two seeds"
+          [ "--run"; run.Path; "--video"; "--seeds"; "1,x" ], "--seeds expects a whole number"
+          [ "--run"; run.Path; "--video"; "--frames"; "0" ], "--frames must be at least 1"
+          [ "--run"; run.Path; "--video"; "--frames"; "2000" ], "a video holds at most 3000"
+          [ "--run"; run.Path; "--video"; "--fps"; "0" ], "--fps must be at least 1"
           [ "--run"; run.Path; "--frob" ], "Unknown option --frob" ] do
         refused Cli.generate args expected
     for args, expected in
@@ -113,6 +119,7 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--data"; "/etc/passwd" ], "is a file, not a folder"
           [ "--run"; run.Path; "--data"; "/no/such/folder" ], "does not exist"
           [ "--run"; "/no/such/run" ], "does not exist"
+          [ "--run"; run.Path; "--all-checkpoints"; "--checkpoint"; "x.ckpt" ], "leave --checkpoint out"
           [ "--imgs"; "10" ], "did you mean --images?" ] do
         refused Cli.evaluate args expected
     user.AssertUntouched()
