@@ -104,3 +104,17 @@ let finishedRun =
          let code = EvaluateCommand.run [| "--run"; folder.Path; "--all-checkpoints"; "--images"; "16" |]
          if code <> 0 then failwithf "evaluate.fsx --all-checkpoints exited with %d" code
          folder.Path)
+
+/// Runs a command's entry point in this process as `dotnet fsi script.fsx -- args` would; returns the exit code, stderr
+/// and stdout.
+let runCommand (entry: string[] -> int) (args: string list) =
+    let err, out = new StringWriter(), new StringWriter()
+    let oldErr, oldOut = Console.Error, Console.Out
+    Console.SetError err
+    Console.SetOut out
+    try
+        let code = entry (Array.ofList ("script.fsx" :: "--" :: args))
+        code, string err, string out
+    finally
+        Console.SetError oldErr
+        Console.SetOut oldOut

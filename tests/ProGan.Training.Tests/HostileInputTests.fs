@@ -8,18 +8,10 @@ open Xunit
 open ProGan.Training
 open ProGan.Training.Tests.Fixtures
 
-/// Runs a command's entry point in this process as `dotnet fsi script.fsx -- args` would; returns the exit code and stderr.
+/// Runs a command's entry point in this process; returns the exit code and stderr.
 let private invoke (entry: string[] -> int) (args: string list) =
-    let err, out = new StringWriter(), new StringWriter()
-    let oldErr, oldOut = Console.Error, Console.Out
-    Console.SetError err
-    Console.SetOut out
-    try
-        let code = entry (Array.ofList ("script.fsx" :: "--" :: args))
-        code, string err
-    finally
-        Console.SetError oldErr
-        Console.SetOut oldOut
+    let code, err, _ = runCommand entry args
+    code, err
 
 /// Asserts exit code 2 and exactly one line on stderr, `error: …` containing `expected`, with no stack trace.
 let private refused (entry: string[] -> int) (args: string list) (expected: string) =

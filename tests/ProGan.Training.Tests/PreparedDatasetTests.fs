@@ -9,18 +9,8 @@ open TorchSharp
 open ProGan.Training
 open ProGan.Training.Tests.Fixtures
 
-/// Runs prepare.fsx's entry point in this process; returns the exit code and stderr.
-let private prepare (args: string list) =
-    let err, out = new StringWriter(), new StringWriter()
-    let oldErr, oldOut = Console.Error, Console.Out
-    Console.SetError err
-    Console.SetOut out
-    try
-        let code = Cli.prepare (Array.ofList ("prepare.fsx" :: "--" :: args))
-        code, string err, string out
-    finally
-        Console.SetError oldErr
-        Console.SetOut oldOut
+/// Runs prepare.fsx's entry point in this process; returns the exit code, stderr and stdout.
+let private prepare (args: string list) = runCommand Cli.prepare args
 
 [<Fact>]
 let ``a prepared data set gives the minibatches of the in-memory images, and trains`` () =
