@@ -44,6 +44,9 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
         writer.add_scalar("train/learning_rate", float32 learningRate, at)
         writer.add_scalar("schedule/lod", float32 lod, at)
 
+    /// One scalar at `images` shown (a phase-end measure such as the diversity ratio).
+    member _.Scalar(tag: string, value: float, images: int64) = writer.add_scalar(tag, float32 value, step images)
+
     /// An image: bytes [H, W, 3] (an `ImageGrid.Compose` grid).
     member _.Image(tag: string, rgb: torch.Tensor, images: int64) =
         use pixels = rgb.contiguous()

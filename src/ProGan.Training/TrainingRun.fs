@@ -243,6 +243,12 @@ module TrainingRun =
         if todo.PhaseGrid then
             writeSamples session before (session.Folder.PhaseGrid before) "phase_end"
             histograms session
+            // The diversity guard: a generator whose samples have collapsed is named at the phase end, not found later.
+            let diversity = Diversity.ratio session.Trainer.State.Ema before session.Data session.Trainer.Streams session.Trainer.Device
+            session.TensorBoard |> Option.iter (fun log -> log.Scalar("metrics/diversity", diversity, session.Trainer.ImagesShown))
+            if diversity < Diversity.collapseRatio then
+                session.Options.Report(Warning(
+                    sprintf "At the end of %d² %O the samples vary %.2f× as much as the training images (pairwise distance): the generator may be collapsing onto a few images. Lower --lr, or try --augment, --loss or --r1." before.Resolution before.Phase diversity))
         if todo.Tick then
             tick session progress
             { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds } // the tick's own time is not throughput

@@ -84,3 +84,24 @@ let ``a checkpoint of another format version is refused with one line that says 
     let e = Assert.Throws<CheckpointException>(fun () -> Checkpoint.readHeader path |> ignore)
     Assert.Contains("has checkpoint format 1; this version", e.Message)
     Assert.Contains(sprintf "reads format %d only" Checkpoint.formatVersion, e.Message)
+
+[<Fact>]
+let ``the diversity ratio is 0 for copies of one image, about 1 for the data against itself, and warns a collapsing run`` () =
+    use data = Procedural.pyramid 128 8 3 1
+    let gather offset = Minibatch.gather data { Level = 1; Indices = Array.init 64 (fun i -> int64 (i + offset)); Mirrored = Array.zeroCreate 64 }
+    use a = gather 0
+    use b = gather 64
+    use copies = a.narrow(0L, 0L, 1L).expand(64L, -1L, -1L, -1L)
+    Assert.True(Diversity.ratioOf copies a < 0.01) // 0 up to cdist's rounding
+    Assert.InRange(Diversity.ratioOf b a, 0.8, 1.25)
+    // A generator that draws one image whatever the latent: the phase end says so.
+    use run = new TempFolder()
+    let collapse (trainer: Trainer) =
+        use _ = torch.no_grad()
+        for struct (name, p) in trainer.State.Ema.named_parameters() do
+            if name.StartsWith "to_rgb" && name.EndsWith "weight" then p.zero_() |> ignore
+    let events = Collections.Generic.List<TrainingEvent>()
+    TrainingRun.run
+        { Config = tiny; Folder = run.Path; Resume = false; StopAfterImages = Some 80L; Report = events.Add; OnStep = collapse
+          Cancel = Threading.CancellationToken.None } |> ignore
+    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains "may be collapsing" | _ -> false)
