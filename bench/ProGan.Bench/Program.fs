@@ -282,32 +282,38 @@ let run (args: Arguments) =
     if peakAfter > 1.05 * peak then
         printfn "ceiling re-measured after the table: %.1f GFLOP/s (%.0f %% above the start; the shares above used the start figure)" peakAfter (100.0 * (peakAfter / peak - 1.0))
     printfn "\n%s\n" (readmeTable rows rounds)
-    if not trainingOnly then
-        let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
-        printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
-            memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
-        let gatherMemory, gatherDisk, ipsMemory, ipsDisk = dataSources 2048 rounds warmup iterations
-        printfn "data at 64² (comparison shape, 2,048 images): gather %.0f µs in memory, %.0f µs from a prepared data set; training %.2f img/s in memory, %.2f from disk (%+.1f %%)"
-            gatherMemory gatherDisk ipsMemory ipsDisk (100.0 * (ipsDisk / ipsMemory - 1.0))
-        let generationResolutions = args.Generation |> Option.defaultValue (resolutions @ [ 32; 64 ] |> List.filter (fun r -> r >= 8) |> List.distinct |> List.sort)
-        let generationRows =
-            [ for r in generationResolutions do
-                for batch, ours, onnx in generation (comparison r) r -> r, batch, ours, onnx ]
-        for (r, batch, ours, onnx) in generationRows do
-            printfn "generation (comparison shape, straight-through) %4d², batch %2d: TorchSharp %8.1f img/s, ONNX Runtime %8.1f img/s (×%.2f)" r batch ours onnx (onnx / ours)
-        let folder = Path.Combine("bench", "results")
-        Directory.CreateDirectory folder |> ignore
-        let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
-        let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
-        File.WriteAllLines(Path.Combine(folder, sprintf "training-%s.csv" stamp),
-            [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s); memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d; data at 64²: gather %s / %s us, %s / %s img/s (in memory / prepared on disk)" machine (f peak) (f peakAfter) memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter (f gatherMemory) (f gatherDisk) (f ipsMemory) (f ipsDisk)
-              yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
-              for r in rows do
-                  yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
-              for (r, batch, ours, onnx) in generationRows do
-                  yield sprintf "generation-torchsharp,%d,inference,,%d,%s,,,,,,,," r batch (f ours)
-                  yield sprintf "generation-onnxruntime,%d,inference,,%d,%s,,,,,,,," r batch (f onnx) ])
-        printfn "written to %s" (Path.Combine(folder, sprintf "training-%s.csv" stamp))
+    let f (x: float) = if Double.IsNaN x then "" else x.ToString("0.####", CultureInfo.InvariantCulture)
+    // Memory, data sources and generation: skipped with --training-only (a before/after run of one change).
+    let extras, generationRows =
+        if trainingOnly then "", []
+        else
+            let (rssBefore, tensorsBefore), (rssAfter, tensorsAfter) = memory (comparison 8) 8 memoryIterations
+            printfn "memory over %d iterations (comparison shape, 8²): RSS %.1f → %.1f MiB (%+.2f%%), live tensors %d → %d"
+                memoryIterations rssBefore rssAfter (100.0 * (rssAfter - rssBefore) / rssBefore) tensorsBefore tensorsAfter
+            let gatherMemory, gatherDisk, ipsMemory, ipsDisk = dataSources 2048 rounds warmup iterations
+            printfn "data at 64² (comparison shape, 2,048 images): gather %.0f µs in memory, %.0f µs from a prepared data set; training %.2f img/s in memory, %.2f from disk (%+.1f %%)"
+                gatherMemory gatherDisk ipsMemory ipsDisk (100.0 * (ipsDisk / ipsMemory - 1.0))
+            let generationResolutions = args.Generation |> Option.defaultValue (resolutions @ [ 32; 64 ] |> List.filter (fun r -> r >= 8) |> List.distinct |> List.sort)
+            let generationRows =
+                [ for r in generationResolutions do
+                    for batch, ours, onnx in generation (comparison r) r -> r, batch, ours, onnx ]
+            for (r, batch, ours, onnx) in generationRows do
+                printfn "generation (comparison shape, straight-through) %4d², batch %2d: TorchSharp %8.1f img/s, ONNX Runtime %8.1f img/s (×%.2f)" r batch ours onnx (onnx / ours)
+            sprintf "; memory %d iterations: RSS %s -> %s MiB, tensors %d -> %d; data at 64²: gather %s / %s us, %s / %s img/s (in memory / prepared on disk)"
+                memoryIterations (f rssBefore) (f rssAfter) tensorsBefore tensorsAfter (f gatherMemory) (f gatherDisk) (f ipsMemory) (f ipsDisk),
+            generationRows
+    let folder = Path.Combine("bench", "results")
+    Directory.CreateDirectory folder |> ignore
+    let path = Path.Combine(folder, sprintf "training-%s.csv" (DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")))
+    File.WriteAllLines(path,
+        [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s)%s" machine (f peak) (f peakAfter) extras
+          yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
+          for r in rows do
+              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
+          for (r, batch, ours, onnx) in generationRows do
+              yield sprintf "generation-torchsharp,%d,inference,,%d,%s,,,,,,,," r batch (f ours)
+              yield sprintf "generation-onnxruntime,%d,inference,,%d,%s,,,,,,,," r batch (f onnx) ])
+    printfn "written to %s" path
     0
 
 /// The benchmark's flags, parsed by the same table-driven parser as the training scripts.
