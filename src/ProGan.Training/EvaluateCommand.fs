@@ -57,11 +57,15 @@ module EvaluateCommand =
         printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real"
         let rows =
             [ for checkpoint in folder.Checkpoints() |> List.rev do
-                use loaded = Generation.load runFolder (Some checkpoint)
-                let result = Evaluation.withFloor loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
-                let row = MetricsLog.ofEvaluation loaded.Position result
-                printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
-                yield row ]
+                // A run still training prunes old checkpoints: one gone since the listing is passed over, not fatal.
+                match (try Some(Generation.load runFolder (Some checkpoint)) with :? ProGan.Keras.Serving.CheckpointException when not (File.Exists checkpoint) -> None) with
+                | None -> eprintfn "warning: %s was removed (the run pruned it) before it was evaluated; passed over." (Path.GetFileName checkpoint)
+                | Some loaded ->
+                    use loaded = loaded
+                    let result = Evaluation.withFloor loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
+                    let row = MetricsLog.ofEvaluation loaded.Position result
+                    printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
+                    yield row ]
         keep folder.Metrics (fun () -> MetricsLog.write folder rows)
         keep folder.MetricsChart (fun () -> MetricsLog.chart folder rows)
         keep folder.Report (fun () -> RunReport.write folder config)

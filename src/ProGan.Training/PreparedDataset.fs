@@ -65,6 +65,11 @@ type PreparedDataset(folder: string, index: DatasetIndex) =
     override _.Resolution = index.Resolution
     override _.Channels = index.Channels
     override _.LevelHash(level) = index.Levels[level].Sha256
+
+    /// SHA-256 of a level's file as it is on disk now (`LevelHash` is what dataset.json recorded).
+    member _.HashOnDisk(level: int) =
+        use stream = File.OpenRead(Path.Combine(folder, index.Levels[level].File))
+        Convert.ToHexString(SHA256.HashData stream).ToLowerInvariant()
     override _.GatherBytes(level, indices) =
         let r = int64 index.Levels[level].Resolution
         let perImage = int64 index.Channels * r * r
@@ -82,9 +87,16 @@ type PreparedDataset(folder: string, index: DatasetIndex) =
 /// always complete.
 type DatasetWriter(path: string, resolution: int, channels: int) =
     let final = Path.GetFullPath path
-    let staging = final + AtomicFile.TemporarySuffix
+    // One staging folder per process: two processes preparing the same data set (two runs on one --data) never touch
+    // each other's; one left by a process that died is removed.
+    let staging = sprintf "%s.%d%s" final Environment.ProcessId AtomicFile.TemporarySuffix
     do
-        if Directory.Exists staging then Directory.Delete(staging, true) // an earlier preparation that died
+        let parent = Path.GetDirectoryName final
+        if Directory.Exists parent then
+            for stale in Directory.GetDirectories(parent, Path.GetFileName final + ".*" + AtomicFile.TemporarySuffix) do
+                let pid = Path.GetFileName(stale).Substring(Path.GetFileName(final).Length + 1).Replace(AtomicFile.TemporarySuffix, "")
+                let alive = match Int32.TryParse pid with | true, p -> (try not (Diagnostics.Process.GetProcessById(p).HasExited) with _ -> false) | _ -> true
+                if not alive then (try Directory.Delete(stale, true) with :? IOException | :? UnauthorizedAccessException -> ())
         Directory.CreateDirectory staging |> ignore
     let resolutions = [| for level in 0 .. Numerics.BitOperations.Log2(uint32 resolution) - 2 -> 4 <<< level |]
     let fileName (r: int) = sprintf "level-%04d.bin" r
@@ -121,7 +133,9 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
             { Format = PreparedDataset.Format; Version = PreparedDataset.Version; Count = count; Resolution = resolution; Channels = channels
               Source = source; Files = files; Skipped = skipped; Levels = levels }
         AtomicFile.WriteAllText(Path.Combine(staging, PreparedDataset.IndexFile), JsonSerializer.Serialize(index, JsonSerializerOptions(WriteIndented = true)))
-        Directory.Move(staging, final)
+        try Directory.Move(staging, final)
+        with :? IOException when Directory.Exists final && File.Exists(Path.Combine(final, PreparedDataset.IndexFile)) ->
+            () // another process prepared the same images first: its data set stands, ours is removed on dispose
         index
 
     interface IDisposable with
@@ -142,9 +156,16 @@ module PreparedDataset =
         let file = Path.Combine(path, PreparedDataset.IndexFile)
         let index =
             try JsonSerializer.Deserialize<DatasetIndex>(File.ReadAllText file)
-            with :? JsonException | :? IOException as e -> fail "'%s' is not readable (%s); prepare the data set again with prepare.fsx." file (e.Message.Split('\n')[0])
-        if isNull (box index) || index.Format <> PreparedDataset.Format || isNull index.Levels || index.Count < 1 then
-            fail "'%s' is not a ProGan.Keras data set index; prepare the data set again with prepare.fsx." file
+            with :? JsonException | :? IOException | :? UnauthorizedAccessException as e ->
+                fail "'%s' is not readable (%s); prepare the data set again with prepare.fsx." file (e.Message.Split('\n')[0])
+        let wellFormed =
+            not (isNull (box index)) && index.Format = PreparedDataset.Format && index.Count >= 1 && index.Channels >= 1
+            && not (isNull index.Levels) && not (isNull index.Files) && not (isNull index.Skipped) && not (isNull index.Source)
+            && index.Levels.Length >= 1
+            && (index.Levels |> Array.mapi (fun i l -> not (isNull (box l)) && l.Resolution = (4 <<< i) && not (isNull l.File) && not (isNull l.Sha256)) |> Array.forall id)
+            && index.Levels[index.Levels.Length - 1].Resolution = index.Resolution
+        if not wellFormed then
+            fail "'%s' is not a ProGan.Keras data set index (or is damaged); prepare the data set again with prepare.fsx." file
         if index.Version <> PreparedDataset.Version then
             fail "'%s' is a data set of format %d; this version reads format %d. Prepare it again with prepare.fsx." path index.Version PreparedDataset.Version
         index

@@ -184,7 +184,12 @@ module TrainCommand =
             let config =
                 try TrainingConfig.validate config
                 with :? ArgumentException as e -> bad "%s" (CommandLine.firstLine e.Message)
-            let out = args.Out |> Option.defaultWith (fun () -> Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss")))
+            // The default folder is named by the time; runs started in the same second get -2, -3, … rather than share one.
+            let out =
+                args.Out |> Option.defaultWith (fun () ->
+                    let stamp = Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"))
+                    Seq.initInfinite (fun k -> if k = 0 then stamp else sprintf "%s-%d" stamp (k + 1))
+                    |> Seq.find (fun candidate -> not (Directory.Exists candidate || File.Exists candidate)))
             { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages; Device = device }
 
     /// Trains as the arguments ask, with a live display on a terminal; returns the exit code.

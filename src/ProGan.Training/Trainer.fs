@@ -37,7 +37,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         if device.``type`` = DeviceType.CPU then ProGan.Keras.Backend.HostAllocator.RetainFreedMemory() |> ignore
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
-        if config.Threads > 0 then torch.set_num_threads config.Threads
+        // Threads is a setting of the machine a run trains on: a run made elsewhere with more uses all cores here.
+        if config.Threads > 0 then torch.set_num_threads (min config.Threads Environment.ProcessorCount)
         torch.manual_seed streams.Weights |> ignore
 
     let generator = new ProgressiveGenerator(arch, device)
@@ -70,35 +71,37 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let mutable shown = 0L
     let mutable phaseIndex = 0
 
-    /// The minibatch of the step that starts at `images` shown (a pure function of the seed and the position).
-    let drawAt (images: int64) =
-        let position = Schedule.at config images
-        Minibatch.draw streams.Data images position.Level (TrainingConfig.minibatchAt config position.Level) data.Count config.Mirror
+    /// The minibatch of reals at `images` shown for a step at `level` (a pure function of the seed and the position;
+    /// D's repeats within a step draw at their own images shown, at the step's level).
+    let drawAt (images: int64) (level: int) =
+        Minibatch.draw streams.Data images level (TrainingConfig.minibatchAt config level) data.Count config.Mirror
 
-    /// The next step's reals, gathered on another thread while this step runs (the images shown it starts at, and
-    /// the gather), so that reading a data set from disk costs no step time.
-    let mutable prefetched : (int64 * System.Threading.Tasks.Task<torch.Tensor>) option = None
+    /// The next step's reals, gathered on another thread while this step runs (the draw, and the gather), so that
+    /// reading a data set from disk costs no step time.
+    let mutable prefetched : (MinibatchDraw * int64 * System.Threading.Tasks.Task<torch.Tensor>) option = None
 
     let dropPrefetch () =
-        prefetched |> Option.iter (fun (_, task) -> try task.Result.Dispose() with _ -> ())
+        prefetched |> Option.iter (fun (_, _, task) -> try task.GetAwaiter().GetResult().Dispose() with _ -> ())
         prefetched <- None
 
-    /// The reals of the step at `images` shown: the prefetched ones when they are for this step, else gathered now.
-    let realsAt (images: int64) =
+    /// The reals at `images` shown for a step at `level`: the prefetched ones when they are these, else gathered now.
+    let realsAt (images: int64) (level: int) =
         let reals =
             match prefetched with
-            | Some(at, task) when at = images -> task.Result
+            | Some(draw, at, task) when at = images && draw.Level = level ->
+                task.GetAwaiter().GetResult() // its own exception, not an AggregateException
             | _ ->
                 dropPrefetch ()
-                Minibatch.gather data (drawAt images)
+                Minibatch.gather data (drawAt images level)
         prefetched <- None
         reals
 
+    /// Starts gathering the reals of the step that will start at `images` shown.
     let prefetch (images: int64) =
         dropPrefetch ()
         if not (Schedule.isDone config images) then
-            let draw = drawAt images
-            prefetched <- Some(images, System.Threading.Tasks.Task.Run(fun () -> Minibatch.gather data draw))
+            let draw = drawAt images (Schedule.at config images).Level
+            prefetched <- Some(draw, images, System.Threading.Tasks.Task.Run(fun () -> Minibatch.gather data draw))
 
     /// The loss as a float, or NonFiniteException before anything is updated with it.
     let finite (what: string) (loss: torch.Tensor) =
@@ -144,7 +147,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let discriminatorStep (position: SchedulePosition) (images: int64) (count: int) =
         let fading = position.Phase = FadeIn
         let d = discriminator.Pairs[position.Level].Select(fading)
-        use sampled = realsAt images
+        use sampled = realsAt images position.Level
         let reals = Reals.fade position.Alpha (sampled.``to``(device))
         let fakes =
             use _ = torch.no_grad()
@@ -236,12 +239,16 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         |> List.tryPick (fun (name, m) ->
             if m.parameters() |> Seq.forall (fun p -> torch.isfinite(p).all().item<bool>()) then None else Some name)
 
-    /// The learning rate in use (the level's, lowered by `HalveLearningRate`).
+    /// The learning rate in use (the level's, times `LearningRateScale`).
     member _.LearningRate = rateAt shown
 
-    /// Halves the learning rate of both optimisers (used to retry after a non-finite step).
-    member _.HalveLearningRate() =
-        rateScale <- rateScale / 2.0
+    /// The factor on every level's learning rate: 1, lowered by non-finite retries (and restored from a checkpoint).
+    member _.LearningRateScale = rateScale
+
+    /// Sets that factor and applies it to both optimisers (a retry after a non-finite step sets it lower).
+    member _.SetLearningRateScale(scale: float) =
+        if not (scale > 0.0 && scale <= 1.0) then invalidArg "scale" (sprintf "The learning-rate scale must be in (0, 1]; got %g." scale)
+        rateScale <- scale
         applyRate shown
 
     /// Writes a checkpoint of the whole state; refuses (NonFiniteException) if any weight is not finite.

@@ -102,7 +102,8 @@ module TrainingRun =
         let manifest = RunFolder.readManifest folder
         if String.IsNullOrEmpty manifest.DataSha256 then
             RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash }
-        elif manifest.DataSha256 <> data.ContentHash then
+        // A prepared data set's final level is hashed from the file itself: files replaced in place are other images.
+        elif manifest.DataSha256 <> (match data with :? PreparedDataset as p -> p.HashOnDisk(p.LevelCount - 1) | _ -> data.ContentHash) then
             raise (DataException(
                     sprintf "The data (%s: %d images, SHA-256 %s…) is not the data this run was trained on (%d images, SHA-256 %s…). Resume with the original images (--data FOLDER if they moved), or start a new run."
                         (TrainingData.describe config) data.Count (data.ContentHash.Substring(0, 12)) manifest.DataImages (manifest.DataSha256.Substring(0, 12))))
@@ -183,6 +184,12 @@ module TrainingRun =
             log.Histograms("G", session.Trainer.State.Generator, session.Trainer.ImagesShown)
             log.Histograms("D", session.Trainer.State.Discriminator, session.Trainer.ImagesShown))
 
+    /// Rewrites report.html; a page that cannot be written (another process rewriting it, say) costs a warning, never
+    /// the run.
+    let private writeReport (session: Session) =
+        try RunReport.write session.Folder session.Config
+        with :? IOException as e -> session.Options.Report(Warning(sprintf "Could not write %s (%s); the next tick tries again." session.Folder.Report (e.Message.Split('\n')[0])))
+
     /// A tick: the sample grid, the loss chart, a checkpoint (older ones pruned), and the report page.
     let private tick (session: Session) (progress: Progress) =
         let trainer = session.Trainer
@@ -191,19 +198,22 @@ module TrainingRun =
         let checkpoint = session.Folder.Checkpoint trainer.ImagesShown
         trainer.Save checkpoint
         Checkpoint.prune session.Folder session.Config.KeepCheckpoints
-        RunReport.write session.Folder session.Config
+        writeReport session
         session.Options.Report(Ticked(trainer.ImagesShown, checkpoint))
 
     /// A non-finite loss or weight: roll back to the newest checkpoint, then retry at half the learning rate (when
     /// configured) or stop with a message that says what was kept.
     let private recover (session: Session) (progress: Progress) (e: exn) =
         let trainer = session.Trainer
+        // Loading the checkpoint restores the scale it was saved with; every retry must go below the last one.
+        let scaleBefore = trainer.LearningRateScale
         match restoreNewestGood session.Folder trainer session.Options.Report with
         | None -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
         | Some good ->
             let rows = RunLog.truncate session.Folder trainer.ImagesShown
+            session.TensorBoard |> Option.iter (fun _ -> TensorBoardLog.truncate session.Folder trainer.ImagesShown)
             if progress.Retries < session.Config.NonFiniteRetries then
-                trainer.HalveLearningRate()
+                trainer.SetLearningRateScale(min scaleBefore trainer.LearningRateScale / 2.0)
                 session.Options.Report(Warning(sprintf "%s Rolled back to %s; retrying with learning rate %g (retry %d of %d)."
                                                    e.Message (Path.GetFileName good) trainer.LearningRate (progress.Retries + 1) session.Config.NonFiniteRetries))
                 { progress with Rows = List.rev rows; Pending = []; Retries = progress.Retries + 1 }
@@ -276,22 +286,28 @@ module TrainingRun =
 
     /// The end of the run, a stop signal or a requested stop: always leave a checkpoint of exactly where it stands,
     /// and the report page.
-    let private finish (session: Session) (progress: Progress) =
+    let rec private finish (session: Session) (progress: Progress) =
         let trainer = session.Trainer
         // Steps since the last row (a stop signal between rows): their row, so that the checkpoint's position has one.
         let progress =
             match progress.Pending with
             | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) (nan, nan)
             | [] -> progress
-        if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
-            try tick session progress with NonFiniteException _ as e -> recover session progress e |> ignore
-        if trainer.IsDone then
-            writeSamples session trainer.Position session.Folder.Final "final"
-            histograms session
-            writeInterpolation session
-        RunReport.write session.Folder session.Config
-        session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
-        trainer.Position
+        let retried =
+            if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
+                try tick session progress; None
+                with NonFiniteException _ as e -> Some(recover session progress e) // rolled back: train again from there
+            else None
+        match retried with
+        | Some progress -> finish session (loop session progress)
+        | None ->
+            if trainer.IsDone then
+                writeSamples session trainer.Position session.Folder.Final "final"
+                histograms session
+                writeInterpolation session
+            writeReport session
+            session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
+            trainer.Position
 
     /// Runs (or resumes) training; returns the final schedule position.
     let run (options: RunOptions) =
@@ -304,7 +320,9 @@ module TrainingRun =
                 raise (RunFolderException(sprintf "--out: '%s' is inside the data folder '%s'; the run's samples would become training images. Choose a folder outside it." options.Folder config.DataFolder))
         let session, progress =
             try start options config folder
-            with _ when not options.Resume ->
+            with
+            | RunLockedException _ -> reraise () // the folder is another process's now: leave its files alone
+            | _ when not options.Resume ->
                 RunFolder.abandon folder created
                 reraise ()
         use session = session

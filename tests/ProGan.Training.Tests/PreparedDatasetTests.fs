@@ -66,7 +66,7 @@ let ``a damaged, too small or missing data set is one line that names the file a
     let code, err, _ = prepare [ "--data"; empty; "--resolution"; "8"; "--out"; root.File "nothing" ]
     Assert.Equal(2, code)
     Assert.Contains("has 0 usable image(s)", err)
-    Assert.False(Directory.Exists(root.File "nothing") || Directory.Exists(root.File "nothing.tmp"), "a failed preparation left a folder")
+    Assert.Empty(Directory.GetFileSystemEntries(root.Path, "nothing*")) // no data set, no staging folder
     let code, err, _ = prepare [ "--procedural"; "16"; "--resolution"; "16"; "--out"; dataset ]
     Assert.Equal(2, code)
     Assert.Contains("already exists", err)

@@ -107,21 +107,23 @@ let ``a non-finite loss rolls back to the last good checkpoint and stops, saving
     Assert.True(logRows run.Path |> List.forall (fun r -> r.ImagesShown <= 32L))
 
 [<Fact>]
-let ``with retries allowed, a non-finite loss is retried at half the learning rate and the run completes`` () =
+let ``with retries allowed, each non-finite loss is retried at half the last learning rate and the run completes`` () =
     use run = new TempFolder()
-    let mutable poisoned = false
+    let mutable poisoned = 0
+    // Twice before the next tick: the second retry rolls back to the same checkpoint and must go lower still.
     let poisonOnce (trainer: Trainer) =
-        if trainer.ImagesShown >= 40L && not poisoned then
-            poisoned <- true
+        if trainer.ImagesShown >= 40L && poisoned < 2 then
+            poisoned <- poisoned + 1
             use _ = torch.no_grad()
             (trainer.State.Generator.parameters() |> Seq.head).fill_(scalar Double.PositiveInfinity) |> ignore
     let events = Collections.Generic.List<TrainingEvent>()
     let position =
         TrainingRun.run
-            { Config = { tiny with NonFiniteRetries = 1; TickImages = 16 }; Folder = run.Path; Resume = false
+            { Config = { tiny with NonFiniteRetries = 2; TickImages = 16 }; Folder = run.Path; Resume = false
               StopAfterImages = None; Report = events.Add; OnStep = poisonOnce; Cancel = Threading.CancellationToken.None }
     Assert.True(Schedule.isDone tiny position.ImagesShown)
-    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains("retrying with learning rate 0.0015") | _ -> false)
+    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains("retrying with learning rate 0.0015 (retry 1 of 2)") | _ -> false)
+    Assert.Contains(events, fun e -> match e with Warning text -> text.Contains("retrying with learning rate 0.00075 (retry 2 of 2)") | _ -> false)
 
 [<Fact>]
 let ``a second process on the same run folder is refused, and the lock goes with its holder`` () =

@@ -10,6 +10,21 @@ open ProGan.Training.Tests.Fixtures
 [<assembly: CollectionBehavior(DisableTestParallelization = true)>]
 do ()
 
+/// The newest checkpoints of two run folders hold the same state byte for byte: G, D, the EMA generator, both Adam
+/// states and the noise generator (the header's time stamp aside).
+let private assertSameState (a: string) (b: string) =
+    let sectionBytes (path: string) (name: string) =
+        use reader = (ProGan.Keras.Serving.CheckpointFile.Read path).Open name
+        use copy = new MemoryStream()
+        reader.BaseStream.CopyTo copy
+        copy.ToArray()
+    let newest folder = List.head (checkpoints folder)
+    Assert.Equal((Checkpoint.readHeader (newest a)).ImagesShown, (Checkpoint.readHeader (newest b)).ImagesShown)
+    for name in [ ProGan.Keras.Serving.CheckpointSection.Generator; ProGan.Keras.Serving.CheckpointSection.Discriminator
+                  ProGan.Keras.Serving.CheckpointSection.Ema; ProGan.Keras.Serving.CheckpointSection.GeneratorOptimizer
+                  ProGan.Keras.Serving.CheckpointSection.DiscriminatorOptimizer; ProGan.Keras.Serving.CheckpointSection.NoiseRandom ] do
+        Assert.True((sectionBytes (newest a) name = sectionBytes (newest b) name), sprintf "section %s differs" name)
+
 let private finiteRows (folder: string) =
     let rows = logRows folder
     Assert.NotEmpty rows
@@ -62,6 +77,20 @@ let ``a run stopped mid-fade and resumed ends where an uninterrupted run ends, w
     let rowsWhole = logRows whole.Path |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
     let rowsSplit = logRows split.Path |> List.map (fun r -> r.ImagesShown, r.DLoss, r.GLoss)
     Assert.Equal<(int64 * float * float) list>(rowsWhole |> List.filter (fun (n, _, _) -> n > 96L), rowsSplit |> List.filter (fun (n, _, _) -> n > 96L))
+    assertSameState whole.Path split.Path
+
+[<Fact>]
+let ``resuming is exact with every option that draws at random, from a prepared data set read on another thread`` () =
+    use root = new TempFolder()
+    let dataset = root.File "shapes"
+    use images = Procedural.pyramid 64 8 3 1
+    PreparedDataset.save dataset "shapes" images |> ignore
+    let config = { tiny with DataFolder = dataset; TickImages = 1000; DRepeats = 2; Mirror = true; Augment = "color,translation,cutout"; EmaRampup = 0.05 }
+    let whole, split = root.File "whole", root.File "split"
+    train config whole false None |> ignore
+    train config split false (Some 96L) |> ignore
+    train config split true None |> ignore
+    assertSameState whole split
 
 [<Fact>]
 let ``the same seed gives the same first losses, another seed different ones`` () =

@@ -7,8 +7,8 @@ namespace ProGan.Keras.IO;
 /// </summary>
 /// <remarks>
 /// The temporary file is opened exclusively, so two processes writing the same path at once do not interleave: the
-/// second fails with an <see cref="IOException"/> instead. On any failure the temporary file is removed and the file
-/// under the final name is left untouched.
+/// second fails with an <see cref="IOException"/> instead, and leaves the first one's temporary file alone. On any
+/// other failure the temporary file is removed and the file under the final name is left untouched.
 /// </remarks>
 public static class AtomicFile
 {
@@ -25,24 +25,27 @@ public static class AtomicFile
         ArgumentNullException.ThrowIfNull(write);
         string full = Path.GetFullPath(path);
         string temp = TemporaryPath(full);
+        bool ours = false; // only a temporary file this call opened is removed: another writer's stays
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
+                ours = true;
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);
+            ours = false;
         }
         catch (UnauthorizedAccessException e)
         {
-            TryDelete(temp);
+            if (ours) TryDelete(temp);
             throw new IOException($"Could not write '{full}': {e.Message}", e);
         }
         catch
         {
-            TryDelete(temp);
+            if (ours) TryDelete(temp);
             throw;
         }
     }
