@@ -88,6 +88,9 @@ public sealed class TrainedGenerator : IDisposable
     private static TrainedGenerator FromContent(CheckpointContent content, Device? device, IReadOnlyList<CheckpointException> skipped)
     {
         var header = content.Header;
+        if (header.Architecture.LabelSize > 0)
+            throw new CheckpointException(content.Path,
+                $"holds a conditional generator ({header.Architecture.LabelSize} classes); ProGan.Keras.Serving draws unconditional generators only, so far.");
         try { header.Position.Validate(header.Architecture.Validate()); }
         catch (ArgumentException e)
         {

@@ -32,7 +32,7 @@ module MemoryEstimate =
         let levels = [ 1 .. a.LevelCount - 1 ]
         let toRgb = [ 0 .. a.LevelCount - 1 ] |> List.sumBy (fun l -> c l * rgb + rgb)
         let g =
-            int64 a.LatentSize * 16L * c 0 + 16L * c 0 + conv3 (c 0) (c 0) + toRgb
+            int64 a.InputSize * 16L * c 0 + 16L * c 0 + conv3 (c 0) (c 0) + toRgb
             + (levels |> List.sumBy (fun l -> conv3 (c (l - 1)) (c l) + conv3 (c l) (c l)))
         let f0 = int64 (a.FeatureMaps 0)
         let fromRgb = [ 0 .. a.LevelCount - 1 ] |> List.sumBy (fun l -> rgb * c l + c l)

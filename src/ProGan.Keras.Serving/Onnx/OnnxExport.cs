@@ -61,6 +61,9 @@ public static class OnnxExport
 
     private static ModelProto Build(ProgressiveGenerator generator, GeneratorPosition at, OnnxExportOptions options)
     {
+        if (generator.Config.LabelSize > 0)
+            throw new NotSupportedException(
+                $"The generator is conditional ({generator.Config.LabelSize} classes); the ONNX export writes unconditional generators only, so far.");
         var config = generator.Config;
         at.Validate(config);
         int level = config.LevelOf(at.Resolution);

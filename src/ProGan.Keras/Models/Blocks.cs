@@ -72,7 +72,7 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
         channels = config.ChannelsAt(0);
         slope = config.LeakyReluSlope;
         latentNorm = new PixelNormalization(config.PixelNormEpsilon);
-        dense = new WeightScaledDense(config.LatentSize, channels * 16, gain: Math.Sqrt(2.0) / 4, useBias: false);
+        dense = new WeightScaledDense(config.InputSize, channels * 16, gain: Math.Sqrt(2.0) / 4, useBias: false);
         bias = new Parameter(torch.zeros(channels));
         norm = new PixelNormalization(config.PixelNormEpsilon);
         conv = new ConvActivation(channels, channels, 3, slope, new PixelNormalization(config.PixelNormEpsilon));
@@ -185,7 +185,7 @@ public sealed class DiscriminatorOutputBlock : nn.Module<Tensor, Tensor>
         stdev = new MinibatchStdev(config.MinibatchGroupSize);
         conv = new ConvActivation(channels + 1, channels, 3, slope, null);
         dense0 = new WeightScaledDense(channels * 16, config.FeatureMaps(0));
-        dense1 = new WeightScaledDense(config.FeatureMaps(0), 1, gain: 1.0);
+        dense1 = new WeightScaledDense(config.FeatureMaps(0), 1 + config.LabelSize, gain: 1.0); // score, then class logits
         RegisterComponents();
     }
 

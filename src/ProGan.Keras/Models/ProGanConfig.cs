@@ -42,6 +42,17 @@ public sealed record ProGanConfig
     /// </summary>
     public bool FusedScale { get; init; } = true;
 
+    /// <summary>
+    /// <c>label_size</c> of the reference (0: unconditional). With K &gt; 0 classes the generator's input is the latent
+    /// followed by a one-hot label, K values (<see cref="ConditionalInput"/>), pixel-normalized together as the
+    /// reference normalizes <c>concat([latents, labels])</c>, and the discriminator returns 1 + K values per image: the
+    /// score, then the class logits of the auxiliary classifier (AC-GAN, Odena et al. 2017).
+    /// </summary>
+    public int LabelSize { get; init; }
+
+    /// <summary>The generator's input width: <see cref="LatentSize"/> + <see cref="LabelSize"/>.</summary>
+    public int InputSize => LatentSize + LabelSize;
+
     /// <summary>The paper's networks for 1024² (CelebA-HQ).</summary>
     public static ProGanConfig Paper { get; } = new();
 
@@ -53,7 +64,8 @@ public sealed record ProGanConfig
     /// </summary>
     public ProGanConfig With(int? latentSize = null, int? resolution = null, int? imageChannels = null, int? fmapBase = null,
                              double? fmapDecay = null, int? fmapMax = null, int? minibatchGroupSize = null,
-                             double? leakyReluSlope = null, double? pixelNormEpsilon = null, bool? fusedScale = null) => this with
+                             double? leakyReluSlope = null, double? pixelNormEpsilon = null, bool? fusedScale = null,
+                             int? labelSize = null) => this with
     {
         LatentSize = latentSize ?? LatentSize,
         Resolution = resolution ?? Resolution,
@@ -65,6 +77,7 @@ public sealed record ProGanConfig
         LeakyReluSlope = leakyReluSlope ?? LeakyReluSlope,
         PixelNormEpsilon = pixelNormEpsilon ?? PixelNormEpsilon,
         FusedScale = fusedScale ?? FusedScale,
+        LabelSize = labelSize ?? LabelSize,
     };
 
     /// <summary>Number of resolutions 4², 8², …, Resolution².</summary>
@@ -99,6 +112,7 @@ public sealed record ProGanConfig
         Require(FmapDecay >= 0 && double.IsFinite(FmapDecay), nameof(FmapDecay), FmapDecay, "a finite value ≥ 0");
         Require(FmapMax >= 1, nameof(FmapMax), FmapMax, "≥ 1");
         Require(MinibatchGroupSize >= 1, nameof(MinibatchGroupSize), MinibatchGroupSize, "≥ 1");
+        Require(LabelSize >= 0, nameof(LabelSize), LabelSize, "≥ 0 (0: unconditional)");
         Require(LeakyReluSlope is >= 0 and < 1, nameof(LeakyReluSlope), LeakyReluSlope, "[0, 1)");
         Require(PixelNormEpsilon >= 0, nameof(PixelNormEpsilon), PixelNormEpsilon, "≥ 0");
         for (int level = 0; level < LevelCount; level++)
