@@ -29,7 +29,7 @@ module Diversity =
     /// The ratio of `generator` at `position` against the data, from the metric streams of `streams`.
     let ratio (generator: ProgressiveGenerator) (position: SchedulePosition) (data: TrainingImages) (streams: RandomStreams) (device: torch.Device) =
         let n = min images data.Count
-        use z = Sampling.latents generator.Config.LatentSize streams.MetricLatents n
+        use z = Sampling.inputs generator.Config streams.MetricLatents n id
         use generated = (Sampling.at generator position z device).cpu()
         use reals = Minibatch.gather data (Minibatch.draw streams.MetricReals 0L position.Level n data.Count false)
         ratioOf generated reals

@@ -42,7 +42,7 @@ module Evaluation =
 
     /// `n` images of `generator` at `position`, from latents of the `MetricLatents` stream, on the CPU.
     let private fakes (generator: ProgressiveGenerator) (position: SchedulePosition) (n: int) (streams: RandomStreams) (device: torch.Device) =
-        use z = Sampling.latents generator.Config.LatentSize streams.MetricLatents n
+        use z = Sampling.inputs generator.Config streams.MetricLatents n id // every class in turn
         use images = Sampling.at generator position z device
         images.cpu()
 

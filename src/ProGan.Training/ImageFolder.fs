@@ -131,7 +131,8 @@ module ImageFolder =
     /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
     /// memory stays bounded by one chunk of full-size images; `cancel` is honoured between chunks. Returns the paths
     /// used, in order, and the skipped ones.
-    let private decodeAll (paths: string[]) (resolution: int) (channels: int) (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let private decodeAll (paths: string[]) (resolution: int) (channels: int) (classes: (string[] * (string -> int64)) option)
+                          (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let skipped = Collections.Generic.List<SkippedImage>()
         let used = Collections.Generic.List<string>()
         let mutable finished = 0
@@ -139,6 +140,7 @@ module ImageFolder =
             cancel.ThrowIfCancellationRequested()
             let decoded = Array.zeroCreate chunk.Length
             Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode chunk[i]) |> ignore
+            let firstUsed = used.Count
             let bytes =
                 [| for i in 0 .. chunk.Length - 1 do
                      match decoded[i] with
@@ -151,7 +153,11 @@ module ImageFolder =
                 use stacked = torch.stack(bytes)
                 for b in bytes do b.Dispose()
                 use pyramid = ImagePyramid.fromBytes "chunk" stacked
-                take pyramid
+                match classes with
+                | None -> take pyramid
+                | Some(names, classOf) ->
+                    let labels = [| for k in firstUsed .. used.Count - 1 -> classOf used[k] |]
+                    take (new ImagePyramid(pyramid.Name, pyramid.Levels, labels, names)) // the levels stay the chunk's
             finished <- finished + chunk.Length
             report (Preparing(finished, paths.Length))
         List.ofSeq used, List.ofSeq skipped
@@ -174,21 +180,40 @@ module ImageFolder =
                                 (String.Join(", ", counts)) folder (String.Join(", ", extensions))))
         listing
 
+    /// The classes of a labelled folder (`--labels folders`): its immediate subfolders in name order, and the class of
+    /// each image by the subfolder it is in.
+    let classesOf (folder: string) (images: string list) =
+        let classOf (path: string) =
+            match Path.GetRelativePath(folder, path).Split([| Path.DirectorySeparatorChar; Path.AltDirectorySeparatorChar |]) with
+            | parts when parts.Length >= 2 -> Some parts[0]
+            | _ -> None
+        match images |> List.tryFind (classOf >> Option.isNone) with
+        | Some loose ->
+            raise (DataException(sprintf "--labels folders: '%s' is not in a class subfolder of '%s'; put every image in a subfolder named after its class." loose folder))
+        | None -> ()
+        let names = images |> List.choose classOf |> List.distinct |> List.sortWith (fun a b -> String.CompareOrdinal(a, b)) |> Array.ofList
+        if names.Length < 2 then
+            raise (DataException(sprintf "--labels folders: '%s' has %d class subfolder(s); a conditional run needs at least two." folder names.Length))
+        let index = names |> Array.mapi (fun i n -> n, int64 i) |> dict
+        names, (fun path -> index[(classOf path).Value])
+
     /// Prepares the images of `folder` at `resolution` into a data set at `out` (the work of prepare.fsx); returns its
     /// index. At least `minimum` images must be usable.
-    let prepareInto (folder: string) (resolution: int) (channels: int) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let prepareInto (folder: string) (resolution: int) (channels: int) (labelled: bool) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
+        let classes = if labelled then Some(classesOf folder listing.Images) else None
         use writer = new DatasetWriter(out, resolution, channels)
-        let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels writer.Append report cancel
+        let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels classes writer.Append report cancel
         if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
         writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped)
 
     /// Reads `folder` at `resolution`; `minimum` is the fewest usable images accepted (one minibatch). The images are
     /// prepared once into a data set in the cache folder (checked by SHA-256 at every load, prepared again when
     /// damaged) and read from there a minibatch at a time; where the cache cannot be written they are held in memory.
-    let load (folder: string) (resolution: int) (channels: int) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+    let load (folder: string) (resolution: int) (channels: int) (labelled: bool) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
-        let cached = Path.Combine(cacheFolder (), cacheKey folder resolution channels listing.Images)
+        let classes = if labelled then Some(classesOf folder listing.Images) else None
+        let cached = Path.Combine(cacheFolder (), cacheKey folder resolution channels listing.Images + (if labelled then "-labelled" else ""))
         let fromCache =
             if not (PreparedDataset.isDataset cached) then None
             else
@@ -212,7 +237,7 @@ module ImageFolder =
             match writer with
             | Some writer ->
                 use writer = writer
-                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels writer.Append report cancel
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels classes writer.Append report cancel
                 if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
                 writer.Finish(Path.GetFullPath folder, [| for p in used -> Path.GetRelativePath(folder, p) |], Array.ofList skipped) |> ignore
                 { Images = PreparedDataset.openFor cached resolution channels false; Skipped = skipped; FromCache = false }
@@ -220,14 +245,15 @@ module ImageFolder =
                 MemoryEstimate.refuseAbove (MemoryEstimate.available ())
                     { Parameters = 0L; Activations = 0L; Data = MemoryEstimate.dataBytes (int64 listing.Images.Length) channels resolution }
                 let parts = Collections.Generic.List<ImagePyramid>()
-                let keep (p: ImagePyramid) = parts.Add(new ImagePyramid(folder, p.Levels |> Array.map (fun l -> l.clone())))
-                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels keep report cancel
+                let keep (p: ImagePyramid) = parts.Add(new ImagePyramid(folder, p.Levels |> Array.map (fun l -> l.clone()), p.Labels, p.ClassNames))
+                let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels classes keep report cancel
                 if used.Length < max 1 minimum then
                     for p in parts do (p :> IDisposable).Dispose()
                     raise (tooFew folder used.Length minimum)
                 let levels = Array.init parts[0].Levels.Length (fun level -> torch.cat([| for p in parts -> p.Levels[level] |], 0L))
                 for p in parts do (p :> IDisposable).Dispose()
-                { Images = new ImagePyramid(folder, levels); Skipped = skipped; FromCache = false }
+                let labels = parts |> Seq.collect (fun p -> p.Labels) |> Array.ofSeq
+                { Images = new ImagePyramid(folder, levels, labels, (match classes with Some(names, _) -> names | None -> [||])); Skipped = skipped; FromCache = false }
 
     /// One warning line for the skipped files: the count and the first few paths with reasons.
     let summarize (skipped: SkippedImage list) =

@@ -5,10 +5,15 @@ open System.IO
 open System.Security.Cryptography
 open TorchSharp
 
-/// Training images held in memory, every level a uint8 tensor [N, C, r, r] (4² first).
-type ImagePyramid(name: string, levels: torch.Tensor[]) =
+/// Training images held in memory, every level a uint8 tensor [N, C, r, r] (4² first), with their classes when the
+/// set is labelled.
+type ImagePyramid(name: string, levels: torch.Tensor[], labels: int64[], classNames: string[]) =
     inherit TrainingImages()
-    do if levels.Length = 0 then invalidArg "levels" "An image pyramid needs at least one level."
+    do
+        if levels.Length = 0 then invalidArg "levels" "An image pyramid needs at least one level."
+        if labels.Length <> 0 && int64 labels.Length <> levels[0].shape[0] then
+            invalidArg "labels" (sprintf "%d labels for %d images." labels.Length levels[0].shape[0])
+
 
     let hashes =
         levels |> Array.map (fun level ->
@@ -28,6 +33,11 @@ type ImagePyramid(name: string, levels: torch.Tensor[]) =
     override _.GatherBytes(level, indices) =
         use index = torch.tensor(indices)
         levels[level].index_select(0L, index)
+    override _.Labels = labels
+    override _.ClassNames = classNames
+
+    /// An unlabelled set.
+    new(name: string, levels: torch.Tensor[]) = new ImagePyramid(name, levels, [||], [||])
     override _.Dispose() = for l in levels do l.Dispose()
 
     /// Levels of detail, 4² first, as uint8 [N, 3, r, r].

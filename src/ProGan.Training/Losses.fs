@@ -2,6 +2,7 @@ namespace ProGan.Training
 
 open TorchSharp
 open ProGan.Keras.Layers
+open ProGan.Keras.Models
 
 /// The discriminator loss and its named terms, each a scalar tensor.
 type DiscriminatorLoss =
@@ -14,6 +15,13 @@ type DiscriminatorLoss =
       GradientPenalty: torch.Tensor
       /// mean D(real)² before ε_drift (WGAN-GP's drift term; logged for every loss).
       Drift: torch.Tensor }
+
+/// The auxiliary classifier's part of a conditional run (AC-GAN, Odena et al. 2017; the reference's `cond_weight`):
+/// the classes of the reals and of the fakes of a step, and the weight of the classification terms.
+type Conditioning =
+    { RealLabels: torch.Tensor
+      FakeLabels: torch.Tensor
+      Weight: float }
 
 /// The GAN losses, as pure functions of scores, networks and the minibatch. WGAN-GP with drift is the paper's
 /// (Karras et al. 2018, Appendix A.1; reference `loss.py` `G_wgan_acgan`, `D_wgangp_acgan`; Gulrajani et al. 2017);
@@ -51,18 +59,21 @@ module Losses =
         else d.call reals, d.call fakes
 
     /// Per-sample ‖∇ₓ D(x)‖₂ at `x` (summed scores, so each sample's gradient is its own), kept in the graph so that
-    /// D's step differentiates through it (the double backward).
+    /// D's step differentiates through it (the double backward). Only the score column counts, not class logits.
     let private gradientNorms (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (x: torch.Tensor) =
-        let scores = d.call x
+        let scores = ConditionalInput.Score(d.call x)
         let gradient = torch.autograd.grad([| scores.sum() |], [| x |], retain_graph = true, create_graph = true)[0]
         gradient.flatten(1L).square().sum([| 1L |]).sqrt()
 
     /// D's loss, averaged over the minibatch: the adversarial term, plus for WGAN-GP λ·(‖∇D(x̂)‖₂ − γ)²/γ² +
     /// ε_drift·D(real)² with x̂ = lerp(real, fake, u), one u ~ U(0, 1) per sample (`mix`), the norm over C, H, W of
     /// each sample; with an R1 weight γ_R1 > 0, (γ_R1/2)·‖∇D(real)‖₂² (Mescheder et al. 2018).
+    /// With `conditioning`, plus weight·(CE(classes of reals) + CE(classes of fakes)), the reference's
+    /// `D_wgangp_acgan` label penalties.
     let discriminator (loss: GanLoss) (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor)
-                      (mix: torch.Tensor) (weights: LossWeights) (groupSize: int) =
-        let realScores, fakeScores = scoreTogether d reals (fakes.detach()) groupSize
+                      (mix: torch.Tensor) (weights: LossWeights) (groupSize: int) (conditioning: Conditioning option) =
+        let realOut, fakeOut = scoreTogether d reals (fakes.detach()) groupSize
+        let realScores, fakeScores = ConditionalInput.Score realOut, ConditionalInput.Score fakeOut
         let adversarial = adversarial loss realScores fakeScores
         let drift = realScores.square()
         let penalty, perSample =
@@ -75,11 +86,28 @@ module Losses =
                 let penalty = (gradientNorms d (reals.detach().requires_grad_(true))).square()
                 penalty, adversarial + penalty.unsqueeze(1L) * (weights.R1 / 2.0)
             | _ -> torch.zeros_like(realScores.squeeze(1L)), adversarial
+        let perSample =
+            match conditioning with
+            | None -> perSample
+            | Some c ->
+                let ce (output: torch.Tensor) (labels: torch.Tensor) =
+                    torch.nn.functional.cross_entropy(ConditionalInput.ClassLogits output, labels, reduction = torch.nn.Reduction.None)
+                perSample + ((ce realOut c.RealLabels + ce fakeOut c.FakeLabels) * c.Weight).unsqueeze(1L)
         { Total = perSample.mean()
           Adversarial = adversarial.mean()
           GradientPenalty = penalty.mean()
           Drift = drift.mean() }
 
-    /// G's loss: its adversarial term on D(G(z)), through the composite model whose D is frozen, averaged.
-    let generator (loss: GanLoss) (composite: torch.nn.Module<torch.Tensor, torch.Tensor>) (latents: torch.Tensor) =
-        (generatorAdversarial loss (composite.call latents)).mean()
+    /// G's loss on D's output for its fakes, averaged: the adversarial term, plus with `conditioning`
+    /// weight·CE(classes of the fakes) (the reference's `G_wgan_acgan` label penalty).
+    let generatorOn (loss: GanLoss) (output: torch.Tensor) (conditioning: Conditioning option) =
+        let adversarial = generatorAdversarial loss (ConditionalInput.Score output)
+        match conditioning with
+        | None -> adversarial.mean()
+        | Some c ->
+            let ce = torch.nn.functional.cross_entropy(ConditionalInput.ClassLogits output, c.FakeLabels, reduction = torch.nn.Reduction.None)
+            (adversarial + (ce * c.Weight).unsqueeze(1L)).mean()
+
+    /// G's loss through the composite model whose D is frozen.
+    let generator (loss: GanLoss) (composite: torch.nn.Module<torch.Tensor, torch.Tensor>) (latents: torch.Tensor) (conditioning: Conditioning option) =
+        generatorOn loss (composite.call latents) conditioning

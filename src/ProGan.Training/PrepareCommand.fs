@@ -11,6 +11,7 @@ type PrepareArguments =
       Seed: int
       Resolution: int
       Channels: int
+      Labels: bool
       Out: string option
       Info: string option
       Check: string option }
@@ -38,12 +39,14 @@ module PrepareCommand =
                 (fun v a -> { a with Resolution = CommandLine.resolution "--resolution" v })
               flag "--channels" "1|3|4" "grayscale, RGB (default) or RGBA" false
                 (fun v a -> { a with Channels = CommandLine.channels "--channels" v })
+              flag "--labels" "folders|shapes" "label the images: by class subfolder of --data, or by shape for --procedural" false
+                (fun v a -> if v = "folders" || v = "shapes" then { a with Labels = true } else bad "--labels takes folders or shapes; got '%s'." v)
               flag "--out" "DATASET" "the data set folder to write (must not exist yet)" false
                 (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
               flag "--info" "DATASET" "print what a data set holds" false (fun v a -> { a with Info = Some(CommandLine.path "--info" "a data set" v) })
               flag "--check" "DATASET" "verify every level file against its SHA-256" false
                 (fun v a -> { a with Check = Some(CommandLine.path "--check" "a data set" v) }) ]
-          Defaults = { Data = None; Procedural = None; Seed = 1; Resolution = 32; Channels = 3; Out = None; Info = None; Check = None }
+          Defaults = { Data = None; Procedural = None; Seed = 1; Resolution = 32; Channels = 3; Labels = false; Out = None; Info = None; Check = None }
           ResumeFlag = None }
 
     /// Prepares as the arguments ask, with a progress display on a terminal; returns the exit code.
@@ -71,9 +74,9 @@ module PrepareCommand =
                 use stop = new StopSignals()
                 let prepare report =
                     match args.Data, args.Procedural with
-                    | Some folder, None -> ImageFolder.prepareInto folder args.Resolution args.Channels 1 out report stop.Token
+                    | Some folder, None -> ImageFolder.prepareInto folder args.Resolution args.Channels args.Labels 1 out report stop.Token
                     | None, Some count ->
-                        use images = Procedural.pyramid count args.Resolution args.Channels args.Seed
+                        use images = Procedural.pyramidOf count args.Resolution args.Channels args.Seed args.Labels
                         PreparedDataset.save out images.Name images
                     | Some _, Some _ -> bad "--data and --procedural are exclusive: prepare one source."
                     | None, None -> bad "--data FOLDER (or --procedural N) is required."

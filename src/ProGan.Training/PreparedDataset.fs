@@ -35,7 +35,11 @@ type DatasetIndex =
       /// Files of the source that could not be used, and why.
       Skipped: SkippedImage[]
       /// 4² first.
-      Levels: DatasetLevel[] }
+      Levels: DatasetLevel[]
+      /// The class of every image, or empty for an unlabelled set.
+      Labels: int64[]
+      /// The classes' names in index order, or empty.
+      ClassNames: string[] }
 
 /// Training images in a prepared data set on disk, read a minibatch at a time: each image is one positioned read
 /// (`pread`) through the OS page cache, so neither managed nor native memory ever holds the whole set, and what the
@@ -64,6 +68,8 @@ type PreparedDataset(folder: string, index: DatasetIndex) =
     override _.Count = index.Count
     override _.Resolution = index.Resolution
     override _.Channels = index.Channels
+    override _.Labels = index.Labels
+    override _.ClassNames = index.ClassNames
     override _.LevelHash(level) = index.Levels[level].Sha256
 
     /// SHA-256 of a level's file as it is on disk now (`LevelHash` is what dataset.json recorded).
@@ -103,6 +109,8 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
     let streams = resolutions |> Array.map (fun r -> new FileStream(Path.Combine(staging, fileName r), FileMode.Create, FileAccess.Write, FileShare.None))
     let hashes = resolutions |> Array.map (fun _ -> IncrementalHash.CreateHash HashAlgorithmName.SHA256)
     let mutable count = 0
+    let labels = Collections.Generic.List<int64>()
+    let mutable classNames : string[] = [||]
 
     /// Images written so far.
     member _.Count = count
@@ -118,6 +126,9 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
                 let bytes = chunk.bytes.ToArray()
                 streams[level].Write(bytes, 0, bytes.Length)
                 hashes[level].AppendData bytes
+        if images.Labels.Length > 0 then
+            labels.AddRange images.Labels
+            classNames <- images.ClassNames
         count <- count + images.Count
 
     /// Writes `dataset.json`, flushes every file to the disk and moves the data set to its final name.
@@ -131,7 +142,8 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
         for s in streams do s.Dispose()
         let index =
             { Format = PreparedDataset.Format; Version = PreparedDataset.Version; Count = count; Resolution = resolution; Channels = channels
-              Source = source; Files = files; Skipped = skipped; Levels = levels }
+              Source = source; Files = files; Skipped = skipped; Levels = levels
+              Labels = labels.ToArray(); ClassNames = classNames }
         AtomicFile.WriteAllText(Path.Combine(staging, PreparedDataset.IndexFile), JsonSerializer.Serialize(index, JsonSerializerOptions(WriteIndented = true)))
         try Directory.Move(staging, final)
         with :? IOException when Directory.Exists final && File.Exists(Path.Combine(final, PreparedDataset.IndexFile)) ->
@@ -161,6 +173,8 @@ module PreparedDataset =
         let wellFormed =
             not (isNull (box index)) && index.Format = PreparedDataset.Format && index.Count >= 1 && index.Channels >= 1
             && not (isNull index.Levels) && not (isNull index.Files) && not (isNull index.Skipped) && not (isNull index.Source)
+            && not (isNull index.Labels) && not (isNull index.ClassNames)
+            && (index.Labels.Length = 0 || (index.Labels.Length = index.Count && index.Labels |> Array.forall (fun l -> l >= 0L && l < int64 index.ClassNames.Length)))
             && index.Levels.Length >= 1
             && (index.Levels |> Array.mapi (fun i l -> not (isNull (box l)) && l.Resolution = (4 <<< i) && not (isNull l.File) && not (isNull l.Sha256)) |> Array.forall id)
             && index.Levels[index.Levels.Length - 1].Resolution = index.Resolution

@@ -19,9 +19,11 @@ module Procedural =
 
     /// Everything random about `count` images: the sky, and three shapes each.
     type private Scene =
-        { Count: int64; Tilt: torch.Tensor; SkyLow: torch.Tensor; SkyHigh: torch.Tensor; Shapes: Shape list }
+        { Count: int64; Tilt: torch.Tensor; SkyLow: torch.Tensor; SkyHigh: torch.Tensor; Shapes: Shape list
+          /// 0: every shape a disc, 1: every shape a square; None for the unlabelled set (shapes of either kind).
+          Labels: torch.Tensor option }
 
-    let private draw (count: int) (seed: int) =
+    let private draw (count: int) (seed: int) (labelled: bool) =
         use g = new torch.Generator(uint64 seed)
         let n = int64 count
         let column () = [| n; 1L; 1L; 1L |]
@@ -45,7 +47,13 @@ module Procedural =
                 let present = torch.rand(column (), generator = g).lt(scalar 0.85)
                 let frequency = uniform 12.0 24.0
                 { Cx = cx; Cy = cy; Radius = radius; IsDisc = isDisc; Present = present; Frequency = frequency; Colour = pick () } ]
-        { Count = n; Tilt = tilt; SkyLow = skyLow; SkyHigh = skyHigh; Shapes = shapes }
+        if labelled then
+            // Drawn last, so that everything else is the unlabelled set's; the class decides every shape's kind.
+            let labels = torch.randint(2L, [| n |], generator = g)
+            let discs = labels.eq(scalar 0.0).view(n, 1L, 1L, 1L)
+            { Count = n; Tilt = tilt; SkyLow = skyLow; SkyHigh = skyHigh; Shapes = shapes |> List.map (fun s -> { s with IsDisc = discs }); Labels = Some labels }
+        else
+            { Count = n; Tilt = tilt; SkyLow = skyLow; SkyHigh = skyHigh; Shapes = shapes; Labels = None }
 
     /// Images `start` … `start + count − 1` of a scene at `resolution` as RGBA (float in [0, 255], NCHW): the shapes
     /// opaque, the sky half transparent (the alpha a four-channel run learns).
@@ -79,31 +87,41 @@ module Procedural =
         | 3 -> rgba.narrow(1L, 0L, 3L)
         | _ -> rgba.alias()
 
-    /// Renders the scene a chunk at a time, handing each chunk and its first index to `write`.
-    let private renderInto (count: int) (resolution: int) (seed: int) (write: int64 -> torch.Tensor -> unit) =
+    /// Renders the scene a chunk at a time, handing each chunk and its first index to `write`; returns the labels of
+    /// a labelled scene.
+    let private renderInto (count: int) (resolution: int) (seed: int) (labelled: bool) (write: int64 -> torch.Tensor -> unit) =
         use scope = torch.NewDisposeScope()
-        let scene = draw count seed
+        let scene = draw count seed labelled
         let chunk = chunkAt resolution
         for start in 0L .. chunk .. scene.Count - 1L do
             use images = paint scene resolution start (min chunk (scene.Count - start))
             write start images
+        scene.Labels |> Option.map (fun l -> l.data<int64>().ToArray()) |> Option.defaultValue [||]
 
     /// Renders `count` RGB images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
     let render (count: int) (resolution: int) (seed: int) =
         let result = torch.empty([| int64 count; 3L; int64 resolution; int64 resolution |])
-        renderInto count resolution seed (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images.narrow(1L, 0L, 3L)) |> ignore)
+        renderInto count resolution seed false (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images.narrow(1L, 0L, 3L)) |> ignore) |> ignore
         result
 
+    /// The class names of the labelled set (`--labels shapes`).
+    let classNames = [| "discs"; "squares" |]
+
     /// The procedural set as a pyramid of `channels` channels ready for training (grayscale: luma; RGBA: the shapes
-    /// opaque on a half-transparent sky), built a chunk at a time so that only the bytes of the whole set are ever held.
-    let pyramid (count: int) (resolution: int) (channels: int) (seed: int) =
-        let name = sprintf "procedural shapes (%d images, seed %d)" count seed
+    /// opaque on a half-transparent sky), built a chunk at a time so that only the bytes of the whole set are ever held;
+    /// `labelled`: every image's shapes all discs or all squares, its class (`classNames`).
+    let pyramidOf (count: int) (resolution: int) (channels: int) (seed: int) (labelled: bool) =
+        let name = sprintf "procedural shapes (%d images, seed %d%s)" count seed (if labelled then ", labelled by shape" else "")
         let levels =
             [| for r in Seq.unfold (fun r -> if r <= resolution then Some(r, 2 * r) else None) 4 ->
                  torch.empty([| int64 count; int64 channels; int64 r; int64 r |], dtype = torch.ScalarType.Byte) |]
-        renderInto count resolution seed (fun start images ->
-            use inChannels = withChannels channels images
-            use part = ImagePyramid.fromFloat name inChannels
-            for level, target in Array.indexed levels do
-                target.narrow(0L, start, images.shape[0]).copy_(part.Levels[level]) |> ignore)
-        new ImagePyramid(name, levels)
+        let labels =
+            renderInto count resolution seed labelled (fun start images ->
+                use inChannels = withChannels channels images
+                use part = ImagePyramid.fromFloat name inChannels
+                for level, target in Array.indexed levels do
+                    target.narrow(0L, start, images.shape[0]).copy_(part.Levels[level]) |> ignore)
+        new ImagePyramid(name, levels, labels, (if labelled then classNames else [||]))
+
+    /// The unlabelled procedural set.
+    let pyramid (count: int) (resolution: int) (channels: int) (seed: int) = pyramidOf count resolution channels seed false

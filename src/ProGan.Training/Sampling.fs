@@ -17,3 +17,13 @@ module Sampling =
 
     /// `count` latents drawn from N(0, I) with `seed` (`Latents.FromSeed`: one generator, 64 rows at a time).
     let latents (latentSize: int) (seed: uint64) (count: int) = Latents.FromSeed(latentSize, seed, count)
+
+    /// The generator's input for `count` images of `config`: latents from `seed`, followed for a conditional generator
+    /// by the one-hot class `classOf i` of image i (`ConditionalInput`).
+    let inputs (config: ProGanConfig) (seed: uint64) (count: int) (classOf: int -> int) =
+        let z = latents config.LatentSize seed count
+        if config.LabelSize = 0 then z
+        else
+            use z = z
+            use labels = torch.tensor(Array.init count (fun i -> int64 (classOf i % config.LabelSize)))
+            ConditionalInput.Of(z, labels, config.LabelSize)

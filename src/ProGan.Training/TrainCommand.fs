@@ -107,6 +107,12 @@ module TrainCommand =
           setting "--group-size" "N" "minibatch-stddev group size" (arch (fun f v a -> a.With(minibatchGroupSize = int' f v)))
           setting "--channels" "1|3|4" "image channels: grayscale, RGB (default) or RGBA (alpha learned as a fourth channel)"
             (arch (fun f v a -> a.With(imageChannels = CommandLine.channels f v)))
+          setting "--labels" "folders|shapes" "conditional training (AC-GAN): each subfolder of --data a class, or the procedural set by shape"
+            (fun name v ->
+                if v <> "folders" && v <> "shapes" then bad "%s takes folders (subfolders of --data are the classes) or shapes (the embedded set); got '%s'." name v
+                fun c -> { c with Labels = v })
+          setting "--cond-weight" "X" "weight of the auxiliary classification terms (the reference's cond_weight, 1)"
+            (parsed float' (fun x c -> { c with ConditionWeight = x }))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
             (arch (fun _ _ a -> a.With(fusedScale = false)))
           setting "--tick-images" "N|R:N,…" "images between sample grids and checkpoints, or per resolution (tick_kimg_dict: 4:16000,64:4000)"

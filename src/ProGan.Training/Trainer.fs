@@ -35,6 +35,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         // On the CPU every step frees and re-allocates the same large activations: keep them in the heap (15 % → 3 %
         // of a 64² step's CPU time spent in page faults; see HostAllocator).
         if device.``type`` = DeviceType.CPU then ProGan.Keras.Backend.HostAllocator.RetainFreedMemory() |> ignore
+        if arch.LabelSize > 0 && data.ClassNames.Length <> arch.LabelSize then
+            invalidArg "data" (sprintf "The networks are conditional on %d classes but the data has %d (%s); label the data (--labels) to match." arch.LabelSize data.ClassNames.Length (TrainingData.describe config))
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
         // Threads is a setting of the machine a run trains on: a run made elsewhere with more uses all cores here.
@@ -84,17 +86,20 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         prefetched |> Option.iter (fun (_, _, task) -> try task.GetAwaiter().GetResult().Dispose() with _ -> ())
         prefetched <- None
 
-    /// The reals at `images` shown for a step at `level`: the prefetched ones when they are these, else gathered now.
+    /// The reals at `images` shown for a step at `level`, and their draw: the prefetched ones when they are these,
+    /// else gathered now.
     let realsAt (images: int64) (level: int) =
         let reals =
             match prefetched with
             | Some(draw, at, task) when at = images && draw.Level = level ->
-                task.GetAwaiter().GetResult() // its own exception, not an AggregateException
+                task.GetAwaiter().GetResult(), draw // its own exception, not an AggregateException
             | _ ->
                 dropPrefetch ()
-                Minibatch.gather data (drawAt images level)
+                let draw = drawAt images level
+                Minibatch.gather data draw, draw
         prefetched <- None
         reals
+
 
     /// Starts gathering the reals of the step that will start at `images` shown.
     let prefetch (images: int64) =
@@ -112,6 +117,25 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let latents (count: int) =
         use z = torch.randn([| int64 count; int64 arch.LatentSize |], generator = state.NoiseRandom)
         z.``to``(device)
+
+    /// A conditional run's classes (AC-GAN): K = `Architecture.LabelSize`, 0 for an unconditional run.
+    let classes = arch.LabelSize
+
+    /// G's input for `count` fakes: latents, and for a conditional run a class per fake, uniform (one-hot after the
+    /// latent). Returns the input and the classes.
+    let fakeInputs (count: int) =
+        let z = latents count
+        if classes = 0 then z, None
+        else
+            let labels = torch.randint(int64 classes, [| int64 count |], generator = state.NoiseRandom).``to``(device)
+            ConditionalInput.Of(z, labels, classes), Some labels
+
+    /// The classification part of a step's losses (None for an unconditional run).
+    let conditioning (realLabels: torch.Tensor option) (fakeLabels: torch.Tensor option) =
+        match realLabels, fakeLabels with
+        | Some r, Some f -> Some { RealLabels = r; FakeLabels = f; Weight = config.ConditionWeight }
+        | None, Some f -> Some { RealLabels = f; FakeLabels = f; Weight = config.ConditionWeight }
+        | _ -> None
 
     /// G through a frozen D at one level and phase, built once and kept.
     let compositeFor (level: int) (fading: bool) =
@@ -147,14 +171,20 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let discriminatorStep (position: SchedulePosition) (images: int64) (count: int) =
         let fading = position.Phase = FadeIn
         let d = discriminator.Pairs[position.Level].Select(fading)
-        use sampled = realsAt images position.Level
+        let sampled, draw = realsAt images position.Level
+        use sampled = sampled
         let reals = Reals.fade position.Alpha (sampled.``to``(device))
+        let realLabels =
+            if classes = 0 then None
+            else Some(torch.tensor(draw.Indices |> Array.map (fun i -> data.Labels[int i])).``to``(device))
+        let input, fakeLabels = fakeInputs count
         let fakes =
             use _ = torch.no_grad()
-            generator.Pairs[position.Level].Select(fading).call (latents count)
+            generator.Pairs[position.Level].Select(fading).call input
         let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
         state.DiscriminatorOptimizer.zero_grad()
-        let terms = Losses.discriminator loss d (augmented reals) (augmented fakes) mix weights arch.MinibatchGroupSize
+        let terms =
+            Losses.discriminator loss d (augmented reals) (augmented fakes) mix weights arch.MinibatchGroupSize (conditioning realLabels fakeLabels)
         let total = finite "discriminator loss" terms.Total
         terms.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
@@ -163,15 +193,16 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
         state.GeneratorOptimizer.zero_grad()
+        let input, fakeLabels = fakeInputs count
         let gLoss =
-            if augment.IsEmpty then Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) (latents count)
+            if augment.IsEmpty then Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) input (conditioning None fakeLabels)
             else
                 // D(augment(G(z))) with D frozen: the composite with the augmentation between its halves.
                 let fading = position.Phase = FadeIn
                 let d = discriminator.Pairs[position.Level].Select(fading)
-                let images = augmented (generator.Pairs[position.Level].Select(fading).call (latents count))
+                let images = augmented (generator.Pairs[position.Level].Select(fading).call input)
                 use _ = Trainability.Freeze d
-                (Losses.generatorAdversarial loss (d.call images)).mean()
+                Losses.generatorOn loss (d.call images) (conditioning None fakeLabels)
         let total = finite "generator loss" gLoss
         gLoss.backward()
         state.GeneratorOptimizer.step() |> ignore

@@ -58,6 +58,12 @@ type TrainingConfig =
       /// Grow progressively (the paper); false trains the final resolution from the start, the paper's
       /// non-progressive baseline, for the same number of images.
       Growing: bool
+      /// Conditional training (AC-GAN, the reference's `label_size`): "folders" (every immediate subfolder of the data
+      /// folder is a class), "shapes" (the procedural set labelled by its shapes: discs or squares), or empty for an
+      /// unconditional run. `Architecture.LabelSize` is the number of classes.
+      Labels: string
+      /// The weight of the auxiliary classification terms (the reference's `cond_weight`, 1).
+      ConditionWeight: float
       /// A run folder or checkpoint whose G, D and EMA weights a new run starts from (fine-tuning; its levels are
       /// loaded, higher ones start fresh; the optimisers start fresh); empty for none.
       InitFrom: string
@@ -172,6 +178,8 @@ module TrainingConfig =
           DRepeats = 1
           Growing = true
           InitFrom = ""
+          Labels = ""
+          ConditionWeight = 1.0
           Beta1 = 0.0
           Beta2 = 0.99
           AdamEpsilon = 1e-8
@@ -250,6 +258,10 @@ module TrainingConfig =
         if c.R1Weight > 0.0 && c.Loss = "wgan-gp" then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"
         if c.DRepeats < 1 || c.DRepeats > 16 then fail "DRepeats" c.DRepeats "from 1 to 16"
         if isNull c.InitFrom then fail "InitFrom" "null" "a run folder or checkpoint, or empty for none"
+        if not (List.contains c.Labels [ ""; "folders"; "shapes" ]) then fail "Labels" c.Labels "\"folders\", \"shapes\" or empty"
+        if c.Labels = "shapes" && c.DataFolder <> "" then fail "Labels" c.Labels "\"folders\" with a data folder (\"shapes\" labels the embedded procedural set)"
+        if c.Labels = "" && c.Architecture.LabelSize > 0 then fail "LabelSize" c.Architecture.LabelSize "0 without --labels"
+        if not (c.ConditionWeight >= 0.0 && Double.IsFinite c.ConditionWeight) then fail "ConditionWeight" c.ConditionWeight "≥ 0 and finite"
         if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "Beta1" c.Beta1 "in [0, 1)"
         if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "Beta2" c.Beta2 "in [0, 1)"
         if not (c.AdamEpsilon > 0.0) then fail "AdamEpsilon" c.AdamEpsilon "> 0"

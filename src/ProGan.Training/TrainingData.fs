@@ -1,5 +1,6 @@
 namespace ProGan.Training
 
+open System
 open System.Threading
 
 /// The images a configuration trains on, prepared at its final resolution: the folder it names, or the embedded
@@ -17,14 +18,17 @@ module TrainingData =
         let resolution = config.Architecture.Resolution
         if config.DataFolder = "" then
             report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
-            Procedural.pyramid config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed
+            Procedural.pyramidOf config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed (config.Labels = "shapes")
         elif PreparedDataset.isDataset config.DataFolder then
             let data = PreparedDataset.openFor config.DataFolder resolution config.Architecture.ImageChannels false
+            if config.Labels <> "" && data.Labels.Length = 0 then
+                (data :> IDisposable).Dispose()
+                raise (DataException(sprintf "--labels: the data set '%s' has no labels; prepare it with --labels folders." config.DataFolder))
             report (Info(sprintf "Reading the prepared data set %s: %d images, read from disk a minibatch at a time" config.DataFolder data.Count))
             data
         else
             let minimum = config.Minibatch |> Array.max
-            let load = ImageFolder.load config.DataFolder resolution config.Architecture.ImageChannels minimum report cancel
+            let load = ImageFolder.load config.DataFolder resolution config.Architecture.ImageChannels (config.Labels = "folders") minimum report cancel
             report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Images.Count config.DataFolder))
             ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
             load.Images

@@ -25,6 +25,10 @@ type TrainingImages() =
     abstract LevelHash: level: int -> string
     /// The bytes of images `indices` at `level`, as uint8 [n, C, r, r] on the CPU.
     abstract GatherBytes: level: int * indices: int64[] -> torch.Tensor
+    /// The class of every image (index into `ClassNames`), or empty for an unlabelled set.
+    abstract Labels: int64[]
+    /// The classes' names, in index order (empty for an unlabelled set).
+    abstract ClassNames: string[]
     abstract Dispose: unit -> unit
 
     /// Levels of detail, 4² … final.

@@ -70,7 +70,8 @@ module TrainingRun =
 
     /// The fixed latents every sample grid of a run is drawn from (their own random stream).
     let gridLatents (config: TrainingConfig) (count: int) =
-        Sampling.latents config.Architecture.LatentSize (RandomStreams.ofSeed config.Seed).SampleGrid count
+        // A conditional run's grid shows one class per row (6 columns).
+        Sampling.inputs config.Architecture (RandomStreams.ofSeed config.Seed).SampleGrid count (fun i -> i / 6)
 
     /// The seeds and frames of the final interpolation strip (the strip `generate.fsx -- --interpolate 1,2 --steps 10`
     /// draws from the last checkpoint).
@@ -123,6 +124,16 @@ module TrainingRun =
             let data = TrainingData.load config options.Report options.Cancel
             try
                 checkData folder config data
+                // A conditional run's networks have as many classes as its data (a new run learns the count here).
+                let config =
+                    if config.Labels = "" || config.Architecture.LabelSize = data.ClassNames.Length then config
+                    elif options.Resume then
+                        raise (DataException(sprintf "The run was trained on %d classes; the data has %d (%s)." config.Architecture.LabelSize data.ClassNames.Length (String.Join(", ", data.ClassNames))))
+                    else
+                        let conditional = { config with Architecture = config.Architecture.With(labelSize = data.ClassNames.Length) }
+                        RunFolder.writeConfig folder conditional
+                        options.Report(Info(sprintf "Conditional on %d classes: %s" data.ClassNames.Length (String.Join(", ", data.ClassNames))))
+                        conditional
                 // A moved data folder or other threads: what the run continues with is what config.json says.
                 if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
                 options.Cancel.ThrowIfCancellationRequested()
@@ -279,7 +290,14 @@ module TrainingRun =
     /// The final generator's interpolation strip between two fixed seeds' latents.
     let private writeInterpolation (session: Session) =
         let a, b = interpolationSeeds
-        use z = Generation.interpolationLatents session.Config.Architecture.LatentSize a b interpolationSteps
+        let arch = session.Config.Architecture
+        use latents = Generation.interpolationLatents arch.LatentSize a b interpolationSteps
+        // A conditional run's strip walks the latents of the first class.
+        use z =
+            if arch.LabelSize = 0 then latents.alias()
+            else
+                use first = torch.zeros([| int64 interpolationSteps |], dtype = torch.ScalarType.Int64)
+                ProGan.Keras.Models.ConditionalInput.Of(latents, first, arch.LabelSize)
         use images = session.Trainer.SampleAt(session.Trainer.Position, z)
         use strip = ImageGrid.Compose(images, interpolationSteps, 64)
         ImageGrid.WritePng(session.Folder.Interpolation, strip)

@@ -9,7 +9,7 @@ open ProGan.Training
 open ProGan.Training.Tests.Fixtures
 
 let private load (folder: string) (resolution: int) minimum =
-    ImageFolder.load folder resolution 3 minimum ignore Threading.CancellationToken.None
+    ImageFolder.load folder resolution 3 false minimum ignore Threading.CancellationToken.None
 
 /// The mean RGB of image `index` at the top level, mapped to [−1, 1] as training sees it.
 let private meanRgb (images: TrainingImages) (name: string) (index: int) =
@@ -132,7 +132,7 @@ let ``odd names, a top-down BMP, unsupported formats and a cancelled preparation
         File.WriteAllBytes(dir.File "z-topdown.bmp", Array.append header pixels)
         let load () =
             let events = Collections.Generic.List<TrainingEvent>()
-            ImageFolder.load dir.Path 8 3 1 events.Add Threading.CancellationToken.None, List.ofSeq events
+            ImageFolder.load dir.Path 8 3 false 1 events.Add Threading.CancellationToken.None, List.ofSeq events
         for fromCache in [ false; true ] do
             let result, events = load ()
             Assert.Equal(fromCache, result.FromCache)
@@ -146,6 +146,6 @@ let ``odd names, a top-down BMP, unsupported formats and a cancelled preparation
         File.WriteAllText(dir.File "4.png", "changed, so the cache is not used")
         use cancelled = new Threading.CancellationTokenSource()
         cancelled.Cancel()
-        Assert.Throws<OperationCanceledException>(fun () -> ImageFolder.load dir.Path 8 3 1 ignore cancelled.Token |> ignore) |> ignore
+        Assert.Throws<OperationCanceledException>(fun () -> ImageFolder.load dir.Path 8 3 false 1 ignore cancelled.Token |> ignore) |> ignore
     finally
         Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", null)

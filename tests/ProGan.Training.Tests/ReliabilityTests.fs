@@ -167,7 +167,7 @@ let ``bad files in the middle of a data set are skipped, never a crash`` () =
     Directory.CreateDirectory(dir.File "sub") |> ignore
     File.CreateSymbolicLink(dir.File "sub/loop", dir.Path) |> ignore // a directory cycle
     File.WriteAllBytes(dir.File "zero.jpg", [||])
-    let result = ImageFolder.load dir.Path 8 3 1 ignore Threading.CancellationToken.None
+    let result = ImageFolder.load dir.Path 8 3 false 1 ignore Threading.CancellationToken.None
     Assert.Equal(9, result.Images.Count) // eight good ones and the 1×1, upsampled
     let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
     Assert.StartsWith("too large (8000×8000", reasons["huge.png"])
@@ -259,7 +259,7 @@ let ``special files are never opened: a FIFO named as a checkpoint, a link to /d
         writePng (data.File(sprintf "%d.png" i)) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| byte (i * 50); 0uy; 0uy |])
     File.CreateSymbolicLink(data.File "zero.png", "/dev/zero") |> ignore
     let clock = Stopwatch.StartNew()
-    let result = ImageFolder.load data.Path 8 3 1 ignore Threading.CancellationToken.None
+    let result = ImageFolder.load data.Path 8 3 false 1 ignore Threading.CancellationToken.None
     Assert.True(clock.Elapsed < TimeSpan.FromSeconds 10.0, "the link to /dev/zero was read")
     Assert.Equal(4, result.Images.Count)
     Assert.Equal("a character device, not a regular file", (result.Skipped |> List.exactlyOne).Reason)

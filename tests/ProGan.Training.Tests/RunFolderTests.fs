@@ -96,7 +96,7 @@ let ``a damaged data cache is detected by its SHA-256 and prepared again`` () =
         images data.Path 0
         let load () =
             let events = Collections.Generic.List<TrainingEvent>()
-            let result = ImageFolder.load data.Path 8 3 1 events.Add Threading.CancellationToken.None
+            let result = ImageFolder.load data.Path 8 3 false 1 events.Add Threading.CancellationToken.None
             result, List.ofSeq events
         let first, _ = load ()
         let top = Directory.GetFiles(cache.Path, "level-0008.bin", SearchOption.AllDirectories) |> Array.exactlyOne

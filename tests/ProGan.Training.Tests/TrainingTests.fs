@@ -112,7 +112,7 @@ let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
             member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).square().unsqueeze(1L) }
     let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |]), torch.randn([| 4L; 2L; 2L; 2L |])
     let mix = torch.tensor([| 0.1f; 0.4f; 0.7f; 0.95f |]).view(4L, 1L, 1L, 1L)
-    let loss = Losses.discriminator WganGp critic reals fakes mix { Lambda = 10.0; Gamma = 1.0; EpsilonDrift = 0.001; R1 = 0.0 } 4
+    let loss = Losses.discriminator WganGp critic reals fakes mix { Lambda = 10.0; Gamma = 1.0; EpsilonDrift = 0.001; R1 = 0.0 } 4 None
     let value (t: torch.Tensor) = t.data<float32>().ToArray() |> Array.map float
     let dReal, dFake = value (critic.call reals), value (critic.call fakes)
     let wNorm = w.square().sum().sqrt().item<float32>() |> float
