@@ -88,9 +88,6 @@ public sealed class TrainedGenerator : IDisposable
     private static TrainedGenerator FromContent(CheckpointContent content, Device? device, IReadOnlyList<CheckpointException> skipped)
     {
         var header = content.Header;
-        if (header.Architecture.LabelSize > 0)
-            throw new CheckpointException(content.Path,
-                $"holds a conditional generator ({header.Architecture.LabelSize} classes); ProGan.Keras.Serving draws unconditional generators only, so far.");
         try { header.Position.Validate(header.Architecture.Validate()); }
         catch (ArgumentException e)
         {
@@ -141,11 +138,21 @@ public sealed class TrainedGenerator : IDisposable
         return model.call(latents.to(target)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Images from caller latents <c>[N, LatentSize]</c> at <paramref name="at"/> (default: <see cref="Position"/>), on the CPU.</summary>
-    public Tensor Generate(Tensor latents, GeneratorPosition? at = null)
+    /// <summary>The classes of a conditional generator (<see cref="ProGanConfig.LabelSize"/>; 0: unconditional).</summary>
+    public int Classes => Architecture.LabelSize;
+
+    /// <summary>
+    /// Images from caller latents <c>[N, LatentSize]</c> at <paramref name="at"/> (default: <see cref="Position"/>), on
+    /// the CPU. A conditional generator draws class <paramref name="classIndex"/> for every image, or without one the
+    /// classes in turn (image i: class i mod <see cref="Classes"/>).
+    /// </summary>
+    public Tensor Generate(Tensor latents, GeneratorPosition? at = null, int? classIndex = null)
     {
         if (latents.dim() != 2 || latents.shape[1] != LatentSize)
             throw new ArgumentException($"latents must be [N, {LatentSize}]; got [{string.Join(", ", latents.shape)}].", nameof(latents));
+        if (classIndex is { } c && (Classes == 0 || c < 0 || c >= Classes))
+            throw new ArgumentOutOfRangeException(nameof(classIndex), c,
+                Classes == 0 ? "The generator is unconditional: it has no classes." : $"The generator has classes 0 to {Classes - 1}.");
         var position = Check(at);
         var batches = new List<Tensor>();
         try
@@ -153,7 +160,8 @@ public sealed class TrainedGenerator : IDisposable
             for (long first = 0; first < latents.shape[0]; first += Latents.BatchSize)
             {
                 using var z = latents.narrow(0, first, Math.Min(Latents.BatchSize, latents.shape[0] - first));
-                using var images = Sample(Network, position, z);
+                using var input = Condition(z, first, classIndex);
+                using var images = Sample(Network, position, input);
                 batches.Add(images.cpu());
             }
             return batches.Count == 1 ? batches[0].alias() : cat(batches, 0);
@@ -163,20 +171,31 @@ public sealed class TrainedGenerator : IDisposable
 
     /// <summary>
     /// <paramref name="count"/> images of <paramref name="seed"/> (<see cref="Latents.Batches"/>: exactly the images
-    /// <c>generate.fsx --seed</c> draws), on the CPU.
+    /// <c>generate.fsx --seed</c> draws), on the CPU; <paramref name="classIndex"/> as for the latents' overload.
     /// </summary>
-    public Tensor Generate(int count, int seed, GeneratorPosition? at = null)
+    public Tensor Generate(int count, int seed, GeneratorPosition? at = null, int? classIndex = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         using var z = Latents.FromSeed(LatentSize, seed, count);
-        return Generate(z, at);
+        return Generate(z, at, classIndex);
     }
 
     /// <summary><paramref name="steps"/> images along the spherical interpolation from seed A's latent to seed B's, on the CPU.</summary>
-    public Tensor Interpolate(int seedA, int seedB, int steps, GeneratorPosition? at = null)
+    public Tensor Interpolate(int seedA, int seedB, int steps, GeneratorPosition? at = null, int? classIndex = null)
     {
         using var z = Latents.Interpolation(LatentSize, seedA, seedB, steps);
-        return Generate(z, at);
+        return Generate(z, at, classIndex);
+    }
+
+    /// <summary>The network's input for latents <c>[n, L]</c> that start at image <paramref name="first"/>: as they are
+    /// for an unconditional generator, else followed by the one-hot class (the given one, or image i's i mod K).</summary>
+    private Tensor Condition(Tensor latents, long first, int? classIndex)
+    {
+        if (Classes == 0) return latents.alias();
+        using var labels = classIndex is { } c
+            ? full(latents.shape[0], (long)c, dtype: int64)
+            : arange(first, first + latents.shape[0], dtype: int64).remainder(Classes);
+        return ConditionalInput.Of(latents, labels, Classes);
     }
 
     /// <summary>Writes the generator at <paramref name="at"/> (default: <see cref="Position"/>) as an ONNX model (<see cref="OnnxExport"/>).</summary>

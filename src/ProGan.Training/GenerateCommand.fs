@@ -11,6 +11,7 @@ type GenerateArguments =
       Seed: int
       Checkpoint: string option
       Interpolate: (int * int) option
+      Class: string option
       Steps: int
       Out: string option
       Device: string option
@@ -45,6 +46,8 @@ module GenerateCommand =
                     match v.Split(',') with
                     | [| x; y |] -> { a with Interpolate = Some(CommandLine.int' "--interpolate" x, CommandLine.int' "--interpolate" y) }
                     | _ -> bad "--interpolate expects two seeds, SEED_A,SEED_B; got '%s'." v)
+              flag "--class" "NAME" "a conditional run's class to draw (name or index; default: the classes in turn)" false
+                (fun v a -> { a with Class = Some(CommandLine.path "--class" "a class name" v) })
               flag "--steps" "N" "frames of the interpolation (default 10)" false (fun v a -> { a with Steps = CommandLine.intIn 2 1_000_000 "--steps" v })
               flag "--out" "FOLDER" "where to write (default: RUN/generated)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
               flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v })
@@ -59,7 +62,7 @@ module GenerateCommand =
                 (fun v a -> { a with Frames = CommandLine.intIn 1 10_000 "--frames" v })
               flag "--fps" "N" "frames a second of the videos (default 24)" false (fun v a -> { a with Fps = CommandLine.intIn 1 100 "--fps" v }) ]
           Defaults =
-            { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Steps = 10; Out = None; Device = None
+            { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Class = None; Steps = 10; Out = None; Device = None
               Video = false; Seeds = [ 1; 2; 3; 4 ]; Frames = 24; Fps = 24 }
           ResumeFlag = None }
 
@@ -77,6 +80,7 @@ module GenerateCommand =
             let runFolder = match args.Run with Some r -> r | None -> bad "--run FOLDER is required."
             args.Device |> Option.iter (fun d -> TorchBackend.Device <- TrainCommand.device d)
             use loaded = Generation.load runFolder args.Checkpoint
+            let loaded = match args.Class with Some name -> Generation.withClass loaded name | None -> loaded
             let out = outputFolder (args.Out |> Option.defaultWith (fun () -> RunFolder(Path.GetFullPath runFolder).Generated))
             let p = loaded.Position
             printfn "%s: %d² (%O) after %d images" (Path.GetFileName loaded.Checkpoint) p.Resolution p.Phase p.ImagesShown

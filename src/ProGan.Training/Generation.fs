@@ -15,7 +15,11 @@ type LoadedRun =
       /// The package's view of the checkpoint: the EMA generator, its header and position.
       Generator: TrainedGenerator
       Ema: ProgressiveGenerator
-      Position: SchedulePosition }
+      Position: SchedulePosition
+      /// A conditional run's class names (empty for an unconditional run).
+      ClassNames: string[]
+      /// The class every image is drawn from (`generate.fsx --class`); None: the classes in turn.
+      Class: int option }
     interface IDisposable with
         member this.Dispose() = this.Generator.Dispose()
 
@@ -55,15 +59,36 @@ module Generation =
         | diff ->
             generator.Dispose()
             raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
+        let classNames = match (RunFolder.readManifest folder).ClassNames with null -> [||] | names -> names
         { Config = config; Checkpoint = path; Generator = generator; Ema = generator.Network
-          Position = Schedule.at config generator.Header.ImagesShown }
+          Position = Schedule.at config generator.Header.ImagesShown; ClassNames = classNames; Class = None }
+
+    /// The run drawing only class `name` (a class name, or its index).
+    let withClass (run: LoadedRun) (name: string) =
+        if run.Generator.Classes = 0 then
+            raise (RunFolderException(sprintf "--class %s: the run is not conditional (it was trained without --labels)." name))
+        let index =
+            match Array.tryFindIndex ((=) name) run.ClassNames, Int32.TryParse name with
+            | Some i, _ -> i
+            | None, (true, i) when i >= 0 && i < run.Generator.Classes -> i
+            | _ -> raise (RunFolderException(sprintf "--class %s: the run's classes are %s." name (String.Join(", ", run.ClassNames))))
+        { run with Class = Some index }
+
+    /// The network's input for latents `z` [N, L] of a run: as they are, or for a conditional run followed by the
+    /// one-hot class (the run's `Class`, else class 0).
+    let inputFor (run: LoadedRun) (z: torch.Tensor) =
+        let classes = run.Generator.Classes
+        if classes = 0 then z.alias()
+        else
+            use labels = torch.tensor(Array.create (int z.shape[0]) (int64 (defaultArg run.Class 0)))
+            ConditionalInput.Of(z, labels, classes)
 
     /// `count` latents drawn from N(0, I) with `seed` (`Latents.FromSeed`).
     let latents (latentSize: int) (seed: int) (count: int) = Latents.FromSeed(latentSize, seed, count)
 
     /// Images in [−1, 1] from the EMA generator at the run's position, on the CPU.
     let sample (run: LoadedRun) (z: torch.Tensor) =
-        run.Generator.Generate(z, Sampling.generatorPosition run.Position)
+        run.Generator.Generate(z, Sampling.generatorPosition run.Position, Option.toNullable run.Class)
 
     /// Spherical interpolation between two latents on the normalised latent sphere (`Latents.Slerp`: the generator's
     /// first layer normalises latents to unit RMS, so interpolating on that sphere keeps every point a typical latent).

@@ -20,7 +20,9 @@ type RunManifest =
       /// Images in the prepared training data (0 until the data is first prepared).
       DataImages: int
       /// SHA-256 of the prepared training images (`TrainingImages.ContentHash`); resuming on other images is refused.
-      DataSha256: string }
+      DataSha256: string
+      /// A conditional run's class names in index order (`generate.fsx --class NAME`); empty otherwise.
+      ClassNames: string[] }
 
 /// A folder given as a run folder cannot be one: the message is one line that names it and says what to do.
 exception RunFolderException of string

@@ -102,7 +102,7 @@ module TrainingRun =
     let private checkData (folder: RunFolder) (config: TrainingConfig) (data: TrainingImages) =
         let manifest = RunFolder.readManifest folder
         if String.IsNullOrEmpty manifest.DataSha256 then
-            RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash }
+            RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash; ClassNames = data.ClassNames }
         // A prepared data set's final level is hashed from the file itself: files replaced in place are other images.
         elif manifest.DataSha256 <> (match data with :? PreparedDataset as p -> p.HashOnDisk(p.LevelCount - 1) | _ -> data.ContentHash) then
             raise (DataException(
@@ -118,7 +118,7 @@ module TrainingRun =
             if not options.Resume then
                 RunFolder.writeManifest folder
                     { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
-                      DataImages = 0; DataSha256 = "" }
+                      DataImages = 0; DataSha256 = ""; ClassNames = [||] }
                 RunFolder.writeConfig folder config
             MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
             let data = TrainingData.load config options.Report options.Cancel

@@ -133,7 +133,7 @@ module Videos =
     let levelsOfDetail (run: LoadedRun) (seed: int) =
         use scope = torch.NewDisposeScope()
         use _ = torch.no_grad()
-        let z = (Generation.latents run.Config.Architecture.LatentSize seed 1).``to``(TorchBackend.Device)
+        let z = (Generation.inputFor run (Generation.latents run.Config.Architecture.LatentSize seed 1)).``to``(TorchBackend.Device)
         let final = run.Position.Resolution
         let levels =
             [| for level in 0 .. run.Position.Level ->

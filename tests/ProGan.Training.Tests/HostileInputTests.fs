@@ -104,6 +104,7 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--video"; "--frames"; "0" ], "--frames must be at least 1"
           [ "--run"; run.Path; "--video"; "--frames"; "2000" ], "a video holds at most 3000"
           [ "--run"; run.Path; "--video"; "--fps"; "0" ], "--fps must be at least 1"
+          [ "--run"; run.Path; "--class"; "cats" ], "the run is not conditional"
           [ "--run"; run.Path; "--frob" ], "Unknown option --frob" ] do
         refused Cli.generate args expected
     for args, expected in
