@@ -48,6 +48,9 @@ public static class OnnxExport
     /// <summary>The model's input name.</summary>
     public const string InputName = "latent";
 
+    /// <summary>The name of a conditional generator's second input: the class, one-hot <c>[batch, LabelSize]</c>.</summary>
+    public const string LabelName = "label";
+
     /// <summary>The model's output name.</summary>
     public const string OutputName = "image";
 
@@ -61,9 +64,6 @@ public static class OnnxExport
 
     private static ModelProto Build(ProgressiveGenerator generator, GeneratorPosition at, OnnxExportOptions options)
     {
-        if (generator.Config.LabelSize > 0)
-            throw new NotSupportedException(
-                $"The generator is conditional ({generator.Config.LabelSize} classes); the ONNX export writes unconditional generators only, so far.");
         var config = generator.Config;
         at.Validate(config);
         int level = config.LevelOf(at.Resolution);
@@ -72,11 +72,14 @@ public static class OnnxExport
         var g = new OnnxGraph();
         g.Proto.Name = $"ProGAN generator {at}";
         g.Proto.Input.Add(OnnxGraph.Value(InputName, "batch", config.LatentSize));
+        // A conditional generator takes its class as a second input, one-hot [batch, K], after the latent.
+        if (config.LabelSize > 0) g.Proto.Input.Add(OnnxGraph.Value(LabelName, "batch", config.LabelSize));
         g.Proto.Output.Add(OnnxGraph.Value(OutputName, "batch", config.ImageChannels, at.Resolution, at.Resolution));
 
         // The input block: z normalised, dense to 4·4·nf(1), reshape, per-channel bias, LReLU, pixel norm, conv unit.
         var input = generator.Input;
-        string x = PixelNorm(g, InputName, input.LatentNorm.Epsilon);
+        string combined = config.LabelSize > 0 ? g.Node("Concat", [InputName, LabelName], OnnxGraph.Int("axis", 1)) : InputName;
+        string x = PixelNorm(g, combined, input.LatentNorm.Epsilon);
         x = g.Node("Gemm", [x, g.Constant("dense_weight", input.Dense.Scaling.call(input.Dense.Weight))], OnnxGraph.Int("transB", 1));
         x = g.Node("Reshape", [x, g.Int64s("shape", -1, input.Channels, 4, 4)]);
         x = g.Node("Add", [x, g.Constant("dense_bias", input.Bias.view(1, -1, 1, 1))]);
@@ -123,6 +126,7 @@ public static class OnnxExport
             ["fade_in"] = at.FadeIn ? "true" : "false",
             ["alpha"] = at.Alpha.ToString("R", CultureInfo.InvariantCulture),
             ["latent_size"] = config.LatentSize.ToString(CultureInfo.InvariantCulture),
+            ["label_size"] = config.LabelSize.ToString(CultureInfo.InvariantCulture),
             ["image_channels"] = config.ImageChannels.ToString(CultureInfo.InvariantCulture),
             ["clip_output"] = options.ClipOutput ? "true" : "false",
             ["architecture"] = JsonSerializer.Serialize(config),

@@ -36,11 +36,20 @@ public class ConditionalTests
     }
 
     [Fact]
-    public void The_package_and_the_ONNX_export_refuse_a_conditional_generator_with_one_line()
+    public void The_ONNX_export_of_a_conditional_generator_takes_the_class_as_a_second_input()
     {
+        using var seed = manual_seed(32);
         using var g = new ProgressiveGenerator(Config, CPU);
-        var e = Assert.Throws<NotSupportedException>(() => OnnxExport.ToBytes(g, GeneratorPosition.StraightThrough(8)));
-        Assert.Contains("conditional (3 classes)", e.Message);
-        Assert.DoesNotContain("\n", e.Message);
+        byte[] model = OnnxExport.ToBytes(g, GeneratorPosition.StraightThrough(8));
+        using var z = randn(5, Config.LatentSize);
+        using var labels = tensor(new long[] { 0, 1, 2, 1, 0 });
+        using var expected = TrainedGenerator.Sample(g, GeneratorPosition.StraightThrough(8), ConditionalInput.Of(z, labels, 3));
+        using var oneHot = nn.functional.one_hot(labels, 3).to_type(float32);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(model);
+        using var latentValue = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(Reference.Values(z), [5L, Config.LatentSize]);
+        using var labelValue = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(Reference.Values(oneHot), [5L, 3L]);
+        using var runOptions = new Microsoft.ML.OnnxRuntime.RunOptions();
+        using var results = session.Run(runOptions, [OnnxExport.InputName, OnnxExport.LabelName], [latentValue, labelValue], [OnnxExport.OutputName]);
+        Reference.AssertClose(Reference.Values(expected.clamp(-1, 1)), results[0].GetTensorDataAsSpan<float>().ToArray(), 1e-4);
     }
 }
