@@ -63,12 +63,15 @@ module SlicedWasserstein =
         let index = (ys * positions + xs).unsqueeze(2L).expand(n, int64 perImage, c * size * size)
         flat.gather(1L, index).reshape(-1L, c * size * size).MoveToOuterDisposeScope()
 
-    /// Normalises each channel of a level's descriptors to zero mean and unit deviation over the whole set.
+    /// Normalises each channel of a level's descriptors to zero mean and unit deviation over the whole set (a constant
+    /// channel stays 0).
     let normalize (descriptors: torch.Tensor) (channels: int64) =
         use scope = torch.NewDisposeScope()
         let d = descriptors.reshape(descriptors.shape[0], channels, -1L)
         let mean = d.mean([| 0L; 2L |], keepdim = true)
-        let std = d.std([| 0L; 2L |], keepdim = true)
+        // A set without any variation in a channel (a collapsed generator, solid images) has std 0: that channel's
+        // descriptors are all 0 then, rather than NaN.
+        let std = d.std([| 0L; 2L |], keepdim = true).clamp_min(scalar 1e-8)
         ((d - mean) / std).reshape(descriptors.shape[0], -1L).MoveToOuterDisposeScope()
 
     /// Sliced Wasserstein distance between two equally sized descriptor sets: `repeats` × `directions` random unit

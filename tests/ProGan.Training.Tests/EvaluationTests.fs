@@ -107,3 +107,10 @@ let ``loading a missing run or one without checkpoints names the folder`` () =
     for checkpoint in checkpoints run.Path do File.Delete checkpoint
     let e = Assert.Throws<RunFolderException>(fun () -> Generation.load run.Path None |> ignore)
     Assert.Contains("has no checkpoint", e.Message)
+
+[<Fact>]
+let ``a collapsed set of identical images has a finite distance, not NaN`` () =
+    let a = images 5
+    use copies = a.narrow(0L, 0L, 1L).expand(a.shape[0], -1L, -1L, -1L).contiguous()
+    let d = SlicedWasserstein.compute copies a 1
+    Assert.True(Double.IsFinite d.Average && d.Average > 0.0, sprintf "%A" d)

@@ -118,7 +118,9 @@ let ``grayscale and RGBA folders train end to end, and their samples are written
         for i in 0..7 do
             let pixel = if channels = 1 then [| byte (i * 30) |] else [| byte (i * 30); 90uy; 200uy; byte (60 + i * 20) |]
             writePng (data.File(sprintf "%d.png" i)) 8 8 components (solid 8 8 pixel)
-        let config = { tiny with DataFolder = data.Path; Minibatch = [| 4 |]; Architecture = tiny.Architecture.With(imageChannels = channels) }
+        let config =
+            { tiny with DataFolder = data.Path; Minibatch = [| 4 |]; Architecture = tiny.Architecture.With(imageChannels = channels)
+                        Metrics = "swd,ms-ssim"; MetricImages = 16 } // both metrics on 1 and 4 channels
         // The data keeps its channels: grey as one, alpha as the fourth, not composited.
         use images = TrainingData.load config ignore Threading.CancellationToken.None
         Assert.Equal(channels, images.Channels)
@@ -129,6 +131,7 @@ let ``grayscale and RGBA folders train end to end, and their samples are written
         let position, _ = train config run.Path false None
         Assert.True(Schedule.isDone config position.ImagesShown)
         Assert.True(File.Exists(RunFolder(run.Path).Final))
+        Assert.Contains(logRows run.Path, fun r -> Double.IsFinite r.Swd && Double.IsFinite r.MsSsim)
         use loaded = Generation.load run.Path None
         let out = run.File "samples"
         Generation.writeSamples loaded out 2 7 |> ignore
