@@ -2,6 +2,7 @@ namespace ProGan.Training
 
 open System
 open System.IO
+open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend
 
@@ -13,6 +14,7 @@ type TrainArguments =
       Out: string option
       Resume: string option
       StopAfterImages: int64 option
+      StopAfterMinutes: float option
       Device: string option
       Threads: int option
       /// Settings over the preset, in the order given (flag, change).
@@ -24,6 +26,8 @@ type TrainPlan =
       Folder: string
       Resume: bool
       StopAfterImages: int64 option
+      /// Stop (with a checkpoint) once this much time has passed in this process: a wall-clock budget.
+      StopAfter: TimeSpan option
       Device: torch.Device }
 
 /// `dotnet fsi train.fsx -- [options]`: progressive training from the command line.
@@ -61,6 +65,11 @@ module TrainCommand =
             (fun v a -> { a with Resume = Some(CommandLine.path "--resume" "a run folder" v) })
           flag "--stop-after" "N" "stop (with a checkpoint) after N images" true
             (fun v a -> { a with StopAfterImages = Some(CommandLine.wholeIn 1L Int64.MaxValue "--stop-after" v) })
+          flag "--stop-after-minutes" "M" "stop (with a checkpoint) after M minutes of this process: a time budget" true
+            (fun v a ->
+                let m = float' "--stop-after-minutes" v
+                if not (m > 0.0 && m <= 1e6) then bad "--stop-after-minutes must be a number of minutes above 0; got '%s'." v
+                { a with StopAfterMinutes = Some m })
           flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" true (fun v a -> { a with Device = Some v })
           flag "--threads" "N" (sprintf "CPU threads, 0 = all cores (this machine: %d)" Environment.ProcessorCount) true
             (fun v a -> { a with Threads = Some(CommandLine.intIn 0 Environment.ProcessorCount "--threads" v) })
@@ -132,12 +141,12 @@ module TrainCommand =
 
     let command =
         { Usage = [ "dotnet fsi train.fsx -- [--data FOLDER] [--out FOLDER] [--resolution N] [--preset cpu|paper] [options]"
-                    "dotnet fsi train.fsx -- --resume RUN_FOLDER [--stop-after N] [--data MOVED_FOLDER]" ]
+                    "dotnet fsi train.fsx -- --resume RUN_FOLDER [--stop-after N] [--stop-after-minutes M] [--data MOVED_FOLDER]" ]
           Summary = "progressive growing of GANs (Karras et al. 2018) on TorchSharp."
           Flags = flags
           Defaults =
             { Preset = "cpu"; Resolution = 32; Data = None; Out = None; Resume = None; StopAfterImages = None
-              Device = None; Threads = None; Overrides = [] }
+              StopAfterMinutes = None; Device = None; Threads = None; Overrides = [] }
           ResumeFlag = Some "--resume" }
 
     /// The device a name asks for, checked to exist.
@@ -161,6 +170,7 @@ module TrainCommand =
     /// `--resume`. Reads the run folder's configuration; creates nothing.
     let plan (args: TrainArguments) : TrainPlan =
         let device = args.Device |> Option.map device |> Option.defaultWith (fun () -> TorchBackend.Device)
+        let stopAfter = args.StopAfterMinutes |> Option.map TimeSpan.FromMinutes
         let data = args.Data |> Option.map Path.GetFullPath
         match args.Data, data with
         | Some given, Some full ->
@@ -174,7 +184,8 @@ module TrainCommand =
             let config = RunFolder.readConfig (RunFolder.openExisting folder)
             let config = { config with Threads = args.Threads |> Option.defaultValue config.Threads
                                        DataFolder = data |> Option.defaultValue config.DataFolder }
-            { Config = TrainingConfig.validate config; Folder = folder; Resume = true; StopAfterImages = args.StopAfterImages; Device = device }
+            { Config = TrainingConfig.validate config; Folder = folder; Resume = true; StopAfterImages = args.StopAfterImages
+              StopAfter = stopAfter; Device = device }
         | None ->
             let make = TrainingConfig.presets |> List.find (fst >> (=) args.Preset) |> snd
             let preset = make args.Resolution
@@ -196,7 +207,8 @@ module TrainCommand =
                     let stamp = Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss"))
                     Seq.initInfinite (fun k -> if k = 0 then stamp else sprintf "%s-%d" stamp (k + 1))
                     |> Seq.find (fun candidate -> not (Directory.Exists candidate || File.Exists candidate)))
-            { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages; Device = device }
+            { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages
+              StopAfter = stopAfter; Device = device }
 
     /// Trains as the arguments ask, with a live display on a terminal; returns the exit code.
     let run (argv: string[]) =
@@ -204,10 +216,13 @@ module TrainCommand =
             let plan = plan args
             TorchBackend.Device <- plan.Device
             use stop = new StopSignals()
+            // The time budget stops the run as a signal would (a checkpoint of where it stands), with exit code 0.
+            use budget = CancellationTokenSource.CreateLinkedTokenSource(stop.Token)
+            plan.StopAfter |> Option.iter budget.CancelAfter
             let train report =
                 TrainingRun.run
                     { Config = plan.Config; Folder = plan.Folder; Resume = plan.Resume; StopAfterImages = plan.StopAfterImages
-                      Report = report; OnStep = ignore; Cancel = stop.Token }
+                      Report = report; OnStep = ignore; Cancel = budget.Token }
             printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
             try
                 (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
@@ -221,6 +236,6 @@ module TrainCommand =
                     (match previous with Some p -> sprintf "The previous checkpoint %s is intact." p | None -> "No earlier checkpoint exists.")
                     plan.Folder
                 4
-            | :? OperationCanceledException when stop.Reason.IsSome ->
+            | :? OperationCanceledException when stop.Reason.IsSome || budget.IsCancellationRequested ->
                 eprintfn "Stopped before training began; nothing was trained."
                 stop.ExitCode)

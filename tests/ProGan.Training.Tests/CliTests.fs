@@ -53,3 +53,19 @@ let ``the paper preset is valid as it is, and runs past growth to its total`` ()
     Assert.Equal(10_200_000L, TrainingConfig.growthImages paper)
     Assert.Equal(1024, (Schedule.at paper 14_000_000L).Resolution)
     Assert.Contains("TotalImages", error [ "--total-images"; "1000"; "--resolution"; "16" ])
+
+[<Fact>]
+let ``--stop-after-minutes stops the run with a checkpoint of where it stands, exit code 0`` () =
+    Assert.StartsWith("--stop-after-minutes must be a number of minutes above 0", error [ "--stop-after-minutes"; "0" ])
+    Assert.Equal(Some(System.TimeSpan.FromSeconds 90.0), (plan [ "--stop-after-minutes"; "1.5" ]).StopAfter)
+    use run = new Fixtures.TempFolder()
+    let folder = run.File "budget"
+    // The cpu preset at 8² shows 18,000 images: far more than two seconds' worth on any machine.
+    let clock = System.Diagnostics.Stopwatch.StartNew()
+    let code = TrainCommand.run [| "--resolution"; "8"; "--out"; folder; "--stop-after-minutes"; "0.035"; "--no-tensorboard" |]
+    Assert.Equal(0, code)
+    Assert.True(clock.Elapsed.TotalSeconds < 60.0, sprintf "took %O" clock.Elapsed)
+    let newest = Fixtures.checkpoints folder |> List.head
+    let shown = (Fixtures.logRows folder |> List.last).ImagesShown
+    Assert.Equal(Fixtures.checkpointAt folder shown, newest)
+    Assert.InRange(shown, 1L, TrainingConfig.growthImages (TrainingConfig.cpu 8) - 1L)
