@@ -1,0 +1,141 @@
+// Quality per CPU-minute: which settings give the best images for the wall time a two-core machine has?
+//
+//   dotnet fsi bench/quality-study.fsx -- [--data FOLDER] [--minutes M] [--only NAME,NAME…] [--images N] [--runs FOLDER]
+//
+// Each setting below trains as `dotnet fsi train.fsx` would, in its own process, for a wall-clock budget
+// (`--stop-after-minutes`, training continued at the final resolution once grown), with a checkpoint every few
+// thousand images. `evaluate.fsx --all-checkpoints` then scores every checkpoint with the paper's multi-scale SWD
+// (§5; ×10³, the average over 16² and 32²) against the real-vs-real floor of the same data, and the rows — wall time,
+// images, resolution, SWD, floor, ratio, MS-SSIM — are appended to bench/results/quality-<data>.csv. The last lines
+// print each setting's ratio at the final resolution at given minutes.
+//
+// Runs train one after another with all cores (on a shared machine the minutes measure the machine as much as the
+// setting: compare rows of one invocation). Run folders go to --runs (default: a temporary folder), never the repo.
+open System
+open System.Diagnostics
+open System.Globalization
+open System.IO
+
+let root = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, ".."))
+
+/// The settings compared, each as the train.fsx arguments it adds to the default command. The first is the preset
+/// as it is, so that every row has its baseline in the same invocation.
+let settings =
+    [ "cpu", []
+      "ema-rampup", [ "--ema-rampup"; "0.05" ]
+      "lr-0.002", [ "--lr"; "0.002" ]
+      "lr-0.005", [ "--lr"; "0.005" ]
+      "minibatch-32", [ "--minibatch"; "32" ]
+      "fmap-128", [ "--fmap-base"; "1024"; "--fmap-max"; "128" ]
+      "phases-3k", [ "--stabilise-images"; "3000"; "--fade-images"; "3000" ]
+      "phases-12k", [ "--stabilise-images"; "12000"; "--fade-images"; "12000" ]
+      "logistic-r1", [ "--loss"; "logistic"; "--r1"; "1" ]
+      "augment", [ "--augment"; "color,translation" ]
+      "ema-0.999", [ "--ema-beta"; "0.999"; "--ema-rampup"; "0.05" ]
+      "data-8k", [ "--procedural-images"; "8192" ] ]
+
+let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
+let rec option name (rest: string list) =
+    match rest with
+    | n :: v :: _ when n = name -> Some v
+    | _ :: tail -> option name tail
+    | [] -> None
+
+let data = option "--data" args |> Option.map Path.GetFullPath
+let minutes = option "--minutes" args |> Option.map (fun m -> Double.Parse(m, CultureInfo.InvariantCulture)) |> Option.defaultValue 10.0
+let images = option "--images" args |> Option.defaultValue "1024"
+let only = option "--only" args |> Option.map (fun s -> s.Split(',') |> Set.ofArray)
+let runs = option "--runs" args |> Option.defaultWith (fun () -> Path.Combine(Path.GetTempPath(), "progan-quality-study"))
+let chosen = settings |> List.filter (fun (name, _) -> only |> Option.forall (Set.contains name))
+match only with
+| Some names when names.Count <> chosen.Length ->
+    eprintfn "error: --only names a setting that is not in the table; the settings are %s." (String.Join(", ", settings |> List.map fst))
+    exit 2
+| _ -> ()
+let dataName = data |> Option.map Path.GetFileName |> Option.defaultValue "procedural"
+let stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")
+let results = Path.Combine(root, "bench", "results", sprintf "quality-%s.csv" dataName)
+
+/// Runs `dotnet fsi SCRIPT -- ARGS` in the repository root; the child's output goes to `log`.
+let fsi (script: string) (arguments: string list) (log: string) =
+    let info = ProcessStartInfo("dotnet", [ "fsi"; script; "--" ] @ arguments)
+    info.WorkingDirectory <- root
+    info.RedirectStandardOutput <- true
+    info.RedirectStandardError <- true
+    use p = new Process(StartInfo = info)
+    use out = new StreamWriter(log, append = true)
+    let write (e: DataReceivedEventArgs) = if not (isNull e.Data) then lock out (fun () -> out.WriteLine e.Data)
+    p.OutputDataReceived.Add write
+    p.ErrorDataReceived.Add write
+    p.Start() |> ignore
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p.WaitForExit()
+    p.ExitCode
+
+let number (s: string) = Double.Parse(s, CultureInfo.InvariantCulture)
+
+/// (images shown, wall seconds) of log.csv's rows.
+let wallClock (run: string) =
+    File.ReadLines(Path.Combine(run, "log.csv")) |> Seq.skip 1
+    |> Seq.choose (fun line -> match line.Split(',') with
+                               | cols when cols.Length >= 9 -> Some(int64 cols[0], number cols[8])
+                               | _ -> None)
+    |> Array.ofSeq
+
+/// Wall seconds at `shown` images, interpolated between the log rows around it.
+let wallAt (rows: (int64 * float)[]) (shown: int64) =
+    match rows |> Array.tryFindIndex (fun (s, _) -> s >= shown) with
+    | Some 0 -> snd rows[0]
+    | Some i ->
+        let (s0, w0), (s1, w1) = rows[i - 1], rows[i]
+        w0 + (w1 - w0) * float (shown - s0) / float (max 1L (s1 - s0))
+    | None -> snd rows[rows.Length - 1]
+
+if not (File.Exists results) then
+    File.WriteAllText(results, "study,data,setting,arguments,images_shown,wall_s,resolution,images,swd_x1e3,swd_real_x1e3,ratio,ms_ssim,ms_ssim_real\n")
+
+let summary = Collections.Generic.List<string * (int * float * float) list>()
+for name, extra in chosen do
+    let run = Path.Combine(runs, sprintf "%s-%s-%s" stamp dataName name)
+    let log = run + ".log"
+    Directory.CreateDirectory runs |> ignore
+    let trainArgs =
+        [ yield "--out"; yield run
+          match data with Some d -> yield! [ "--data"; d ] | None -> ()
+          // Past growth, train on at the final resolution until the budget; a checkpoint every 8k images there.
+          yield! [ "--total-images"; "100000000"; "--stop-after-minutes"; string minutes; "--tick-images"; "4:100000,8:100000,16:100000,32:8000"
+                   "--keep-checkpoints"; "1000"; "--no-tensorboard" ]
+          yield! extra ]
+    printfn "%s: training %.0f min (%s)…" name minutes (String.Join(" ", extra))
+    let trained = fsi "train.fsx" trainArgs log
+    if trained <> 0 then eprintfn "%s: train.fsx exited with %d; see %s" name trained log
+    else
+        printfn "%s: scoring its checkpoints…" name
+        let scored = fsi "evaluate.fsx" [ "--run"; run; "--all-checkpoints"; "--images"; images ] log
+        if scored <> 0 then eprintfn "%s: evaluate.fsx exited with %d; see %s" name scored log
+        else
+            let clock = wallClock run
+            let rows =
+                File.ReadLines(Path.Combine(run, "metrics.csv")) |> Seq.skip 1
+                |> Seq.map (fun line ->
+                    let c = line.Split(',')
+                    let shown, swd, floor = int64 c[0], number c[4], number c[5]
+                    let wall = wallAt clock shown
+                    sprintf "%s,%s,%s,%s,%d,%.1f,%s,%s,%s,%s,%.3f,%s,%s" stamp dataName name (String.Join(" ", extra)) shown wall c[1] c[3]
+                        c[4] c[5] (swd / floor) c[6] c[7], (int c[1], wall, swd / floor))
+                |> List.ofSeq
+            File.AppendAllLines(results, rows |> List.map fst)
+            let final = rows |> List.map snd |> List.filter (fun (r, _, _) -> r = (rows |> List.map snd |> List.map (fun (r, _, _) -> r) |> List.max))
+            summary.Add(name, final)
+
+printfn ""
+printfn "SWD ÷ floor at the final resolution (%s, %s images per set), by training minutes:" dataName images
+let marks = [ 3.0; 5.0; 10.0; 20.0; 30.0 ] |> List.filter (fun m -> m <= minutes + 0.01)
+printfn "%-14s %s" "setting" (String.Join("", marks |> List.map (sprintf "%8.0f min")))
+for name, final in summary do
+    let at (m: float) =
+        final |> List.filter (fun (_, wall, _) -> wall <= m * 60.0) |> List.tryLast
+        |> Option.map (fun (_, _, ratio) -> sprintf "%12.2f" ratio) |> Option.defaultValue (sprintf "%12s" "–")
+    printfn "%-14s %s" name (String.Join("", marks |> List.map at))
+printfn "Rows: %s" results
