@@ -170,7 +170,7 @@ public sealed class TrainedGenerator : IDisposable
     }
 
     /// <summary>
-    /// <paramref name="count"/> images of <paramref name="seed"/> (<see cref="Latents.Batches"/>: exactly the images
+    /// <paramref name="count"/> images of <paramref name="seed"/> (<see cref="Latents.Batches(int, int, int)"/>: exactly the images
     /// <c>generate.fsx --seed</c> draws), on the CPU; <paramref name="classIndex"/> as for the latents' overload.
     /// </summary>
     public Tensor Generate(int count, int seed, GeneratorPosition? at = null, int? classIndex = null)
@@ -212,6 +212,15 @@ public sealed class TrainedGenerator : IDisposable
         foreach (var (k, v) in metadata ?? new Dictionary<string, string>()) extra[k] = v;
         OnnxExport.Save(path, Network, Check(at), new OnnxExportOptions { Metadata = extra });
     }
+
+    /// <summary>
+    /// Writes this generator alone as a checkpoint file: the header and the EMA section, about a seventh of a training
+    /// checkpoint (no G, D or Adam state). <see cref="Load"/> reads it as it reads any checkpoint, so it is the small
+    /// file to ship a trained model in (the notebooks' showcase model is one); training cannot resume from it.
+    /// </summary>
+    /// <exception cref="IOException">The file could not be written; a previous file of that name is untouched.</exception>
+    public void SaveGeneratorOnly(string path) =>
+        CheckpointFile.Write(path, Header, [(CheckpointSection.Ema, writer => Network.save(writer))]);
 
     /// <inheritdoc/>
     public void Dispose() => Network.Dispose();

@@ -68,10 +68,17 @@ module Checkpoint =
     /// Reads and verifies a checkpoint's header (its SHA-256 checked), without touching any network.
     let readHeader (path: string) = (CheckpointFile.Read path).Header
 
+    /// The content of a training checkpoint; a generator-only file (`export.fsx --format checkpoint`) is refused by name.
+    let private readForTraining (path: string) =
+        let content = CheckpointFile.Read path
+        if not (content.Sections |> Seq.contains CheckpointSection.Generator) then
+            raise (CheckpointException(path, "holds only the EMA generator (a sampling export, export.fsx --format checkpoint); training needs a checkpoint that the run itself wrote."))
+        content
+
     /// Loads `path` into `state` (whose networks must have the checkpoint's architecture) and returns its header; an
     /// architecture that differs is named field by field, and any failure while reading names the file.
     let load (path: string) (state: TrainingState) =
-        let content = CheckpointFile.Read path
+        let content = readForTraining path
         match differences state.Generator.Config content.Header.Architecture with
         | [] -> ()
         | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
@@ -88,7 +95,7 @@ module Checkpoint =
 
     /// Loads G, D and the EMA generator of a checkpoint (not the optimisers), checking the architecture first.
     let loadNetworks (path: string) (g: ProgressiveGenerator) (d: ProgressiveDiscriminator) (ema: ProgressiveGenerator) =
-        let content = CheckpointFile.Read path
+        let content = readForTraining path
         match differences g.Config content.Header.Architecture with
         | [] -> ()
         | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))

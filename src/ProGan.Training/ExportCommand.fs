@@ -10,25 +10,33 @@ type ExportArguments =
     { Run: string option
       Checkpoint: string option
       Resolution: int option
+      /// "onnx" (default) or "checkpoint": the EMA generator alone in a checkpoint file.
+      Format: string
       Out: string option }
 
-/// `dotnet fsi export.fsx -- --run RUN`: the EMA generator as an ONNX model that ONNX Runtime runs anywhere.
+/// `dotnet fsi export.fsx -- --run RUN`: the EMA generator as an ONNX model that ONNX Runtime runs anywhere, or
+/// (`--format checkpoint`) alone in a small checkpoint file that `TrainedGenerator.Load` reads.
 module ExportCommand =
 
     let private bad format = Printf.kprintf (UsageException >> raise) format
     let private flag = CommandLine.flag
 
     let command : Command<ExportArguments> =
-        { Usage = [ "dotnet fsi export.fsx -- --run FOLDER [--checkpoint FILE] [--resolution N] [--out FILE]" ]
-          Summary = sprintf "the EMA generator of a trained run as an ONNX model (opset %d): latent [batch, latent size] → image [batch, channels, N, N] in [−1, 1]." OnnxExport.Opset
+        { Usage = [ "dotnet fsi export.fsx -- --run FOLDER [--checkpoint FILE] [--resolution N] [--out FILE]"
+                    "dotnet fsi export.fsx -- --run FOLDER --format checkpoint [--checkpoint FILE] [--out FILE]" ]
+          Summary = sprintf "the EMA generator of a trained run as an ONNX model (opset %d): latent [batch, latent size] → image [batch, channels, N, N] in [−1, 1]; or alone in a checkpoint file (a seventh of a training checkpoint) for sampling." OnnxExport.Opset
           Flags =
             [ flag "--run" "FOLDER" "the run folder (required)" false (fun v a -> { a with Run = Some(CommandLine.path "--run" "a run folder" v) })
               flag "--checkpoint" "FILE" "a checkpoint of the run (default: the newest)" false
                 (fun v a -> { a with Checkpoint = Some(CommandLine.path "--checkpoint" "a checkpoint file" v) })
               flag "--resolution" "N" "export the straight-through model at N² (default: where the checkpoint stands, a fade-in with its α fixed)" false
                 (fun v a -> { a with Resolution = Some(CommandLine.intIn 4 (1 <<< 20) "--resolution" v) })
-              flag "--out" "FILE" "the .onnx file to write (default: RUN/generator-NxN.onnx)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a file name" v) }) ]
-          Defaults = { Run = None; Checkpoint = None; Resolution = None; Out = None }
+              flag "--format" "onnx|checkpoint" "onnx (default), or checkpoint: the EMA generator alone, every level, for TrainedGenerator.Load and the notebooks" false
+                (fun v a -> match v with
+                            | "onnx" | "checkpoint" -> { a with Format = v }
+                            | _ -> bad "--format %s: the formats are onnx and checkpoint." v)
+              flag "--out" "FILE" "the file to write (default: RUN/generator-NxN.onnx, RUN/generator-NxN.ckpt)" false (fun v a -> { a with Out = Some(CommandLine.path "--out" "a file name" v) }) ]
+          Defaults = { Run = None; Checkpoint = None; Resolution = None; Format = "onnx"; Out = None }
           ResumeFlag = None }
 
     let run (argv: string[]) =
@@ -44,13 +52,25 @@ module ExportCommand =
                     try trained.At r
                     with :? ArgumentException as e -> bad "--resolution %d: %s" r (CommandLine.firstLine e.Message)
             let folder = RunFolder(Path.GetFullPath runFolder)
-            let out = args.Out |> Option.defaultWith (fun () -> folder.Onnx position.Resolution)
+            let checkpointFormat = args.Format = "checkpoint"
+            if checkpointFormat && args.Resolution.IsSome then
+                bad "--resolution: a checkpoint export holds every level; leave --resolution out, or export --format onnx."
+            let out =
+                args.Out |> Option.defaultWith (fun () ->
+                    if checkpointFormat then folder.GeneratorCheckpoint position.Resolution else folder.Onnx position.Resolution)
             match FileKind.at out with
-            | Folder | Special _ -> bad "--out: '%s' is not a file name; name the .onnx file to write." out
+            | Folder | Special _ -> bad "--out: '%s' is not a file name; name the %s file to write." out (if checkpointFormat then ".ckpt" else ".onnx")
             | _ -> ()
-            trained.ExportOnnx(out, position, readOnlyDict [ "config", File.ReadAllText folder.Config; "checkpoint", Path.GetFileName loaded.Checkpoint ])
-            printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
-            printfn "wrote %s (ONNX opset %d): %s [batch, %d] → %s [batch, %d, %d, %d] in [−1, 1]"
-                out OnnxExport.Opset OnnxExport.InputName trained.LatentSize OnnxExport.OutputName
-                trained.Architecture.ImageChannels position.Resolution position.Resolution
-            0)
+            if checkpointFormat then
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath out)) |> ignore
+                trained.SaveGeneratorOnly out
+                printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
+                printfn "wrote %s (%.1f MB): the EMA generator alone, every level; TrainedGenerator.Load reads it" out (float (FileInfo(out).Length) / 1e6)
+                0
+            else
+                trained.ExportOnnx(out, position, readOnlyDict [ "config", File.ReadAllText folder.Config; "checkpoint", Path.GetFileName loaded.Checkpoint ])
+                printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
+                printfn "wrote %s (ONNX opset %d): %s [batch, %d] → %s [batch, %d, %d, %d] in [−1, 1]"
+                    out OnnxExport.Opset OnnxExport.InputName trained.LatentSize OnnxExport.OutputName
+                    trained.Architecture.ImageChannels position.Resolution position.Resolution
+                0)

@@ -77,6 +77,8 @@ type RunFolder(path: string) =
     member _.Generated = file "generated"
     /// `export.fsx`'s default output: the EMA generator at `resolution`² as an ONNX model.
     member _.Onnx(resolution: int) = file (sprintf "generator-%dx%d.onnx" resolution resolution)
+    /// `export.fsx --format checkpoint`'s default: the EMA generator alone (not a checkpoint of the run: no G, D, Adam).
+    member _.GeneratorCheckpoint(resolution: int) = file (sprintf "generator-%dx%d.ckpt" resolution resolution)
     /// `tensorboard/`: TensorBoard event files (TorchSharp's `SummaryWriter`; `tensorboard --logdir` reads them).
     member _.TensorBoard = file "tensorboard"
     /// `report.html`: the run report, one self-contained page, rewritten every tick.

@@ -103,8 +103,8 @@ module RunReport =
     let private schedule (config: TrainingConfig) (now: int64) =
         let total = TrainingConfig.totalImages config
         let boundaries =
-            let step i = int64 (if i % 2 = 0 then config.StabiliseImages else config.FadeImages)
-            let rec next i at acc = if at >= total || i > 2 * (config.Architecture.LevelCount - 1) then List.rev (total :: acc) else next (i + 1) (at + step i) (at :: acc)
+            let lengths = TrainingConfig.phaseImages config
+            let rec next i at acc = if at >= total || i >= lengths.Length then List.rev (total :: acc) else next (i + 1) (at + lengths[i]) (at :: acc)
             next 0 0L [] |> List.distinct
         let phases =
             [ for a, b in List.pairwise boundaries ->

@@ -24,8 +24,11 @@ type SchedulePosition =
 /// The training schedule as a pure function of images shown (Karras et al. 2018, §3; reference `train.py`).
 module Schedule =
 
-    /// Position after `shown` real images: each level stabilises for `StabiliseImages`, then the next fades in for
-    /// `FadeImages`; lod = L−1 − phase − max(phaseImages − stabilise, 0)/fade, clipped at 0.
+    /// Position after `shown` real images: each level stabilises (`StabiliseImages`, or its `StabiliseImagesAt`
+    /// entry), then the next fades in (`FadeImages`, or its `FadeImagesAt` entry) with α rising linearly, until the
+    /// final level, which stabilises from then on. With equal phases this is the reference's lod =
+    /// L−1 − phase − max(phaseImages − stabilise, 0)/fade, clipped at 0. A stabilise phase includes its last image,
+    /// a fade-in does not (α < 1), as the reference's formula has it.
     let at (config: TrainingConfig) (shown: int64) =
         let levels = config.Architecture.LevelCount
         if not config.Growing then
@@ -33,20 +36,23 @@ module Schedule =
             { ImagesShown = shown; Level = levels - 1; Resolution = config.Architecture.Resolution; Phase = Stabilise
               Alpha = 1.0; Lod = 0.0; PhaseIndex = 0 }
         else
-            let stabilise, fade = int64 config.StabiliseImages, int64 config.FadeImages
-            let cycle = min (shown / (stabilise + fade)) (int64 levels - 1L)
-            let inCycle = shown - cycle * (stabilise + fade)
-            let fading = cycle < int64 levels - 1L && inCycle > stabilise
-            let level, alpha =
-                if fading then int cycle + 1, float (inCycle - stabilise) / float fade
-                else int cycle, 1.0
+            let lengths = TrainingConfig.phaseImages config
+            let last = lengths.Length - 1
+            // The phase `shown` falls in, and where it started.
+            let rec find k start =
+                let inside = if k % 2 = 0 then shown <= start + lengths[k] else shown < start + lengths[k]
+                if k = last || inside then k, start else find (k + 1) (start + lengths[k])
+            let phase, start = find 0 0L
+            let level = (phase + 1) / 2
+            let fading = phase % 2 = 1
+            let alpha = if fading then float (shown - start) / float lengths[phase] else 1.0
             { ImagesShown = shown
               Level = level
               Resolution = 4 <<< level
               Phase = if fading then FadeIn else Stabilise
               Alpha = alpha
               Lod = float (levels - 1 - level) + (1.0 - alpha)
-              PhaseIndex = 2 * int cycle + (if fading then 1 else 0) }
+              PhaseIndex = phase }
 
     /// Whether training is over.
     let isDone (config: TrainingConfig) (shown: int64) = shown >= TrainingConfig.totalImages config

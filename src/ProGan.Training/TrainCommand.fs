@@ -76,8 +76,18 @@ module TrainCommand =
           setting "--mirror" "" "mirror real images left–right at random" (fun _ _ c -> { c with Mirror = true })
           setting "--no-optimizer-reset" "" "keep Adam's moments across levels of detail" (fun _ _ c -> { c with ResetOptimizerEachLevel = false })
           setting "--seed" "N" "seed of every random choice" (parsed int' (fun x c -> { c with Seed = x }))
-          setting "--stabilise-images" "N" "real images per stabilise phase" (parsed int' (fun x c -> { c with StabiliseImages = x }))
-          setting "--fade-images" "N" "real images per fade-in phase" (parsed int' (fun x c -> { c with FadeImages = x }))
+          setting "--stabilise-images" "N|R:N,…" "real images per stabilise phase, or per resolution (4:24000,16:24000: long where steps are cheap)"
+            (fun name v ->
+                if v.Contains ':' then
+                    let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
+                    fun c -> { c with StabiliseImagesAt = lengths }
+                else let n = int' name v in fun c -> { c with StabiliseImages = n })
+          setting "--fade-images" "N|R:N,…" "real images per fade-in phase, or per resolution fading in (32:6000)"
+            (fun name v ->
+                if v.Contains ':' then
+                    let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
+                    fun c -> { c with FadeImagesAt = lengths }
+                else let n = int' name v in fun c -> { c with FadeImages = n })
           setting "--total-images" "N" "images over the whole run (0: stop once grown and stabilised)"
             (parsed (CommandLine.wholeIn 0L Int64.MaxValue) (fun x c -> { c with TotalImages = x }))
           setting "--minibatch" "N[,N…]" "minibatch per level 4², 8², … (last repeats)"

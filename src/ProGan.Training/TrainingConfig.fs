@@ -23,9 +23,10 @@ type ResolutionRate =
     { Resolution: int
       Rate: float }
 
-/// A tick length that holds at one resolution (the reference's `tick_kimg_dict` entries).
+/// A number of images that holds at one resolution: a tick length (the reference's `tick_kimg_dict` entries) or a
+/// phase length (`StabiliseImagesAt`, `FadeImagesAt`).
 [<CLIMutable>]
-type ResolutionTick =
+type ResolutionImages =
     { Resolution: int
       Images: int }
 
@@ -40,6 +41,11 @@ type TrainingConfig =
       StabiliseImages: int
       /// Real images shown while the next level fades in (`lod_transition_kimg`·1000).
       FadeImages: int
+      /// Stabilise lengths at given resolutions, over `StabiliseImages`: long phases where steps are cheap (4²–16²
+      /// cost a tenth of a 32² step on a CPU), short ones where they are dear; empty for none (the paper).
+      StabiliseImagesAt: ResolutionImages[]
+      /// Fade-in lengths at given resolutions (the level fading in), over `FadeImages`; empty for none (the paper).
+      FadeImagesAt: ResolutionImages[]
       /// Real images over the whole run (`total_kimg`·1000); training stays at the final level once grown.
       /// 0: stop after the final level's first stabilise phase.
       TotalImages: int64
@@ -97,7 +103,7 @@ type TrainingConfig =
       TickImages: int
       /// Tick lengths at given resolutions, over `TickImages` (the reference's `tick_kimg_dict`: long ticks while the
       /// steps are cheap, short ones at high resolution); empty for none.
-      TickImagesAt: ResolutionTick[]
+      TickImagesAt: ResolutionImages[]
       /// Images between rows of log.csv.
       LogImages: int
       /// Checkpoints kept in the run folder (older ones are deleted).
@@ -140,17 +146,32 @@ module TrainingConfig =
     /// The loss of a configuration.
     let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
 
+    let private imagesAt (entries: ResolutionImages[]) (fallback: int) (resolution: int) =
+        entries |> Array.tryFind (fun e -> e.Resolution = resolution) |> Option.map (fun e -> e.Images) |> Option.defaultValue fallback
+
     /// The images between ticks at a resolution: its `TickImagesAt` entry, else `TickImages`.
-    let tickImagesAt (c: TrainingConfig) (resolution: int) =
-        c.TickImagesAt |> Array.tryFind (fun t -> t.Resolution = resolution) |> Option.map (fun t -> t.Images) |> Option.defaultValue c.TickImages
+    let tickImagesAt (c: TrainingConfig) (resolution: int) = imagesAt c.TickImagesAt c.TickImages resolution
 
     /// The learning rate at a resolution: its `LearningRates` entry, else `LearningRate`.
     let learningRateAt (c: TrainingConfig) (resolution: int) =
         c.LearningRates |> Array.tryFind (fun r -> r.Resolution = resolution) |> Option.map (fun r -> r.Rate) |> Option.defaultValue c.LearningRate
 
+    /// The images of level `resolution`'s stabilise phase: its `StabiliseImagesAt` entry, else `StabiliseImages`.
+    let stabiliseImagesAt (c: TrainingConfig) (resolution: int) = imagesAt c.StabiliseImagesAt c.StabiliseImages resolution
+
+    /// The images of level `resolution`'s fade-in: its `FadeImagesAt` entry, else `FadeImages`.
+    let fadeImagesAt (c: TrainingConfig) (resolution: int) = imagesAt c.FadeImagesAt c.FadeImages resolution
+
+    /// The length of every phase in order — 4² stabilises, 8² fades in, 8² stabilises, …, the final level stabilises
+    /// (phase k is level ⌊(k + 1)/2⌋'s, a fade-in when k is odd). The last one is the first stabilise of the final
+    /// level, after which training stays there.
+    let phaseImages (c: TrainingConfig) =
+        [| for k in 0 .. 2 * (c.Architecture.LevelCount - 1) ->
+             let resolution = 4 <<< ((k + 1) / 2)
+             int64 (if k % 2 = 0 then stabiliseImagesAt c resolution else fadeImagesAt c resolution) |]
+
     /// Real images until the final level has faded in and stabilised once.
-    let growthImages (c: TrainingConfig) =
-        int64 (c.Architecture.LevelCount - 1) * int64 (c.StabiliseImages + c.FadeImages) + int64 c.StabiliseImages
+    let growthImages (c: TrainingConfig) = Array.sum (phaseImages c)
 
     /// Real images shown over the whole run: `TotalImages`, or the growth when that is 0.
     let totalImages (c: TrainingConfig) = if c.TotalImages > 0L then c.TotalImages else growthImages c
@@ -167,6 +188,8 @@ module TrainingConfig =
         { Architecture = ProGanConfig.Paper.With(resolution = resolution)
           StabiliseImages = 600_000
           FadeImages = 600_000
+          StabiliseImagesAt = [||]
+          FadeImagesAt = [||]
           TotalImages = 15_000_000L
           // The older reference lowered the minibatch to 14, 6 and 3 at 256²–1024²; those are not multiples of the
           // minibatch-stddev group of 4 (the reference splits them across GPUs), so the nearest multiples are used.
@@ -272,6 +295,14 @@ module TrainingConfig =
         if not (c.EmaRampup >= 0.0 && Double.IsFinite c.EmaRampup) then fail "EmaRampup" c.EmaRampup "≥ 0 (0: no warm-up)"
         if isNull c.Augment then fail "Augment" "null" "a policy, or empty for none"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
+        for name, entries in [ "StabiliseImagesAt", c.StabiliseImagesAt; "FadeImagesAt", c.FadeImagesAt ] do
+            if isNull entries then fail name "null" "a list (empty for none)"
+            let lowest = if name = "FadeImagesAt" then 8 else 4
+            for e in entries do
+                if e.Resolution < lowest || e.Resolution > c.Architecture.Resolution || (e.Resolution &&& (e.Resolution - 1)) <> 0 then
+                    fail name e.Resolution
+                        (sprintf "a resolution of the run that %s, a power of two from %d to %d" (if lowest = 8 then "fades in" else "stabilises") lowest c.Architecture.Resolution)
+                if e.Images < 1 then fail name e.Images "≥ 1"
         if isNull c.TickImagesAt then fail "TickImagesAt" "null" "a list (empty for none)"
         for t in c.TickImagesAt do
             if t.Resolution < 4 || t.Resolution > c.Architecture.Resolution || (t.Resolution &&& (t.Resolution - 1)) <> 0 then

@@ -37,6 +37,10 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     Assert.Equal(512, custom.Config.Architecture.FmapMax) // from the paper preset
     Assert.True(custom.Config.Mirror)
     Assert.Equal(9, custom.Config.Seed)
+    let phases = plan [ "--stabilise-images"; "4:24000,16:12000"; "--fade-images"; "32:6000" ]
+    Assert.Equal<ResolutionImages[]>([| { Resolution = 4; Images = 24000 }; { Resolution = 16; Images = 12000 } |], phases.Config.StabiliseImagesAt)
+    Assert.Equal<ResolutionImages[]>([| { Resolution = 32; Images = 6000 } |], phases.Config.FadeImagesAt)
+    Assert.Contains("FadeImagesAt = 4 is invalid", error [ "--fade-images"; "4:100" ])
 
 [<Fact>]
 let ``help and usage list every option`` () =

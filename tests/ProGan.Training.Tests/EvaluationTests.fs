@@ -97,6 +97,21 @@ let ``generate.fsx and the Serving package draw the same images for a seed, and 
     Assert.True(File.Exists(Path.Combine(out, "latents-seed5.npy")))
     Assert.Equal(0, Cli.export [| "export.fsx"; "--"; "--run"; run.Path |])
     Assert.True(File.Exists((RunFolder run.Path).Onnx 8))
+    // --format checkpoint: the EMA generator alone, a fraction of a training checkpoint, drawing the same images.
+    Assert.Equal(0, Cli.export [| "export.fsx"; "--"; "--run"; run.Path; "--format"; "checkpoint" |])
+    let alone = (RunFolder run.Path).GeneratorCheckpoint 8
+    let full = List.head (checkpoints run.Path)
+    Assert.True(FileInfo(alone).Length * 4L < FileInfo(full).Length, sprintf "%d bytes alone, %d in the training checkpoint" (FileInfo(alone).Length) (FileInfo(full).Length))
+    use reloaded = ProGan.Keras.Serving.TrainedGenerator.Load alone
+    Assert.Equal(generator.Position, reloaded.Position)
+    Assert.Equal(generator.Header.ImagesShown, reloaded.Header.ImagesShown)
+    use again = reloaded.Generate(70, 5)
+    Assert.True(images.equal(again).all().item<bool>(), "the exported generator draws other images")
+    // Training cannot start from it, and says why.
+    use data = Procedural.pyramid 64 8 3 1
+    use trainer = new Trainer(tiny, data, torch.CPU)
+    let e = Assert.Throws<ProGan.Keras.Serving.CheckpointException>(fun () -> trainer.InitializeFrom alone |> ignore)
+    Assert.Contains("holds only the EMA generator", e.Message)
 
 [<Fact>]
 let ``loading a missing run or one without checkpoints names the folder`` () =

@@ -131,6 +131,8 @@ let ``export: every bad option value is one line and exit code 2`` () =
           [ "--run"; run.Path; "--resolution"; "8" ], "--resolution 8: the checkpoint was trained up to 4² straight-through"
           [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
           [ "--run"; run.Path; "--out"; "/tmp" ], "--out: '/tmp' is not a file name"
+          [ "--run"; run.Path; "--format"; "png" ], "--format png: the formats are onnx and checkpoint"
+          [ "--run"; run.Path; "--format"; "checkpoint"; "--resolution"; "4" ], "a checkpoint export holds every level"
           [ "--run"; run.Path; "--resolutoin"; "4" ], "did you mean --resolution?" ] do
         refused Cli.export args expected
     user.AssertUntouched()

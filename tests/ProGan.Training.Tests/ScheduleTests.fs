@@ -52,3 +52,38 @@ let ``phase index changes exactly when lod crosses an integer`` () =
         |> List.filter (fun (a, b) -> (Schedule.at config a).PhaseIndex <> (Schedule.at config b).PhaseIndex)
         |> List.map snd
     Assert.Equal<int64 list>([ 11L; 20L ], changes)
+
+[<Fact>]
+let ``per-resolution phase lengths: each phase as long as its entry says, and equal entries change nothing`` () =
+    let config =
+        { TrainingConfig.cpu 32 with
+            StabiliseImages = 100; FadeImages = 50
+            StabiliseImagesAt = [| { Resolution = 4; Images = 300 }; { Resolution = 16; Images = 200 } |]
+            FadeImagesAt = [| { Resolution = 32; Images = 20 } |] }
+    // Phases by hand: 4² stabilise 300, 8² fade 50, 8² stabilise 100, 16² fade 50, 16² stabilise 200, 32² fade 20, 32² stabilise 100.
+    Assert.Equal<int64[]>([| 300L; 50L; 100L; 50L; 200L; 20L; 100L |], TrainingConfig.phaseImages config)
+    Assert.Equal(820L, TrainingConfig.growthImages config)
+    let at n = let p = Schedule.at config n in p.Resolution, p.Phase, p.Alpha, p.PhaseIndex
+    Assert.Equal((4, Stabilise, 1.0, 0), at 300L)
+    Assert.Equal((8, FadeIn, 0.5, 1), at 325L)
+    Assert.Equal((8, Stabilise, 1.0, 2), at 350L)
+    Assert.Equal((16, FadeIn, 0.2, 3), at 460L)
+    Assert.Equal((16, Stabilise, 1.0, 4), at 700L)
+    Assert.Equal((32, FadeIn, 0.25, 5), at 705L)
+    Assert.Equal((32, Stabilise, 1.0, 6), at 720L)
+    Assert.Equal((32, Stabilise, 1.0, 6), at 100_000L)
+    // Entries equal to the defaults give the uniform schedule, position for position.
+    let uniform = { TrainingConfig.cpu 32 with StabiliseImages = 100; FadeImages = 50 }
+    let same = { uniform with StabiliseImagesAt = [| for r in [ 4; 8; 16; 32 ] -> { Resolution = r; Images = 100 } |]
+                              FadeImagesAt = [| { Resolution = 8; Images = 50 } |] }
+    for n in 0L .. 5L .. 700L do Assert.Equal(Schedule.at uniform n, Schedule.at same n)
+
+[<Fact>]
+let ``a per-resolution phase length outside the run is refused by name`` () =
+    let check config expected =
+        let e = Assert.Throws<ArgumentException>(fun () -> TrainingConfig.validate config |> ignore)
+        Assert.Contains(expected, e.Message)
+    let config = TrainingConfig.cpu 32
+    check { config with FadeImagesAt = [| { Resolution = 4; Images = 10 } |] } "FadeImagesAt = 4 is invalid; it must be a resolution of the run that fades in, a power of two from 8 to 32"
+    check { config with StabiliseImagesAt = [| { Resolution = 64; Images = 10 } |] } "StabiliseImagesAt = 64 is invalid"
+    check { config with StabiliseImagesAt = [| { Resolution = 8; Images = 0 } |] } "StabiliseImagesAt = 0 is invalid; it must be ≥ 1"

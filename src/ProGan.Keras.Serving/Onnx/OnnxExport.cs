@@ -15,7 +15,7 @@ public sealed record OnnxExportOptions
 {
     /// <summary>
     /// Whether the output is clipped to [−1, 1] (<c>Clip</c>), so that a consumer maps it to pixels directly; true by
-    /// default. False gives the network's raw output, as <see cref="TrainedGenerator.Generate(Tensor, GeneratorPosition?)"/> returns it.
+    /// default. False gives the network's raw output, as <see cref="TrainedGenerator.Generate(Tensor, GeneratorPosition?, int?)"/> returns it.
     /// </summary>
     public bool ClipOutput { get; init; } = true;
 
