@@ -56,7 +56,7 @@ module TrainCommand =
             (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
           flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
             (fun v a -> { a with Resolution = CommandLine.resolution "--resolution" v })
-          flag "--preset" "NAME" "cpu (default: small, ~10 min to 32² on 2 cores) or paper (the reference's numbers)" false
+          flag "--preset" "NAME" "cpu (default: small, 104k images to 32², ~10 min on 2 cores) or paper (the reference's numbers)" false
             (fun v a ->
                 if not (TrainingConfig.presets |> List.exists (fst >> (=) v)) then
                     bad "--preset must be one of %s; got '%s'." (String.Join(", ", TrainingConfig.presets |> List.map fst)) v
@@ -76,18 +76,18 @@ module TrainCommand =
           setting "--mirror" "" "mirror real images left–right at random" (fun _ _ c -> { c with Mirror = true })
           setting "--no-optimizer-reset" "" "keep Adam's moments across levels of detail" (fun _ _ c -> { c with ResetOptimizerEachLevel = false })
           setting "--seed" "N" "seed of every random choice" (parsed int' (fun x c -> { c with Seed = x }))
-          setting "--stabilise-images" "N|R:N,…" "real images per stabilise phase, or per resolution (4:24000,16:24000: long where steps are cheap)"
+          setting "--stabilise-images" "N|R:N,…" "real images per stabilise phase (every level: clears the preset's per-resolution lengths), or per resolution (4:24000,16:24000)"
             (fun name v ->
                 if v.Contains ':' then
                     let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
                     fun c -> { c with StabiliseImagesAt = lengths }
-                else let n = int' name v in fun c -> { c with StabiliseImages = n })
-          setting "--fade-images" "N|R:N,…" "real images per fade-in phase, or per resolution fading in (32:6000)"
+                else let n = int' name v in fun c -> { c with StabiliseImages = n; StabiliseImagesAt = [||] })
+          setting "--fade-images" "N|R:N,…" "real images per fade-in phase (every level), or per resolution fading in (32:6000)"
             (fun name v ->
                 if v.Contains ':' then
                     let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
                     fun c -> { c with FadeImagesAt = lengths }
-                else let n = int' name v in fun c -> { c with FadeImages = n })
+                else let n = int' name v in fun c -> { c with FadeImages = n; FadeImagesAt = [||] })
           setting "--total-images" "N" "images over the whole run (0: stop once grown and stabilised)"
             (parsed (CommandLine.wholeIn 0L Int64.MaxValue) (fun x c -> { c with TotalImages = x }))
           setting "--minibatch" "N[,N…]" "minibatch per level 4², 8², … (last repeats)"

@@ -29,6 +29,9 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     Assert.Equal(32, args.Config.Architecture.Resolution)
     Assert.Equal("", args.Config.DataFolder)
     Assert.Equal((TrainingConfig.cpu 32).StabiliseImages, args.Config.StabiliseImages)
+    // The preset the quality study chose: 12k-image phases, the final level 32k, 104k images in all.
+    Assert.Equal(104_000L, TrainingConfig.totalImages args.Config)
+    Assert.Empty((plan [ "--stabilise-images"; "500" ]).Config.StabiliseImagesAt)
     let custom = plan [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
     Assert.Equal(64, custom.Config.Architecture.Resolution)
     Assert.Equal(0.002, custom.Config.LearningRate)
@@ -64,7 +67,7 @@ let ``--stop-after-minutes stops the run with a checkpoint of where it stands, e
     Assert.Equal(Some(System.TimeSpan.FromSeconds 90.0), (plan [ "--stop-after-minutes"; "1.5" ]).StopAfter)
     use run = new Fixtures.TempFolder()
     let folder = run.File "budget"
-    // The cpu preset at 8² shows 18,000 images: far more than two seconds' worth on any machine.
+    // The cpu preset at 8² shows 56,000 images: far more than two seconds' worth on any machine.
     let clock = System.Diagnostics.Stopwatch.StartNew()
     let code = TrainCommand.run [| "--resolution"; "8"; "--out"; folder; "--stop-after-minutes"; "0.035"; "--no-tensorboard" |]
     Assert.Equal(0, code)

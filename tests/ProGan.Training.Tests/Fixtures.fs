@@ -62,6 +62,7 @@ let tiny =
     { TrainingConfig.cpu 8 with
         Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)
         StabiliseImages = 64
+        StabiliseImagesAt = [||]
         FadeImages = 64
         Minibatch = [| 8 |]
         TickImages = 48

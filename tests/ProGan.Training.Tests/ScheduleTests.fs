@@ -19,7 +19,7 @@ let referenceLod (config: TrainingConfig) (shown: int64) =
 
 [<Fact>]
 let ``alpha and resolution match the reference formula at and around every phase boundary`` () =
-    let config = { TrainingConfig.cpu 64 with StabiliseImages = 6000; FadeImages = 4000 }
+    let config = { TrainingConfig.cpu 64 with StabiliseImages = 6000; FadeImages = 4000; StabiliseImagesAt = [||] }
     let boundaries = [ for k in 0L .. 5L do yield k * 10_000L; yield k * 10_000L + 6_000L ]
     for b in boundaries do
         for shown in [ b - 1L; b; b + 1L; b + 2000L ] |> List.filter (fun s -> s >= 0L) do
@@ -32,7 +32,7 @@ let ``alpha and resolution match the reference formula at and around every phase
 
 [<Fact>]
 let ``the schedule stabilises 4², fades and stabilises each level, then stays at the final level`` () =
-    let config = { TrainingConfig.cpu 16 with StabiliseImages = 100; FadeImages = 50 }
+    let config = { TrainingConfig.cpu 16 with StabiliseImages = 100; FadeImages = 50; StabiliseImagesAt = [||] }
     let at n = let p = Schedule.at config n in p.Resolution, p.Phase, p.Alpha
     Assert.Equal((4, Stabilise, 1.0), at 0L)
     Assert.Equal((4, Stabilise, 1.0), at 100L)
@@ -73,7 +73,7 @@ let ``per-resolution phase lengths: each phase as long as its entry says, and eq
     Assert.Equal((32, Stabilise, 1.0, 6), at 720L)
     Assert.Equal((32, Stabilise, 1.0, 6), at 100_000L)
     // Entries equal to the defaults give the uniform schedule, position for position.
-    let uniform = { TrainingConfig.cpu 32 with StabiliseImages = 100; FadeImages = 50 }
+    let uniform = { TrainingConfig.cpu 32 with StabiliseImages = 100; FadeImages = 50; StabiliseImagesAt = [||] }
     let same = { uniform with StabiliseImagesAt = [| for r in [ 4; 8; 16; 32 ] -> { Resolution = r; Images = 100 } |]
                               FadeImagesAt = [| { Resolution = 8; Images = 50 } |] }
     for n in 0L .. 5L .. 700L do Assert.Equal(Schedule.at uniform n, Schedule.at same n)
