@@ -74,6 +74,16 @@ let run (name: string) =
     finally
         File.Delete scriptPath
 
+/// The first number a pattern's group captures in a cell's output.
+let private number (pattern: string) (output: string) =
+    let m = Regex.Match(output, pattern)
+    Assert.True(m.Success, sprintf "no match for %s in:\n%s" pattern output)
+    Double.Parse(m.Groups[1].Value.TrimEnd('.', ','), Globalization.CultureInfo.InvariantCulture)
+
+/// How varied the showcase model's samples must be against the data (Diversity.ratio; the training guard warns below
+/// Diversity.collapseRatio). The committed model: 1.00 for its samples, 0.62 for its interpolation strip.
+let private variedRatio = 0.5
+
 [<Fact>]
 let ``every notebook runs top to bottom and shows what it says`` () =
     // The notebooks load the library from its Release build, as their first cell says.
@@ -87,8 +97,33 @@ let ``every notebook runs top to bottom and shows what it says`` () =
     Assert.Matches(@"max \|weight-scaled − plain with c·w\| = \d", layers[4])
     let growing = run "02-growing-models.ipynb"
     Assert.Contains("<<<html>>><img src=\"data:image/png;base64,", growing[3])
+    // The trained model's blend: an image, and α = 0 exactly the 16² image upsampled.
+    Assert.Contains("<<<html>>><img", growing[4])
+    Assert.True(number @"α = 0 is the 16² image upsampled: max \|.*\| = (\S+)" growing[4] < 1e-5, growing[4])
     let training = run "03-training.ipynb"
     Assert.Contains("finished at 8000 images, 16²", training[2])
     Assert.Contains("<<<html>>><img", training[4])
     let interpolation = run "04-latent-interpolation.ipynb"
-    Assert.Contains("<<<html>>><img", interpolation[2])
+    Assert.Contains("32² straight-through", interpolation[1])
+    // A collapsed model fails here: its samples must vary about as the data does, and the strip change end to end.
+    Assert.Equal(2, Regex.Matches(interpolation[2], "<<<html>>><img").Count)
+    let diversity = number @"diversity: (\S+)" interpolation[2]
+    Assert.True(diversity >= variedRatio, sprintf "the showcase samples vary %.2f× as much as the data (at least %.2f expected)" diversity variedRatio)
+    Assert.Contains("<<<html>>><img", interpolation[3])
+    let change = number @"\(ratio (\S+)\)" interpolation[3]
+    Assert.True(change >= variedRatio, sprintf "the interpolation changes %.2f× the distance between real images end to end (at least %.2f expected)" change variedRatio)
+    Assert.True(number @"first frame vs seed 3: (\S+)," interpolation[4] < 1e-4 && number @"last frame vs seed 11: (\S+)" interpolation[4] < 1e-4, interpolation[4])
+
+/// The SHA-256 of the committed showcase model (README, "The showcase model", has the command that makes it).
+let private showcaseSha256 = "4c22c4a826b36964dbb8d928727d950b8b0e2b7b82b38d2f90660b8fdf320691"
+
+[<Fact>]
+let ``the showcase model is the committed file: under 5 MB, the EMA generator alone, at 32²`` () =
+    let path = Path.Combine(notebooks, "models", "procedural-32.ckpt")
+    let bytes = File.ReadAllBytes path
+    Assert.True(bytes.Length <= 5_000_000, sprintf "%s is %d bytes" path bytes.Length)
+    Assert.Equal(showcaseSha256, Convert.ToHexString(Security.Cryptography.SHA256.HashData bytes).ToLowerInvariant())
+    let content = ProGan.Keras.Serving.CheckpointFile.Read path
+    Assert.Equal<string seq>([ ProGan.Keras.Serving.CheckpointSection.Ema ], content.Sections)
+    use generator = ProGan.Keras.Serving.TrainedGenerator.Load path
+    Assert.Equal(ProGan.Keras.Serving.GeneratorPosition.StraightThrough 32, generator.Position)
