@@ -49,6 +49,12 @@ module TrainCommand =
     let private parsed (read: string -> string -> 'T) (set: 'T -> TrainingConfig -> TrainingConfig) =
         fun name v -> let x = read name v in set x
 
+    /// A setting of images, N for every level or R:N,… per resolution (the reference's `*_dict` form).
+    let private imagesSetting name help (every: int -> TrainingConfig -> TrainingConfig) (perResolution: ResolutionImages[] -> TrainingConfig -> TrainingConfig) =
+        setting name "N|R:N,…" help (fun name v ->
+            if v.Contains ':' then perResolution (CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n }))
+            else every (int' name v))
+
     let flags : Flag<TrainArguments> list =
         [ flag "--data" "FOLDER" "images to learn (png, jpg, bmp, gif, tga; recursive); default: embedded shapes" true
             (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images (leave --data out for the embedded shapes)" v) })
@@ -76,18 +82,10 @@ module TrainCommand =
           setting "--mirror" "" "mirror real images left–right at random" (fun _ _ c -> { c with Mirror = true })
           setting "--no-optimizer-reset" "" "keep Adam's moments across levels of detail" (fun _ _ c -> { c with ResetOptimizerEachLevel = false })
           setting "--seed" "N" "seed of every random choice" (parsed int' (fun x c -> { c with Seed = x }))
-          setting "--stabilise-images" "N|R:N,…" "real images per stabilise phase (every level: clears the preset's per-resolution lengths), or per resolution (4:24000,16:24000)"
-            (fun name v ->
-                if v.Contains ':' then
-                    let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
-                    fun c -> { c with StabiliseImagesAt = lengths }
-                else let n = int' name v in fun c -> { c with StabiliseImages = n; StabiliseImagesAt = [||] })
-          setting "--fade-images" "N|R:N,…" "real images per fade-in phase (every level), or per resolution fading in (32:6000)"
-            (fun name v ->
-                if v.Contains ':' then
-                    let lengths = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
-                    fun c -> { c with FadeImagesAt = lengths }
-                else let n = int' name v in fun c -> { c with FadeImages = n; FadeImagesAt = [||] })
+          imagesSetting "--stabilise-images" "real images per stabilise phase (every level: clears the preset's per-resolution lengths), or per resolution (4:24000,16:24000)"
+            (fun n c -> { c with StabiliseImages = n; StabiliseImagesAt = [||] }) (fun lengths c -> { c with StabiliseImagesAt = lengths })
+          imagesSetting "--fade-images" "real images per fade-in phase (every level), or per resolution fading in (32:6000)"
+            (fun n c -> { c with FadeImages = n; FadeImagesAt = [||] }) (fun lengths c -> { c with FadeImagesAt = lengths })
           setting "--total-images" "N" "images over the whole run (0: stop once grown and stabilised)"
             (parsed (CommandLine.wholeIn 0L Int64.MaxValue) (fun x c -> { c with TotalImages = x }))
           setting "--minibatch" "N[,N…]" "minibatch per level 4², 8², … (last repeats)"
@@ -134,12 +132,8 @@ module TrainCommand =
             (parsed float' (fun x c -> { c with ConditionWeight = x }))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"
             (arch (fun _ _ a -> a.With(fusedScale = false)))
-          setting "--tick-images" "N|R:N,…" "images between sample grids and checkpoints, or per resolution (tick_kimg_dict: 4:16000,64:4000)"
-            (fun name v ->
-                if v.Contains ':' then
-                    let ticks = CommandLine.perResolution name v (fun r n -> { Resolution = r; Images = int' name n })
-                    fun c -> { c with TickImagesAt = ticks }
-                else let n = int' name v in fun c -> { c with TickImages = n })
+          imagesSetting "--tick-images" "images between sample grids and checkpoints, or per resolution (tick_kimg_dict: 4:16000,64:4000)"
+            (fun n c -> { c with TickImages = n }) (fun ticks c -> { c with TickImagesAt = ticks })
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
           setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
           setting "--procedural-images" "N" "size of the embedded data set" (parsed int' (fun x c -> { c with ProceduralImages = x }))
