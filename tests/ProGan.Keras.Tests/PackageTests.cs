@@ -141,7 +141,8 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
         string root = RepositoryRoot();
         string run = Path.Combine(packages.Work, "run"), generated = Path.Combine(packages.Work, "generated");
         // 6,000 images stabilise 4², then 1,200 of the 6,000-image fade-in to 8²: α = 0.2.
-        var (code, output) = Dotnet(root, "fsi", "train.fsx", "--", "--resolution", "8", "--stop-after", "7200", "--out", run);
+        var (code, output) = Dotnet(root, "fsi", "train.fsx", "--", "--resolution", "8", "--stabilise-images", "6000", "--fade-images", "6000",
+            "--stop-after", "7200", "--out", run);
         Assert.True(code == 0, output);
         (code, output) = Dotnet(root, "fsi", "generate.fsx", "--", "--run", run, "--count", "16", "--seed", "7", "--out", generated);
         Assert.True(code == 0, output);
