@@ -30,6 +30,7 @@ let settings =
       "phases-3k", [ "--stabilise-images"; "3000"; "--fade-images"; "3000" ]
       "phases-12k", [ "--stabilise-images"; "12000"; "--fade-images"; "12000" ]
       "phases-24k", [ "--stabilise-images"; "24000"; "--fade-images"; "24000" ]
+      "phases-low-24k", [ "--stabilise-images"; "4:24000,8:24000,16:24000"; "--fade-images"; "8:24000,16:24000,32:6000" ]
       "logistic-r1", [ "--loss"; "logistic"; "--r1"; "1" ]
       "augment", [ "--augment"; "color,translation" ]
       "ema-0.999", [ "--ema-beta"; "0.999"; "--ema-rampup"; "0.05" ]
@@ -128,7 +129,7 @@ for name, extra in chosen do
                     let c = line.Split(',')
                     let shown, swd, floor = int64 c[0], number c[4], number c[5]
                     let wall = wallAt clock shown
-                    sprintf "%s,%s,%s,%s,%d,%.1f,%s,%s,%s,%s,%.3f,%s,%s" stamp dataName name (String.Join(" ", extra)) shown wall c[1] c[3]
+                    sprintf "%s,%s,%s,\"%s\",%d,%.1f,%s,%s,%s,%s,%.3f,%s,%s" stamp dataName name (String.Join(" ", extra)) shown wall c[1] c[3]
                         c[4] c[5] (swd / floor) c[6] c[7], (int c[1], wall, swd / floor))
                 |> List.ofSeq
             File.AppendAllLines(results, rows |> List.map fst)
