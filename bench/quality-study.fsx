@@ -46,16 +46,15 @@ let rec option name (rest: string list) =
 let data = option "--data" args |> Option.map Path.GetFullPath
 let minutes = option "--minutes" args |> Option.map (fun m -> Double.Parse(m, CultureInfo.InvariantCulture)) |> Option.defaultValue 10.0
 let images = option "--images" args |> Option.defaultValue "1024"
-let only = option "--only" args |> Option.map (fun s -> s.Split(',') |> Set.ofArray)
 /// --only's names in the order given: the runs train in that order, so a cut-short study has the first ones.
-let onlyOrder = option "--only" args |> Option.map (fun s -> s.Split(',') |> List.ofArray |> List.distinct)
+let only = option "--only" args |> Option.map (fun s -> s.Split(',') |> List.ofArray |> List.distinct)
 let runs = option "--runs" args |> Option.defaultWith (fun () -> Path.Combine(Path.GetTempPath(), "progan-quality-study"))
 let chosen =
-    match onlyOrder with
+    match only with
     | Some names -> names |> List.choose (fun n -> settings |> List.tryFind (fun (name, _) -> name = n))
     | None -> settings
 match only with
-| Some names when names.Count <> chosen.Length ->
+| Some names when names.Length <> chosen.Length ->
     eprintfn "error: --only names a setting that is not in the table; the settings are %s." (String.Join(", ", settings |> List.map fst))
     exit 2
 | _ -> ()

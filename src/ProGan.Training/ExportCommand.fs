@@ -61,15 +61,13 @@ module ExportCommand =
             match FileKind.at out with
             | Folder | Special _ -> bad "--out: '%s' is not a file name; name the %s file to write." out (if checkpointFormat then ".ckpt" else ".onnx")
             | _ -> ()
+            printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
             if checkpointFormat then
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath out)) |> ignore
                 trained.SaveGeneratorOnly out
-                printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
                 printfn "wrote %s (%.1f MB): the EMA generator alone, every level; TrainedGenerator.Load reads it" out (float (FileInfo(out).Length) / 1e6)
                 0
             else
                 trained.ExportOnnx(out, position, readOnlyDict [ "config", File.ReadAllText folder.Config; "checkpoint", Path.GetFileName loaded.Checkpoint ])
-                printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
                 printfn "wrote %s (ONNX opset %d): %s [batch, %d] → %s [batch, %d, %d, %d] in [−1, 1]"
                     out OnnxExport.Opset OnnxExport.InputName trained.LatentSize OnnxExport.OutputName
                     trained.Architecture.ImageChannels position.Resolution position.Resolution

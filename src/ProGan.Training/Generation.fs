@@ -74,15 +74,6 @@ module Generation =
             | _ -> raise (RunFolderException(sprintf "--class %s: the run's classes are %s." name (String.Join(", ", run.ClassNames))))
         { run with Class = Some index }
 
-    /// The network's input for latents `z` [N, L] of a run: as they are, or for a conditional run followed by the
-    /// one-hot class (the run's `Class`, else class 0).
-    let inputFor (run: LoadedRun) (z: torch.Tensor) =
-        let classes = run.Generator.Classes
-        if classes = 0 then z.alias()
-        else
-            use labels = torch.tensor(Array.create (int z.shape[0]) (int64 (defaultArg run.Class 0)))
-            ConditionalInput.Of(z, labels, classes)
-
     /// `count` latents drawn from N(0, I) with `seed` (`Latents.FromSeed`).
     let latents (latentSize: int) (seed: int) (count: int) = Latents.FromSeed(latentSize, seed, count)
 

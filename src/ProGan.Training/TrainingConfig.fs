@@ -274,11 +274,14 @@ module TrainingConfig =
             if size < group then fail "Minibatch" size (sprintf "≥ the minibatch-stddev group size %d" group)
             if size % min group size <> 0 then
                 fail "Minibatch" size (sprintf "a multiple of the minibatch-stddev group size %d" group)
+        // A per-resolution entry names a level of the run: a power of two from `lowest` to the final resolution.
+        let checkResolution name (lowest: int) (clause: string) (r: int) =
+            if r < lowest || r > c.Architecture.Resolution || (r &&& (r - 1)) <> 0 then
+                fail name r (sprintf "a resolution of the run%s, a power of two from %d to %d" clause lowest c.Architecture.Resolution)
         if not (c.LearningRate > 0.0) then fail "LearningRate" c.LearningRate "> 0"
         if isNull c.LearningRates then fail "LearningRates" "null" "a list (empty for none)"
         for r in c.LearningRates do
-            if r.Resolution < 4 || r.Resolution > c.Architecture.Resolution || (r.Resolution &&& (r.Resolution - 1)) <> 0 then
-                fail "LearningRates" r.Resolution (sprintf "a resolution of the run, a power of two from 4 to %d" c.Architecture.Resolution)
+            checkResolution "LearningRates" 4 "" r.Resolution
             if not (r.Rate > 0.0 && Double.IsFinite r.Rate) then fail "LearningRates" r.Rate "> 0 and finite"
         if (GanLoss.tryParse c.Loss).IsNone then fail "Loss" c.Loss (String.Join(", ", GanLoss.names |> List.map fst))
         if not (c.R1Weight >= 0.0 && Double.IsFinite c.R1Weight) then fail "R1Weight" c.R1Weight "≥ 0 and finite"
@@ -299,19 +302,14 @@ module TrainingConfig =
         if not (c.EmaRampup >= 0.0 && Double.IsFinite c.EmaRampup) then fail "EmaRampup" c.EmaRampup "≥ 0 (0: no warm-up)"
         if isNull c.Augment then fail "Augment" "null" "a policy, or empty for none"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
-        for name, entries in [ "StabiliseImagesAt", c.StabiliseImagesAt; "FadeImagesAt", c.FadeImagesAt ] do
+        for name, entries, lowest, clause in
+            [ "StabiliseImagesAt", c.StabiliseImagesAt, 4, " that stabilises"
+              "FadeImagesAt", c.FadeImagesAt, 8, " that fades in"
+              "TickImagesAt", c.TickImagesAt, 4, "" ] do
             if isNull entries then fail name "null" "a list (empty for none)"
-            let lowest = if name = "FadeImagesAt" then 8 else 4
             for e in entries do
-                if e.Resolution < lowest || e.Resolution > c.Architecture.Resolution || (e.Resolution &&& (e.Resolution - 1)) <> 0 then
-                    fail name e.Resolution
-                        (sprintf "a resolution of the run that %s, a power of two from %d to %d" (if lowest = 8 then "fades in" else "stabilises") lowest c.Architecture.Resolution)
+                checkResolution name lowest clause e.Resolution
                 if e.Images < 1 then fail name e.Images "≥ 1"
-        if isNull c.TickImagesAt then fail "TickImagesAt" "null" "a list (empty for none)"
-        for t in c.TickImagesAt do
-            if t.Resolution < 4 || t.Resolution > c.Architecture.Resolution || (t.Resolution &&& (t.Resolution - 1)) <> 0 then
-                fail "TickImagesAt" t.Resolution (sprintf "a resolution of the run, a power of two from 4 to %d" c.Architecture.Resolution)
-            if t.Images < 1 then fail "TickImagesAt" t.Images "≥ 1"
         if c.LogImages < 1 then fail "LogImages" c.LogImages "≥ 1"
         if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
         // At most the cores is checked by --threads: a run trained elsewhere with more still loads here (clamped).

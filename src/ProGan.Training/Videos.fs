@@ -4,7 +4,6 @@ open System
 open System.Diagnostics
 open System.IO
 open ImageMagick
-open ProGan.Keras.Backend
 open TorchSharp
 open ProGan.Keras.IO
 open ProGan.Keras.Serving
@@ -132,12 +131,11 @@ module Videos =
     /// lower levels enlarged by nearest neighbour to R.
     let levelsOfDetail (run: LoadedRun) (seed: int) =
         use scope = torch.NewDisposeScope()
-        use _ = torch.no_grad()
-        let z = (Generation.inputFor run (Generation.latents run.Config.Architecture.LatentSize seed 1)).``to``(TorchBackend.Device)
+        let z = Generation.latents run.Config.Architecture.LatentSize seed 1
         let final = run.Position.Resolution
         let levels =
             [| for level in 0 .. run.Position.Level ->
-                let image = run.Ema.Pairs[level].StraightThrough.call(z).cpu()
+                let image = run.Generator.Generate(z, run.Generator.At(4 <<< level), Option.toNullable run.Class)
                 let scale = int64 (final / int image.shape[2])
                 image.repeat_interleave(scale, 2L).repeat_interleave(scale, 3L) |]
         torch.cat(levels, 0L).MoveToOuterDisposeScope()
