@@ -67,7 +67,8 @@ module Losses =
 
     /// D's loss, averaged over the minibatch: the adversarial term, plus for WGAN-GP λ·(‖∇D(x̂)‖₂ − γ)²/γ² +
     /// ε_drift·D(real)² with x̂ = lerp(real, fake, u), one u ~ U(0, 1) per sample (`mix`), the norm over C, H, W of
-    /// each sample; with an R1 weight γ_R1 > 0, (γ_R1/2)·‖∇D(real)‖₂² (Mescheder et al. 2018).
+    /// each sample; with an R1 weight γ_R1 > 0, (γ_R1/2)·‖∇D(real)‖₂² (Mescheder et al. 2018). A penalty whose
+    /// weight is 0 (a minibatch that lazy regularisation skips) is not computed, and reads 0.
     /// With `conditioning`, plus weight·(CE(classes of reals) + CE(classes of fakes)), the reference's
     /// `D_wgangp_acgan` label penalties.
     let discriminator (loss: GanLoss) (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (reals: torch.Tensor) (fakes: torch.Tensor)
@@ -78,10 +79,11 @@ module Losses =
         let drift = realScores.square()
         let penalty, perSample =
             match loss with
-            | WganGp ->
+            | WganGp when weights.Lambda > 0.0 ->
                 let mixed = torch.lerp(reals.detach(), fakes.detach(), mix).requires_grad_(true)
                 let penalty = (gradientNorms d mixed - weights.Gamma).square()
                 penalty, adversarial + penalty.unsqueeze(1L) * (weights.Lambda / (weights.Gamma * weights.Gamma)) + drift * weights.EpsilonDrift
+            | WganGp -> torch.zeros_like(realScores.squeeze(1L)), adversarial + drift * weights.EpsilonDrift
             | _ when weights.R1 > 0.0 ->
                 let penalty = (gradientNorms d (reals.detach().requires_grad_(true))).square()
                 penalty, adversarial + penalty.unsqueeze(1L) * (weights.R1 / 2.0)

@@ -101,6 +101,8 @@ module TrainCommand =
                 if (GanLoss.tryParse v).IsNone then bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v
                 fun c -> { c with Loss = v })
           setting "--r1" "γ" "R1 penalty (γ/2)·‖∇D(real)‖² for the non-WGAN losses" (parsed float' (fun x c -> { c with R1Weight = x }))
+          setting "--penalty-interval" "K" "lazy regularisation: the gradient penalty (WGAN-GP's or R1) on every K-th minibatch only, weighted K times (StyleGAN2)"
+            (parsed int' (fun x c -> { c with PenaltyInterval = x }))
           setting "--d-repeats" "N" "D steps per G step (the reference's D_repeats)" (parsed int' (fun x c -> { c with DRepeats = x }))
           setting "--no-growing" "" "train the final resolution from the start (the paper's non-progressive baseline)" (fun _ _ c -> { c with Growing = false })
           setting "--init-from" "RUN|FILE" "start from another run's G, D and EMA weights (fine-tuning; new levels start fresh)"

@@ -9,8 +9,9 @@ open ProGan.Keras.Models
 exception NonFiniteException of images: int64 * what: string
     with override this.Message = sprintf "Training produced a non-finite %s at %d images." this.what this.images
 
-/// The numbers of one training step (D's steps and one G step), as plain floats, D's from its last step. With WGAN-GP,
-/// D's loss is `Adversarial + λ·GradientPenalty + ε_drift·Drift` (the terms before their weights, as `DiscriminatorLoss`).
+/// The numbers of one training step (D's steps and one G step), as plain floats, D's from its last step (the penalty
+/// from the last step that computed it). With WGAN-GP, D's loss is `Adversarial + λ·GradientPenalty + ε_drift·Drift`
+/// (the terms before their weights, as `DiscriminatorLoss`).
 type StepResult =
     { DLoss: float
       GLoss: float
@@ -25,7 +26,6 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let config = TrainingConfig.validate config
     let arch = config.Architecture
     let streams = RandomStreams.ofSeed config.Seed
-    let weights = TrainingConfig.lossWeights config
     let loss = TrainingConfig.loss config
     let augment =
         match DiffAugment.tryParse config.Augment with
@@ -68,6 +68,9 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
 
     /// D's input: the images augmented by the policy (the same transformations for reals and fakes), else as they are.
     let augmented (images: torch.Tensor) = if augment.IsEmpty then images else DiffAugment.apply augment images state.NoiseRandom
+
+    /// The gradient penalty of the last minibatch that computed it (lazy regularisation skips it on most).
+    let mutable lastPenalty = 0.0
 
     let composites = Dictionary<struct (int * bool), Composite>()
     let mutable shown = 0L
@@ -183,11 +186,13 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             generator.Pairs[position.Level].Select(fading).call input
         let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
         state.DiscriminatorOptimizer.zero_grad()
+        let weights = TrainingConfig.penaltyWeightsAt config (images / int64 count)
         let terms =
             Losses.discriminator loss d (augmented reals) (augmented fakes) mix weights arch.MinibatchGroupSize (conditioning realLabels fakeLabels)
         let total = finite "discriminator loss" terms.Total
         terms.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
+        if weights.Lambda > 0.0 || weights.R1 > 0.0 then lastPenalty <- terms.GradientPenalty.item<float32>() |> float
         total, terms
 
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
@@ -251,7 +256,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         prefetch shown
         { DLoss = dTotal
           GLoss = gTotal
-          GradientPenalty = dLoss.GradientPenalty.item<float32>() |> float
+          GradientPenalty = lastPenalty
           Adversarial = dLoss.Adversarial.item<float32>() |> float
           Drift = dLoss.Drift.item<float32>() |> float
           Images = config.DRepeats * count }

@@ -59,6 +59,10 @@ type TrainingConfig =
       Loss: string
       /// γ of the R1 penalty (γ/2)·‖∇D(real)‖² (Mescheder et al. 2018) for the non-WGAN losses; 0 for none.
       R1Weight: float
+      /// Lazy regularisation (Karras et al. 2020, StyleGAN2 §4): the gradient penalty (WGAN-GP's or R1) only on every
+      /// k-th minibatch, weighted k times, so that the other minibatches skip its double backward; 1 = every
+      /// minibatch (the paper).
+      PenaltyInterval: int
       /// D steps per G step (the reference's `D_repeats`); each shows a minibatch of reals.
       DRepeats: int
       /// Grow progressively (the paper); false trains the final resolution from the start, the paper's
@@ -143,6 +147,16 @@ module TrainingConfig =
     let lossWeights (c: TrainingConfig) =
         { Lambda = c.GradientPenaltyWeight; Gamma = c.GradientPenaltyTarget; EpsilonDrift = c.DriftWeight; R1 = c.R1Weight }
 
+    /// The loss weights of the D step on minibatch `index` (images shown at its start ÷ its size) under lazy
+    /// regularisation (Karras et al. 2020, §4): every `PenaltyInterval`-th minibatch carries the penalty k times, so
+    /// its expected weight per minibatch is the configured one; the others carry none and skip computing it.
+    let penaltyWeightsAt (c: TrainingConfig) (index: int64) =
+        let weights = lossWeights c
+        let k = c.PenaltyInterval
+        if k = 1 then weights
+        elif index % int64 k = 0L then { weights with Lambda = weights.Lambda * float k; R1 = weights.R1 * float k }
+        else { weights with Lambda = 0.0; R1 = 0.0 }
+
     /// The loss of a configuration.
     let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
 
@@ -198,6 +212,7 @@ module TrainingConfig =
           LearningRates = [||]
           Loss = "wgan-gp"
           R1Weight = 0.0
+          PenaltyInterval = 1
           DRepeats = 1
           Growing = true
           InitFrom = ""
@@ -286,6 +301,7 @@ module TrainingConfig =
         if (GanLoss.tryParse c.Loss).IsNone then fail "Loss" c.Loss (String.Join(", ", GanLoss.names |> List.map fst))
         if not (c.R1Weight >= 0.0 && Double.IsFinite c.R1Weight) then fail "R1Weight" c.R1Weight "≥ 0 and finite"
         if c.R1Weight > 0.0 && c.Loss = "wgan-gp" then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"
+        if c.PenaltyInterval < 1 || c.PenaltyInterval > 64 then fail "PenaltyInterval" c.PenaltyInterval "from 1 (every minibatch) to 64"
         if c.DRepeats < 1 || c.DRepeats > 16 then fail "DRepeats" c.DRepeats "from 1 to 16"
         if isNull c.InitFrom then fail "InitFrom" "null" "a run folder or checkpoint, or empty for none"
         if not (List.contains c.Labels [ ""; "folders"; "shapes" ]) then fail "Labels" c.Labels "\"folders\", \"shapes\" or empty"

@@ -20,6 +20,8 @@ let ``bad arguments give one line that names them`` () =
     Assert.Equal("--out needs a value (FOLDER).", error [ "--out" ])
     Assert.Contains("multiple of the minibatch-stddev group size 4", error [ "--minibatch"; "6" ])
     Assert.Contains("EmaBeta", error [ "--ema-beta"; "1.5" ])
+    Assert.Contains("PenaltyInterval = 0 is invalid; it must be from 1", error [ "--penalty-interval"; "0" ])
+    Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
         Assert.DoesNotContain("\n", message)
 

@@ -51,12 +51,45 @@ let ``R1 adds (γ/2)·‖∇D(real)‖² computed by hand for a linear critic`` 
     Assert.Equal(scalarOf terms.Adversarial + 2.0 * normSquared, scalarOf terms.Total, 4)
 
 [<Fact>]
-let ``every loss trains a tiny run end to end`` () =
-    for loss, r1 in [ "lsgan", 0.0; "logistic", 1.0; "hinge", 0.0 ] do
+let ``every loss trains a tiny run end to end, lazily regularised or not`` () =
+    for loss, r1, interval in [ "lsgan", 0.0, 1; "logistic", 1.0, 1; "hinge", 0.0, 1; "logistic", 1.0, 16; "wgan-gp", 0.0, 4 ] do
         use run = new TempFolder()
-        let position, _ = train { tiny with Loss = loss; R1Weight = r1 } run.Path false None
+        let position, _ = train { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval } run.Path false None
         Assert.True(Schedule.isDone tiny position.ImagesShown)
         Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, loss))
+        // A penalised run logs the penalty of its last penalised minibatch, never the 0 of a skipped one.
+        if loss = "wgan-gp" || r1 > 0.0 then
+            Assert.All(logRows run.Path, fun r -> Assert.True(r.GradientPenalty > 0.0, sprintf "%s every %d: GP %g at %d" loss interval r.GradientPenalty r.ImagesShown))
+
+[<Fact>]
+let ``lazy regularisation puts the penalty on every k-th minibatch, k times as heavy, and skips computing it between`` () =
+    // Karras et al. 2020, §4: the penalty's expected weight per minibatch is unchanged; drift stays on every one.
+    let every4 = { tiny with PenaltyInterval = 4 }
+    let at = [ for i in 0L .. 7L -> TrainingConfig.penaltyWeightsAt every4 i ]
+    Assert.Equal<float list>([ 40.0; 0.0; 0.0; 0.0; 40.0; 0.0; 0.0; 0.0 ], at |> List.map (fun w -> w.Lambda))
+    Assert.Equal(tiny.GradientPenaltyWeight, at |> List.averageBy (fun w -> w.Lambda))
+    Assert.All(at, fun w -> Assert.Equal(tiny.DriftWeight, w.EpsilonDrift))
+    let r1 = [ for i in 16L .. 19L -> (TrainingConfig.penaltyWeightsAt { tiny with Loss = "logistic"; R1Weight = 2.0; PenaltyInterval = 16 } i).R1 ]
+    Assert.Equal<float list>([ 32.0; 0.0; 0.0; 0.0 ], r1)
+    Assert.Equal(TrainingConfig.lossWeights tiny, TrainingConfig.penaltyWeightsAt tiny 3L)
+    // D(x) = Σ w·x has ∇D = w: on a penalised minibatch the penalty is (‖w‖ − 1)² at weight 4λ; on a skipped one D's
+    // loss is the adversarial and drift terms alone.
+    use g = torch.manual_seed 22L
+    let w = torch.randn([| 1L; 2L; 2L; 2L |], generator = g)
+    let critic =
+        { new torch.nn.Module<torch.Tensor, torch.Tensor>("linear") with
+            member _.forward x = (x * w).sum([| 1L; 2L; 3L |]).unsqueeze(1L) }
+    let reals, fakes = torch.randn([| 4L; 2L; 2L; 2L |], generator = g), torch.randn([| 4L; 2L; 2L; 2L |], generator = g)
+    let mix = torch.rand([| 4L; 1L; 1L; 1L |], generator = g)
+    let dReal, dFake = critic.call reals, critic.call fakes
+    let adversarialAndDrift = (dFake - dReal + dReal.square() * 0.001).mean() |> scalarOf
+    let penalty = (w.square().sum().sqrt() - 1.0).square() |> scalarOf
+    let penalised = Losses.discriminator WganGp critic reals fakes mix at[4] 4 None
+    Assert.Equal(penalty, scalarOf penalised.GradientPenalty, 4)
+    Assert.Equal(adversarialAndDrift + 40.0 * penalty, scalarOf penalised.Total, 3)
+    let skipped = Losses.discriminator WganGp critic reals fakes mix at[5] 4 None
+    Assert.Equal(0.0, scalarOf skipped.GradientPenalty)
+    Assert.Equal(adversarialAndDrift, scalarOf skipped.Total, 4)
 
 [<Fact>]
 let ``per-resolution learning rates, D repeats and the non-progressive baseline follow the schedule`` () =
