@@ -62,7 +62,7 @@ module TrainCommand =
             (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
           flag "--resolution" "N" "final resolution, a power of two ≥ 8 (default 32)" false
             (fun v a -> { a with Resolution = CommandLine.resolution "--resolution" v })
-          flag "--preset" "NAME" "cpu (default: small, 104k images to 32², ~10 min on 2 cores) or paper (the reference's numbers)" false
+          flag "--preset" "NAME" "cpu (default: small, 152k images to 32², ~10 min on 2 cores) or paper (the reference's numbers)" false
             (fun v a ->
                 if not (TrainingConfig.presets |> List.exists (fst >> (=) v)) then
                     bad "--preset must be one of %s; got '%s'." (String.Join(", ", TrainingConfig.presets |> List.map fst)) v

@@ -57,10 +57,14 @@ let writePalettePng (path: string) (w: int) (h: int) (palette: (byte * byte * by
                        chunk "IHDR" ihdr; chunk "PLTE" plte; chunk "tRNS" (Array.ofList alphas)
                        chunk "IDAT" (compressed.ToArray()); chunk "IEND" [||] ])
 
-/// A tiny configuration: 4² → 8², tiny channels, a few hundred images.
+/// A tiny configuration: 4² → 8², tiny channels, a few hundred images, the paper's loss (WGAN-GP, penalty every
+/// minibatch: the tests of its terms and logs hold it; the other losses and lazy regularisation are tested by name).
 let tiny =
     { TrainingConfig.cpu 8 with
         Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)
+        Loss = "wgan-gp"
+        R1Weight = 0.0
+        PenaltyInterval = 1
         StabiliseImages = 64
         StabiliseImagesAt = [||]
         FadeImages = 64
