@@ -30,7 +30,8 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
     static member TermsTag = "D_loss_terms"
 
     /// A row of log.csv, with what the row leaves out: D's loss split into its weighted terms (they sum to D's loss:
-    /// W + λ·GP + ε_drift·drift, Appendix A.1), the learning rate and the level of detail.
+    /// W + λ·GP + ε_drift·drift, Appendix A.1; under lazy regularisation λ·GP is the penalty's weight per minibatch on
+    /// average, and the logged loss that of a minibatch with or without it), the learning rate and the level of detail.
     member _.Row(row: LogRow, adversarial: float, drift: float, learningRate: float, lod: float) =
         let at = step row.ImagesShown
         for tag, value in TensorBoardLog.RowScalars do
