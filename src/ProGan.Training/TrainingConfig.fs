@@ -153,8 +153,7 @@ module TrainingConfig =
     let penaltyWeightsAt (c: TrainingConfig) (index: int64) =
         let weights = lossWeights c
         let k = c.PenaltyInterval
-        if k = 1 then weights
-        elif index % int64 k = 0L then { weights with Lambda = weights.Lambda * float k; R1 = weights.R1 * float k }
+        if index % int64 k = 0L then { weights with Lambda = weights.Lambda * float k; R1 = weights.R1 * float k }
         else { weights with Lambda = 0.0; R1 = 0.0 }
 
     /// The loss of a configuration.
