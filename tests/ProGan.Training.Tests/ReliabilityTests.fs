@@ -196,9 +196,20 @@ let private stoppedWithCheckpoint (output: string) (folder: string) =
     let last = (logRows folder |> List.last).ImagesShown
     Assert.True(last <= shown && shown - last < 16L, sprintf "last log row at %d images, stopped at %d" last shown)
 
-[<Fact>]
+/// Whether this process started with SIGINT ignored (`SigIgn` in /proc/self/status, bit 1 for signal 2), as a job
+/// started with `&` by a non-interactive shell does: children inherit the disposition, and .NET then never sees it.
+let private sigintIgnored () =
+    try
+        File.ReadLines "/proc/self/status"
+        |> Seq.tryFind (fun line -> line.StartsWith "SigIgn:")
+        |> Option.exists (fun line -> (Convert.ToUInt64(line.Substring(7).Trim(), 16) &&& 2UL) <> 0UL)
+    with _ -> false
+
+[<SkippableFact>]
 let ``SIGTERM and SIGINT finish the step, write a checkpoint and exit with 128 + the signal`` () =
     for name, code in [ "TERM", 143; "INT", 130 ] do
+        Skip.If(name = "INT" && sigintIgnored (),
+                "SIGTERM passed; SIGINT is ignored in this test process (a job started with & by a non-interactive shell), so progan inherits that and cannot see it: run the suite in the foreground")
         use run = new TempFolder()
         let p, started, output = start ([ "--out"; run.Path ] @ tinyFlags @ [ "--stabilise-images"; "100000" ])
         Assert.True(started.Wait 60_000, "progan did not start")
