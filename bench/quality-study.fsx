@@ -26,13 +26,14 @@ let settings =
       "wgan-gp-lazy-4", [ "--loss"; "wgan-gp"; "--r1"; "0"; "--penalty-interval"; "4" ]
       "r1-every-minibatch", [ "--penalty-interval"; "1" ]
       "r1-0.1", [ "--r1"; "0.1" ]
-      "ema-rampup", [ "--ema-rampup"; "0.05" ]
-      "ema-0.999", [ "--ema-beta"; "0.999"; "--ema-rampup"; "0.05" ]
-      "lr-0.005", [ "--lr"; "0.005" ]
-      "lr-0.012", [ "--lr"; "0.012" ]
+      "ema-0.99", [ "--ema-beta"; "0.99"; "--ema-rampup"; "0" ]
+      "ema-0.999-no-rampup", [ "--ema-rampup"; "0" ]
+      "lr-0.008", [ "--lr"; "0.008" ]
+      "lr-0.008-ema-0.99", [ "--lr"; "0.008"; "--ema-beta"; "0.99"; "--ema-rampup"; "0" ] // the preset of commit 1a9321f
+      "lr-0.016", [ "--lr"; "0.016" ]
       "minibatch-4", [ "--minibatch"; "4" ]
       "minibatch-16", [ "--minibatch"; "16" ]
-      "minibatch-16-lr-0.003", [ "--minibatch"; "16"; "--lr"; "0.003" ] // the preset of commit d5765d8
+      "minibatch-16-lr-0.003", [ "--minibatch"; "16"; "--lr"; "0.003"; "--ema-beta"; "0.99"; "--ema-rampup"; "0" ] // the preset of commit d5765d8
       "minibatch-32", [ "--minibatch"; "32" ]
       "fmap-128", [ "--fmap-base"; "1024"; "--fmap-max"; "128" ]
       "phases-3k", [ "--stabilise-images"; "3000"; "--fade-images"; "3000" ]

@@ -32,11 +32,13 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     Assert.Equal("", args.Config.DataFolder)
     Assert.Equal((TrainingConfig.cpu 32).StabiliseImages, args.Config.StabiliseImages)
     // The preset the quality study chose: 12k-image phases, the final level 80k, 152k images in all, the logistic
-    // loss with R1 on every 16th minibatch, minibatches of 8 at a learning rate of 0.008.
+    // loss with R1 on every 16th minibatch, minibatches of 8 at a learning rate of 0.012, EMA β = 0.999 warmed up
+    // over 5 % of the images shown.
     Assert.Equal(152_000L, TrainingConfig.totalImages args.Config)
     Assert.Equal(("logistic", 1.0, 16), (args.Config.Loss, args.Config.R1Weight, args.Config.PenaltyInterval))
     Assert.Equal<int[]>([| 8 |], args.Config.Minibatch)
-    Assert.Equal(0.008, args.Config.LearningRate)
+    Assert.Equal(0.012, args.Config.LearningRate)
+    Assert.Equal((0.999, 0.05), (args.Config.EmaBeta, args.Config.EmaRampup))
     Assert.Empty((plan [ "--stabilise-images"; "500" ]).Config.StabiliseImagesAt)
     let custom = plan [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
     Assert.Equal(64, custom.Config.Architecture.Resolution)
