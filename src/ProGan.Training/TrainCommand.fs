@@ -96,6 +96,8 @@ module TrainCommand =
                     let rates = CommandLine.perResolution name v (fun r x -> { Resolution = r; Rate = float' name x })
                     fun c -> { c with LearningRates = rates }
                 else let x = float' name v in fun c -> { c with LearningRate = x })
+          setting "--lr-decay" "F" "the learning rate falls linearly to 0 over the last F of the run's images (0.5: the second half)"
+            (parsed float' (fun x c -> { c with LearningRateDecay = x }))
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
             (fun name v ->
                 if (GanLoss.tryParse v).IsNone then bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v

@@ -52,8 +52,13 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let mutable rateScale = 1.0
     let mutable shownForRate = 0L
 
-    /// The learning rate at a schedule position: the level's (`LearningRates`, else `LearningRate`) times the scale.
-    let rateAt (images: int64) = TrainingConfig.learningRateAt config (Schedule.at config images).Resolution * rateScale
+    /// The configured learning rate after `images`: the level's (`LearningRates`, else `LearningRate`) times the
+    /// decay's factor (`TrainingConfig.decayAt`).
+    let configuredRateAt (images: int64) =
+        TrainingConfig.learningRateAt config (Schedule.at config images).Resolution * TrainingConfig.decayAt config images
+
+    /// The learning rate in use after `images`: the configured one times the scale.
+    let rateAt (images: int64) = configuredRateAt images * rateScale
 
     let adam (m: torch.nn.Module) =
         torch.optim.Adam(m.parameters(), rateAt shownForRate, config.Beta1, config.Beta2, config.AdamEpsilon)
@@ -241,6 +246,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     member _.Step() : StepResult =
         let position = Schedule.at config shown
         enterPhase position
+        if config.LearningRateDecay > 0.0 then applyRate shown
         generator.SetAlpha position.Alpha
         discriminator.SetAlpha position.Alpha
         let count = TrainingConfig.minibatchAt config position.Level
@@ -323,7 +329,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let header = Checkpoint.load path state
         shown <- header.ImagesShown
         // A retry's lowered rate survives a resume: the saved rate over the level's configured one is the scale.
-        rateScale <- if header.LearningRate > 0.0 then header.LearningRate / TrainingConfig.learningRateAt config (Schedule.at config shown).Resolution else 1.0
+        let configured = configuredRateAt shown
+        rateScale <- if header.LearningRate > 0.0 && configured > 0.0 then header.LearningRate / configured else 1.0
         applyRate shown
         phaseIndex <- (Schedule.at config shown).PhaseIndex
         header

@@ -55,6 +55,10 @@ type TrainingConfig =
       LearningRate: float
       /// Learning rates at given resolutions, over `LearningRate` (the reference's `G_lrate_dict`); empty for none.
       LearningRates: ResolutionRate[]
+      /// Learning-rate decay: over this last fraction of the run's images (`totalImages`) the rate falls linearly to
+      /// 0 (the linear decay of CycleGAN and SN-GAN), so that the last steps settle instead of swinging; 0 for none
+      /// (the paper).
+      LearningRateDecay: float
       /// The GAN loss: "wgan-gp" (the paper's), "lsgan", "logistic" (non-saturating) or "hinge".
       Loss: string
       /// γ of the R1 penalty (γ/2)·‖∇D(real)‖² (Mescheder et al. 2018) for the non-WGAN losses; 0 for none.
@@ -189,6 +193,13 @@ module TrainingConfig =
     /// Real images shown over the whole run: `TotalImages`, or the growth when that is 0.
     let totalImages (c: TrainingConfig) = if c.TotalImages > 0L then c.TotalImages else growthImages c
 
+    /// The factor on the learning rate after `shown` images under `LearningRateDecay` = f: 1 until the last f·T of
+    /// the run's T images (`totalImages`), then (T − shown) / (f·T), falling linearly to 0 at T.
+    let decayAt (c: TrainingConfig) (shown: int64) =
+        let total = float (totalImages c)
+        let span = c.LearningRateDecay * total
+        if span <= 0.0 then 1.0 else Math.Clamp((total - float shown) / span, 0.0, 1.0)
+
     /// The metrics `Metrics` names, in the order given ("swd", "ms-ssim").
     let metricNames (c: TrainingConfig) =
         c.Metrics.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
@@ -209,6 +220,7 @@ module TrainingConfig =
           Minibatch = [| 16; 16; 16; 16; 16; 16; 12; 8; 4 |]
           LearningRate = 0.001
           LearningRates = [||]
+          LearningRateDecay = 0.0
           Loss = "wgan-gp"
           R1Weight = 0.0
           PenaltyInterval = 1
@@ -308,6 +320,8 @@ module TrainingConfig =
         for r in c.LearningRates do
             checkResolution "LearningRates" 4 "" r.Resolution
             if not (r.Rate > 0.0 && Double.IsFinite r.Rate) then fail "LearningRates" r.Rate "> 0 and finite"
+        if not (c.LearningRateDecay >= 0.0 && c.LearningRateDecay <= 1.0) then
+            fail "LearningRateDecay" c.LearningRateDecay "in [0, 1]: the last fraction of the run's images over which the rate falls to 0"
         if (GanLoss.tryParse c.Loss).IsNone then fail "Loss" c.Loss (String.Join(", ", GanLoss.names |> List.map fst))
         if not (c.R1Weight >= 0.0 && Double.IsFinite c.R1Weight) then fail "R1Weight" c.R1Weight "≥ 0 and finite"
         if c.R1Weight > 0.0 && c.Loss = "wgan-gp" then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"

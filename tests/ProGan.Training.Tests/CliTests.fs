@@ -22,6 +22,8 @@ let ``bad arguments give one line that names them`` () =
     Assert.Contains("EmaBeta", error [ "--ema-beta"; "1.5" ])
     Assert.Contains("PenaltyInterval = 0 is invalid; it must be from 1", error [ "--penalty-interval"; "0" ])
     Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
+    Assert.Contains("LearningRateDecay = 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
+    Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
         Assert.DoesNotContain("\n", message)
 

@@ -115,6 +115,36 @@ let ``per-resolution learning rates, D repeats and the non-progressive baseline 
     Assert.All(logRows run.Path, fun r -> Assert.True(r.Resolution = 8 && r.Phase = "stabilise"))
 
 [<Fact>]
+let ``the learning rate decays linearly to 0 over the run's last fraction, and a checkpoint mid-decay resumes at its rate`` () =
+    let config = { tiny with TotalImages = 0L; LearningRateDecay = 0.5 }
+    let total = TrainingConfig.totalImages config
+    let expected (shown: int64) = if shown <= total / 2L then 1.0 else float (total - shown) / (0.5 * float total)
+    for shown in [ 0L; total / 4L; total / 2L; total / 2L + 1L; 3L * total / 4L; total - 8L; total ] do
+        Assert.Equal(expected shown, TrainingConfig.decayAt config shown, 12)
+    Assert.Equal(1.0, TrainingConfig.decayAt { config with LearningRateDecay = 0.0 } total)
+    Assert.Equal(0.0, TrainingConfig.decayAt config (total + 100L))
+    use data = Procedural.pyramid 64 8 3 1
+    use trainer = new Trainer(config, data, torch.CPU)
+    let rates () = [ for o in [ trainer.State.GeneratorOptimizer; trainer.State.DiscriminatorOptimizer ] do for group in o.ParamGroups -> group.LearningRate ]
+    let at = 3L * total / 4L
+    trainer.JumpTo at
+    trainer.Step() |> ignore
+    Assert.All(rates (), fun lr -> Assert.Equal(config.LearningRate * expected at, lr, 12))
+    Assert.Equal(config.LearningRate * expected trainer.ImagesShown, trainer.LearningRate, 12)
+    use folder = new TempFolder()
+    let file = Path.Combine(folder.Path, "mid-decay.ckpt")
+    trainer.Save file
+    use resumed = new Trainer(config, data, torch.CPU)
+    resumed.Load file |> ignore
+    Assert.Equal(1.0, resumed.LearningRateScale, 9)
+    Assert.Equal(trainer.LearningRate, resumed.LearningRate, 12)
+    // End to end: the run's last checkpoint was written at rate 0.
+    use run = new TempFolder()
+    let position, _ = train config run.Path false None
+    Assert.Equal(total, position.ImagesShown)
+    Assert.Equal(0.0, (Checkpoint.readHeader (List.head (checkpoints run.Path))).LearningRate)
+
+[<Fact>]
 let ``a run started from another run's weights has its levels, fresh higher ones, and refuses another shape`` () =
     use source = new TempFolder()
     train tiny source.Path false None |> ignore
