@@ -40,6 +40,9 @@ let settings =
       "phases-24k", [ "--stabilise-images"; "24000"; "--fade-images"; "24000" ]
       "phases-low-24k", [ "--stabilise-images"; "4:24000,8:24000,16:24000"; "--fade-images"; "8:24000,16:24000,32:6000" ]
       "augment", [ "--augment"; "color,translation" ]
+      "mirror", [ "--mirror" ]
+      "lr-decay-0.5", [ "--total-images"; "0"; "--lr-decay"; "0.5" ] // the preset's 152k images, the rate falling over the last 76k
+      "lr-decay-0.5-380k", [ "--total-images"; "380000"; "--lr-decay"; "0.5" ] // ~30 minutes, the rate falling from 190k
       "data-8k", [ "--procedural-images"; "8192" ] ]
 
 let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray

@@ -13,9 +13,11 @@ module Ema =
             a.copy_(p) |> ignore
             a.requires_grad <- false
 
-    /// β after `shown` images of a step of `batch` images with a warm-up `rampup` (StyleGAN2's `ema_rampup`): the
-    /// average's half-life in images is min(that of β, shown·rampup), so β_t = 0.5^(batch / half-life); `beta` as it is
-    /// when `rampup` is 0.
+    /// β for a step of `batch` images, `shown` images into the warm-up, with a warm-up `rampup` (StyleGAN2's
+    /// `ema_rampup`): the average's half-life in images is min(that of β, shown·rampup), so β_t = 0.5^(batch /
+    /// half-life); `beta` as it is when `rampup` is 0. Progressive training counts `shown` from the start of the
+    /// current level (`Schedule.levelStart`), where its new layers start moving: counted from the run's start, the
+    /// slow average of those fast-moving layers washes the samples out at every level change.
     let betaAt (beta: float) (rampup: float) (batch: int) (shown: int64) =
         if rampup <= 0.0 || beta <= 0.0 then beta
         else

@@ -54,5 +54,10 @@ module Schedule =
               Lod = float (levels - 1 - level) + (1.0 - alpha)
               PhaseIndex = phase }
 
+    /// Images shown when `level` began: where it starts fading in, after the level below's last stabilise image (0 for
+    /// 4², and for every level without growing).
+    let levelStart (config: TrainingConfig) (level: int) =
+        if not config.Growing || level = 0 then 0L else Array.sum (TrainingConfig.phaseImages config).[.. 2 * level - 2]
+
     /// Whether training is over.
     let isDone (config: TrainingConfig) (shown: int64) = shown >= TrainingConfig.totalImages config

@@ -254,7 +254,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (shown + int64 (k * count)) count ]
         let dTotal, dLoss = List.last dResults
         let gTotal = generatorStep position count
-        Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) shown) ema generator
+        let intoLevel = shown - Schedule.levelStart config position.Level
+        Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) intoLevel) ema generator
         shown <- shown + int64 (config.DRepeats * count)
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.

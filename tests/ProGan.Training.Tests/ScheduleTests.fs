@@ -72,6 +72,9 @@ let ``per-resolution phase lengths: each phase as long as its entry says, and eq
     Assert.Equal((32, FadeIn, 0.25, 5), at 705L)
     Assert.Equal((32, Stabilise, 1.0, 6), at 720L)
     Assert.Equal((32, Stabilise, 1.0, 6), at 100_000L)
+    // Each level begins where it starts fading in: 8² after the 300-image 4² phase, 16² at 300 + 50 + 100, 32² at 700.
+    Assert.Equal<int64 list>([ 0L; 300L; 450L; 700L ], [ for level in 0..3 -> Schedule.levelStart config level ])
+    Assert.Equal(0L, Schedule.levelStart { config with Growing = false } 3)
     // Entries equal to the defaults give the uniform schedule, position for position.
     let uniform = { TrainingConfig.cpu 32 with StabiliseImages = 100; FadeImages = 50; StabiliseImagesAt = [||] }
     let same = { uniform with StabiliseImagesAt = [| for r in [ 4; 8; 16; 32 ] -> { Resolution = r; Images = 100 } |]

@@ -227,12 +227,24 @@ let ``DiffAugment shifts by whole pixels with zeros coming in, cuts out half-sid
     Assert.Equal(Error "rotate", DiffAugment.tryParse "color,rotate")
 
 [<Fact>]
-let ``the EMA warm-up caps its half-life at a fraction of the images shown`` () =
+let ``the EMA warm-up caps its half-life at a fraction of the images shown into the level`` () =
     Assert.Equal(0.999, Ema.betaAt 0.999 0.0 16 1000L)
     // Half-life min(16·ln ½ / ln 0.999 ≈ 11,084, 1000·0.05 = 50) = 50 images: β = ½^(16/50).
     Assert.Equal(0.5 ** (16.0 / 50.0), Ema.betaAt 0.999 0.05 16 1000L, 12)
     Assert.Equal(0.999, Ema.betaAt 0.999 0.05 16 10_000_000L, 12)
     Assert.Equal(0.0, Ema.betaAt 0.999 0.05 16 0L)
+    // The warm-up counts from the start of the current level: the first step of a new level (β = 0) sets the average
+    // to G, where counted from the run's start it would have kept the slow average of the level before.
+    let config = { tiny with EmaRampup = 0.05 }
+    use data = Procedural.pyramid 64 8 3 1
+    use trainer = new Trainer(config, data, torch.CPU)
+    let start = Schedule.levelStart config 1
+    Assert.Equal(TrainingConfig.stabiliseImagesAt config 4 |> int64, start)
+    Assert.Equal((0, 1), ((Schedule.at config start).Level, (Schedule.at config (start + 1L)).Level))
+    trainer.JumpTo(start + 1L) // one image into 8²: half-life 0.05 images, β = ½^160
+    trainer.Step() |> ignore
+    for (a, p) in Seq.zip (trainer.State.Ema.parameters()) (trainer.State.Generator.parameters()) do
+        Assert.True(a.equal(p).all().item<bool>())
 
 [<Fact>]
 let ``augmentation and the EMA warm-up train a tiny run end to end`` () =
