@@ -114,7 +114,7 @@ module TrainCommand =
           setting "--gp-weight" "X" "λ of the gradient penalty" (parsed float' (fun x c -> { c with GradientPenaltyWeight = x }))
           setting "--drift" "X" "ε_drift" (parsed float' (fun x c -> { c with DriftWeight = x }))
           setting "--ema-beta" "X" "β of the EMA generator" (parsed float' (fun x c -> { c with EmaBeta = x }))
-          setting "--ema-rampup" "X" "EMA warm-up: its half-life at most X·images shown (StyleGAN2's ema_rampup, e.g. 0.05)"
+          setting "--ema-rampup" "X" "EMA warm-up: its half-life at most X·images shown since the level began (StyleGAN2's ema_rampup, e.g. 0.05)"
             (parsed float' (fun x c -> { c with EmaRampup = x }))
           setting "--augment" "POLICY" "DiffAugment of reals and fakes before D: any of color,translation,cutout"
             (fun name v ->

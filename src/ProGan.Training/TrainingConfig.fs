@@ -95,8 +95,9 @@ type TrainingConfig =
       DriftWeight: float
       /// β of the generator's exponential moving average (`G_smoothing`).
       EmaBeta: float
-      /// EMA warm-up (StyleGAN2's `ema_rampup`): the average's half-life is at most this fraction of the images shown,
-      /// so that a short run's average does not lag far behind G; 0 for none (the paper).
+      /// EMA warm-up (StyleGAN2's `ema_rampup`): the average's half-life is at most this fraction of the images shown
+      /// since the current level began, so that a short run's average does not lag far behind G, nor a level's new
+      /// layers; 0 for none (the paper).
       EmaRampup: float
       /// Differentiable augmentation of reals and fakes before D (DiffAugment, Zhao et al. 2020): any of
       /// "color,translation,cutout"; empty for none (the paper).
