@@ -266,9 +266,11 @@ module TrainingConfig =
     /// rate of 0.012 (the paper's 0.001 left the samples nearly identical at 8² after ~400 steps), with the paper's EMA
     /// β = 0.999 per step warmed up as StyleGAN2 does (half-life at most 5 % of the images shown), reached 2.0× the
     /// floor in 10 minutes, against 2.2× with 0.008 and β = 0.99 (2.2× with either change alone), 3.05× with 8 at
-    /// 0.003, 2.9× with 16 at 0.005 and 3.85× with 16 at 0.003. The slow EMA's price: at the level changes, where G's
-    /// weights still move fast, its average is washed out (the grids at 48k and 72k images), until the final level
-    /// settles.
+    /// 0.003, 2.9× with 16 at 0.005 and 3.85× with 16 at 0.003. The warm-up counts from the start of each level
+    /// (`Ema.betaAt`), where the new layers start moving: counted from the run's start, the slow average washed the
+    /// samples out at every level change (15× the floor at 48k and 72k images, against 4–5×; 4.7× at 5 minutes against
+    /// 2.8×). A learning-rate decay over the last half (`LearningRateDecay` 0.5) ends lower on the emoji at 30 minutes
+    /// but not here (2.05× at 10 minutes), so it is left to longer runs.
     let cpu (resolution: int) =
         { paper resolution with
             Architecture = ProGanConfig.Paper.With(latentSize = 64, resolution = resolution, fmapBase = 512, fmapMax = 64)
