@@ -329,7 +329,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         dropPrefetch ()
         let header = Checkpoint.load path state
         shown <- header.ImagesShown
-        // A retry's lowered rate survives a resume: the saved rate over the level's configured one is the scale.
+        // A retry's lowered rate survives a resume: the saved rate over the configured one (the level's, decayed) is
+        // the scale.
         let configured = configuredRateAt shown
         rateScale <- if header.LearningRate > 0.0 && configured > 0.0 then header.LearningRate / configured else 1.0
         applyRate shown
