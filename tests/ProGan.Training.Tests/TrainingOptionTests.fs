@@ -130,6 +130,11 @@ let ``the learning rate decays linearly to 0 over the run's last fraction, and a
     trainer.JumpTo at
     trainer.Step() |> ignore
     Assert.All(rates (), fun lr -> Assert.Equal(config.LearningRate * expected at, lr, 12))
+    // The next step, not a phase change or a jump, lowers the optimisers' rate again.
+    let next = trainer.ImagesShown
+    trainer.Step() |> ignore
+    Assert.All(rates (), fun lr -> Assert.Equal(config.LearningRate * expected next, lr, 12))
+    Assert.True(expected next < expected at)
     Assert.Equal(config.LearningRate * expected trainer.ImagesShown, trainer.LearningRate, 12)
     use folder = new TempFolder()
     let file = Path.Combine(folder.Path, "mid-decay.ckpt")
