@@ -24,6 +24,10 @@ type SchedulePosition =
 /// The training schedule as a pure function of images shown (Karras et al. 2018, §3; reference `train.py`).
 module Schedule =
 
+    /// Images shown when each phase begins, in phase order (`TrainingConfig.phaseImages`' running sums, from 0), with
+    /// the end of the growth last.
+    let private phaseStarts (config: TrainingConfig) = TrainingConfig.phaseImages config |> Array.scan (+) 0L
+
     /// Position after `shown` real images: each level stabilises (`StabiliseImages`, or its `StabiliseImagesAt`
     /// entry), then the next fades in (`FadeImages`, or its `FadeImagesAt` entry) with α rising linearly, until the
     /// final level, which stabilises from then on. With equal phases this is the reference's lod =
@@ -37,12 +41,12 @@ module Schedule =
               Alpha = 1.0; Lod = 0.0; PhaseIndex = 0 }
         else
             let lengths = TrainingConfig.phaseImages config
+            let starts = phaseStarts config
             let last = lengths.Length - 1
-            // The phase `shown` falls in, and where it started.
-            let rec find k start =
-                let inside = if k % 2 = 0 then shown <= start + lengths[k] else shown < start + lengths[k]
-                if k = last || inside then k, start else find (k + 1) (start + lengths[k])
-            let phase, start = find 0 0L
+            // The phase `shown` falls in: a stabilise phase holds its last image, a fade-in does not.
+            let inside k = if k % 2 = 0 then shown <= starts[k + 1] else shown < starts[k + 1]
+            let phase = seq { 0 .. last } |> Seq.tryFind inside |> Option.defaultValue last
+            let start = starts[phase]
             let level = (phase + 1) / 2
             let fading = phase % 2 = 1
             let alpha = if fading then float (shown - start) / float lengths[phase] else 1.0
@@ -57,7 +61,8 @@ module Schedule =
     /// Images shown when `level` began: where it starts fading in, after the level below's last stabilise image (0 for
     /// 4², and for every level without growing).
     let levelStart (config: TrainingConfig) (level: int) =
-        if not config.Growing || level = 0 then 0L else Array.sum (TrainingConfig.phaseImages config).[.. 2 * level - 2]
+        // Level L > 0 begins with phase 2L − 1, its fade-in.
+        if not config.Growing || level = 0 then 0L else (phaseStarts config)[2 * level - 1]
 
     /// Whether training is over.
     let isDone (config: TrainingConfig) (shown: int64) = shown >= TrainingConfig.totalImages config

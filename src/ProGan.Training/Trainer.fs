@@ -246,7 +246,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     member _.Step() : StepResult =
         let position = Schedule.at config shown
         enterPhase position
-        if config.LearningRateDecay > 0.0 then applyRate shown
+        // The rate is a function of the images shown (the level's rate, the decay): set it for this step.
+        applyRate shown
         generator.SetAlpha position.Alpha
         discriminator.SetAlpha position.Alpha
         let count = TrainingConfig.minibatchAt config position.Level
