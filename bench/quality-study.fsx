@@ -43,7 +43,10 @@ let settings =
       "mirror", [ "--mirror" ]
       "lr-decay-0.5", [ "--total-images"; "0"; "--lr-decay"; "0.5" ] // the preset's 152k images, the rate falling over the last 76k
       "lr-decay-0.5-380k", [ "--total-images"; "380000"; "--lr-decay"; "0.5" ] // ~30 minutes, the rate falling from 190k
-      "data-8k", [ "--procedural-images"; "8192" ] ]
+      "data-8k", [ "--procedural-images"; "8192" ]
+      // The preset with other seeds (weights, latents, minibatches): the spread of one setting's ratio between runs.
+      "seed-2", [ "--seed"; "2" ]
+      "seed-3", [ "--seed"; "3" ] ]
 
 let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
 let rec option name (rest: string list) =
