@@ -43,6 +43,8 @@ let settings =
       "mirror", [ "--mirror" ]
       "lr-decay-0.5", [ "--total-images"; "0"; "--lr-decay"; "0.5" ] // the preset's 152k images, the rate falling over the last 76k
       "lr-decay-0.5-380k", [ "--total-images"; "380000"; "--lr-decay"; "0.5" ] // ~30 minutes, the rate falling from 190k
+      "mirror-lr-decay-0.5-380k", [ "--mirror"; "--total-images"; "380000"; "--lr-decay"; "0.5" ]
+      "fmap-128-lr-decay-0.5-175k", [ "--fmap-base"; "1024"; "--fmap-max"; "128"; "--total-images"; "175000"; "--lr-decay"; "0.5" ] // its ~30 minutes
       "data-8k", [ "--procedural-images"; "8192" ]
       // The preset with other seeds (weights, latents, minibatches): the spread of one setting's ratio between runs.
       "seed-2", [ "--seed"; "2" ]
