@@ -40,16 +40,15 @@ module Schedule =
             { ImagesShown = shown; Level = levels - 1; Resolution = config.Architecture.Resolution; Phase = Stabilise
               Alpha = 1.0; Lod = 0.0; PhaseIndex = 0 }
         else
-            let lengths = TrainingConfig.phaseImages config
             let starts = phaseStarts config
-            let last = lengths.Length - 1
+            let last = starts.Length - 2 // the final level's stabilise phase
             // The phase `shown` falls in: a stabilise phase holds its last image, a fade-in does not.
             let inside k = if k % 2 = 0 then shown <= starts[k + 1] else shown < starts[k + 1]
             let phase = seq { 0 .. last } |> Seq.tryFind inside |> Option.defaultValue last
             let start = starts[phase]
             let level = (phase + 1) / 2
             let fading = phase % 2 = 1
-            let alpha = if fading then float (shown - start) / float lengths[phase] else 1.0
+            let alpha = if fading then float (shown - start) / float (starts[phase + 1] - start) else 1.0
             { ImagesShown = shown
               Level = level
               Resolution = 4 <<< level
