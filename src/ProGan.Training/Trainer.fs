@@ -283,7 +283,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         |> List.tryPick (fun (name, m) ->
             if m.parameters() |> Seq.forall (fun p -> torch.isfinite(p).all().item<bool>()) then None else Some name)
 
-    /// The learning rate in use (the level's, times `LearningRateScale`).
+    /// The learning rate in use (the level's, decayed, times `LearningRateScale`).
     member _.LearningRate = rateAt shown
 
     /// The factor on every level's learning rate: 1, lowered by non-finite retries (and restored from a checkpoint).
