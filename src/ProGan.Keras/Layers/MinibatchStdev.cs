@@ -97,11 +97,13 @@ public sealed class MinibatchStdev : nn.Module<Tensor, Tensor>, ILayerConfig
         long n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         int g = EffectiveGroupSize(n);
         using var scope = NewDisposeScope();
-        var y = x.reshape(g, -1, c, h, w);                              // [G, M, C, H, W]
+        // The statistic in float32 at least: a bfloat16 x − mean keeps 8 significant bits (mixed precision).
+        var y = (x.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? x.to(ScalarType.Float32) : x)
+            .reshape(g, -1, c, h, w);                                   // [G, M, C, H, W]
         y = y - y.mean([0], keepdim: true);
         y = y.square().mean([0]).add_(Epsilon).sqrt_();                 // [M, C, H, W]
         y = y.mean([1, 2, 3], keepdim: true);                           // [M, 1, 1, 1]
-        y = y.repeat(g, 1, h, w);                                       // [N, 1, H, W]
+        y = y.repeat(g, 1, h, w).to(x.dtype);                           // [N, 1, H, W]
         return torch.cat([x, y], 1).MoveToOuterDisposeScope();
     }
 }

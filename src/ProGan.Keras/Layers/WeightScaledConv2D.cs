@@ -115,35 +115,49 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     public WeightScaling Scaling => scaling;
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// The parameters are float32; they meet activations of the model's compute type (mixed precision,
+    /// <see cref="Models.IMixedPrecisionModel"/>): the kernel, built in float32, and the bias are cast to
+    /// <paramref name="x"/>'s type, and the result is of that type.
+    /// </remarks>
     public override Tensor forward(Tensor x)
     {
         long pad = KernelSize / 2;
         using var scaled = scaling.call(weight);
-        if (!Upscale && !Downscale) return nn.functional.conv2d(x, scaled, bias, padding: [pad, pad]);
+        using var b = bias is null ? null : Models.MixedPrecision.Cast(bias, x.dtype);
+        if (!Upscale && !Downscale)
+        {
+            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
+            return nn.functional.conv2d(x, w, b, padding: [pad, pad]);
+        }
         if (x.dim() != 4)
             throw new ArgumentException(
                 $"{(Upscale ? "An upscaling" : "A downscaling")} WeightScaledConv2D expects NCHW input; got shape [{string.Join(", ", x.shape)}].", nameof(x));
         if (Downscale && Math.Min(x.shape[2], x.shape[3]) < FusedDownscaleMinInputSize)
         {
-            using var full = nn.functional.conv2d(x, scaled, padding: [pad, pad]);
+            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
+            using var full = nn.functional.conv2d(x, w, padding: [pad, pad]);
             var pooled = Models.Resample.Down(full);
-            if (bias is null) return pooled;
+            if (b is null) return pooled;
             using (pooled)
-            using (var perChannel = bias.view(1, -1, 1, 1))
+            using (var perChannel = b.view(1, -1, 1, 1))
                 return pooled + perChannel;
         }
         if (Downscale)
         {
             using var box = DownscaleKernel(scaled);
-            return nn.functional.conv2d(x, box, bias, strides: [2, 2], padding: [pad, pad]);
+            using var w = Models.MixedPrecision.Cast(box, x.dtype);
+            return nn.functional.conv2d(x, w, b, strides: [2, 2], padding: [pad, pad]);
         }
         if (Math.Min(x.shape[2], x.shape[3]) < FusedUpscaleMinInputSize)
         {
+            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
             using var upsampled = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-            return nn.functional.conv2d(upsampled, scaled, bias, padding: [pad, pad]);
+            return nn.functional.conv2d(upsampled, w, b, padding: [pad, pad]);
         }
         using var kernel = UpscaleKernel(scaled);
-        return nn.functional.conv_transpose2d(x, kernel, bias, strides: [2, 2], padding: [pad, pad]);
+        using var k = Models.MixedPrecision.Cast(kernel, x.dtype);
+        return nn.functional.conv_transpose2d(x, k, b, strides: [2, 2], padding: [pad, pad]);
     }
 
     /// <summary>

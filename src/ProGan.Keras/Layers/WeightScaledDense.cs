@@ -62,7 +62,9 @@ public sealed class WeightScaledDense : nn.Module<Tensor, Tensor>, ILayerConfig
         using var flat = x.dim() > 2 ? x.flatten(1) : x.alias();
         if (flat.shape[1] != InFeatures)
             throw new ArgumentException($"WeightScaledDense expects {InFeatures} input features; got shape [{string.Join(", ", x.shape)}].", nameof(x));
-        using var scaled = scaling.call(weight);
-        return nn.functional.linear(flat, scaled, bias);
+        using var scaledWeight = scaling.call(weight);
+        using var scaled = Models.MixedPrecision.Cast(scaledWeight, x.dtype); // as WeightScaledConv2D: the activations' type
+        using var b = bias is null ? null : Models.MixedPrecision.Cast(bias, x.dtype);
+        return nn.functional.linear(flat, scaled, b);
     }
 }

@@ -14,8 +14,9 @@ namespace ProGan.Keras.Models;
 /// Fade-in: <c>h = lerp(fromRGB_low(avgpool(x)), block(fromRGB(x)), α)</c>, then the lower resolution's blocks.
 /// Straight-through: <c>h = block(fromRGB(x))</c>, then the same.
 /// </remarks>
-public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>
+public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionModel
 {
+    private ScalarType computeType = ScalarType.Float32;
     private readonly ConvActivation from_rgb;
     private readonly ConvActivation? from_rgb_low;
     private readonly ModuleList<DiscriminatorBlock> blocks;
@@ -42,7 +43,21 @@ public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>
     public WeightedSum? Fade => fade;
 
     /// <inheritdoc/>
+    /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ComputeType"/>.</remarks>
+    public ScalarType ComputeType { get => computeType; set => computeType = MixedPrecision.Validate(value); }
+
+    /// <summary>
+    /// The scores of <paramref name="image"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="image"/>'s type.
+    /// </summary>
     public override Tensor forward(Tensor image)
+    {
+        if (image.dtype == computeType) return Compute(image);
+        using var narrow = MixedPrecision.Cast(image, computeType);
+        using var result = Compute(narrow);
+        return result.to(image.dtype);
+    }
+
+    private Tensor Compute(Tensor image)
     {
         if (image.dim() != 4 || image.shape[2] != Resolution || image.shape[3] != Resolution)
             throw new ArgumentException(

@@ -14,8 +14,9 @@ namespace ProGan.Keras.Models;
 /// Fade-in: <c>lerp(upsample(toRGB_low(h)), toRGB(block(h)), α)</c>, where h is the output of the lower
 /// resolution's last block. Straight-through: <c>toRGB(block(h))</c>.
 /// </remarks>
-public sealed class GeneratorModel : nn.Module<Tensor, Tensor>
+public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionModel
 {
+    private ScalarType computeType = ScalarType.Float32;
     private readonly GeneratorInputBlock input;
     private readonly ModuleList<GeneratorBlock> blocks;
     private readonly WeightScaledConv2D to_rgb;
@@ -42,7 +43,21 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>
     public WeightedSum? Fade => fade;
 
     /// <inheritdoc/>
+    /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ComputeType"/>.</remarks>
+    public ScalarType ComputeType { get => computeType; set => computeType = MixedPrecision.Validate(value); }
+
+    /// <summary>
+    /// The images of <paramref name="latent"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="latent"/>'s type.
+    /// </summary>
     public override Tensor forward(Tensor latent)
+    {
+        if (latent.dtype == computeType) return Compute(latent);
+        using var narrow = MixedPrecision.Cast(latent, computeType);
+        using var result = Compute(narrow);
+        return result.to(latent.dtype);
+    }
+
+    private Tensor Compute(Tensor latent)
     {
         var h = input.call(latent);
         int last = blocks.Count - 1;

@@ -9,10 +9,11 @@ namespace ProGan.Keras.Models;
 /// at once), and the straight-through/fade-in pair for each resolution built over those shared layers.
 /// Shared plumbing of <see cref="ProgressiveGenerator"/> and <see cref="ProgressiveDiscriminator"/>.
 /// </summary>
-public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.Module<Tensor, Tensor>
+public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.Module<Tensor, Tensor>, IMixedPrecisionModel
 {
     private readonly List<ModelPair<TModel>> pairs = new();
     private readonly List<WeightedSum> fades = new();
+    private ScalarType computeType = ScalarType.Float32;
 
     /// <summary>Creates the container.</summary>
     protected ProgressiveNetwork(string name, ProGanConfig config) : base(name) => Config = config.Validate();
@@ -30,6 +31,26 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     public void SetAlpha(double alpha)
     {
         foreach (var fade in fades) fade.Alpha = alpha;
+    }
+
+    /// <summary>
+    /// The type every model of the network computes its activations in (<see cref="IMixedPrecisionModel"/>): float32
+    /// (default), or bfloat16 for mixed precision — parameters, gradients and optimiser state stay float32, inputs and
+    /// outputs keep their type.
+    /// </summary>
+    /// <exception cref="ArgumentException">A type other than float32 or bfloat16.</exception>
+    public ScalarType ComputeType
+    {
+        get => computeType;
+        set
+        {
+            computeType = MixedPrecision.Validate(value);
+            foreach (var pair in pairs)
+            {
+                pair.StraightThrough.ComputeType = value;
+                if (pair.FadeIn is not null) pair.FadeIn.ComputeType = value;
+            }
+        }
     }
 
     /// <summary>Registers the pair of the next level.</summary>
