@@ -98,6 +98,10 @@ module TrainCommand =
                 else let x = float' name v in fun c -> { c with LearningRate = x })
           setting "--lr-decay" "F" "the learning rate falls linearly to 0 over the last F of the run's images (0.5: the second half)"
             (parsed float' (fun x c -> { c with LearningRateDecay = x }))
+          setting "--precision" "TYPE" "float32, or bfloat16: G and D compute in bfloat16, parameters and samples stay float32 (faster where the CPU has AVX512-BF16)"
+            (fun name v ->
+                if not (ProGan.Keras.Models.MixedPrecision.TryParse v).HasValue then bad "%s takes float32 or bfloat16; got '%s'." name v
+                fun c -> { c with Precision = v })
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
             (fun name v ->
                 if (GanLoss.tryParse v).IsNone then bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v

@@ -46,7 +46,12 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let generator = new ProgressiveGenerator(arch, device)
     let discriminator = new ProgressiveDiscriminator(arch, device)
     let ema = new ProgressiveGenerator(arch, device)
-    do Ema.start ema generator
+    do
+        Ema.start ema generator
+        // Mixed precision for the networks that train; the EMA generator, which only samples, stays float32.
+        let compute = (MixedPrecision.TryParse config.Precision).Value
+        generator.ComputeType <- compute
+        discriminator.ComputeType <- compute
 
     /// 1, halved by every non-finite retry; the learning rate in use is the level's rate times this.
     let mutable rateScale = 1.0

@@ -24,6 +24,9 @@ let ``bad arguments give one line that names them`` () =
     Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
     Assert.Contains("LearningRateDecay = 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
     Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
+    Assert.Equal("--precision takes float32 or bfloat16; got 'float16'.", error [ "--precision"; "float16" ])
+    Assert.Equal("bfloat16", (plan [ "--precision"; "bfloat16" ]).Config.Precision)
+    Assert.Equal("float32", (plan []).Config.Precision)
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
         Assert.DoesNotContain("\n", message)
 

@@ -333,3 +333,23 @@ let ``the procedural set labelled by shape trains a conditional run whose config
     let code, err, _ = runCommand Cli.generate [ "--run"; run.Path; "--class"; "circles" ]
     Assert.Equal(2, code)
     Assert.Contains("the run's classes are discs, squares", err)
+
+[<Fact>]
+let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters, the EMA and the samples float32`` () =
+    use data = Procedural.pyramid 64 8 3 1
+    let firstSteps precision =
+        use trainer = new Trainer({ tiny with Precision = precision }, data, torch.CPU)
+        let steps = [ for _ in 1..3 -> trainer.Step() ]
+        let state = trainer.State
+        Assert.Equal((if precision = "bfloat16" then torch.ScalarType.BFloat16 else torch.ScalarType.Float32), state.Generator.ComputeType)
+        Assert.Equal(state.Generator.ComputeType, state.Discriminator.ComputeType)
+        Assert.Equal(torch.ScalarType.Float32, state.Ema.ComputeType)
+        for p in Seq.concat [ state.Generator.parameters(); state.Discriminator.parameters(); state.Ema.parameters() ] do
+            Assert.Equal(torch.ScalarType.Float32, p.dtype)
+        steps |> List.map (fun s -> s.DLoss)
+    let narrow, wide = firstSteps "bfloat16", firstSteps "float32"
+    // Same seed, same minibatches: the losses differ by bfloat16's rounding only (so it did compute in bfloat16).
+    for n, w in List.zip narrow wide do
+        Assert.True(Double.IsFinite n)
+        Assert.NotEqual(w, n)
+        Assert.InRange(abs (n - w), 0.0, 0.05 * abs w + 0.01)
