@@ -45,7 +45,9 @@ let comparison resolution =
 let shapes resolution =
     [ "cpu preset", TrainingConfig.cpu resolution
       "paper channels", { TrainingConfig.paper resolution with Minibatch = [| 16 |] }
-      "comparison", comparison resolution ]
+      "comparison", comparison resolution
+      // The quality study's wide network (twice the preset's channels), the one that gains most from bfloat16.
+      "wide preset", (let cpu = TrainingConfig.cpu resolution in { cpu with Architecture = cpu.Architecture.With(fmapBase = 1024, fmapMax = 128) }) ]
 
 /// Matrix-product ceiling: best of several fp32 2048³ products through libtorch, in GFLOP/s.
 let ceiling () =
@@ -212,6 +214,8 @@ type Arguments =
     { Quick: bool; Warmup: int option; Iterations: int option; Rounds: int option; MaxResolution: int option
       PaperMaxResolution: int option; MemoryIterations: int option; Resolutions: int list option; TrainingOnly: bool
       Phases: string list; FusedScales: bool list; NoPyTorch: bool; Shapes: string list option
+      /// `TrainingConfig.Precision` of every shape: "float32" or "bfloat16" (mixed precision; no PyTorch comparison).
+      Precision: string
       /// Resolutions of the generation timings (TorchSharp and ONNX Runtime).
       Generation: int list option }
 
@@ -229,8 +233,10 @@ let run (args: Arguments) =
     let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
     printfn "ProGan.Keras benchmark — %s" machine
     let peak = ceiling ()
-    printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s" peak
-    let trainingOnly, phases, fusedScales, noPyTorch = args.TrainingOnly, args.Phases, args.FusedScales, args.NoPyTorch
+    printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s; G and D compute in %s" peak args.Precision
+    let trainingOnly, phases, fusedScales = args.TrainingOnly, args.Phases, args.FusedScales
+    // The reference computes in float32: against a bfloat16 run it would not time the same function.
+    let noPyTorch = args.NoPyTorch || args.Precision <> "float32"
     let reference = if noPyTorch then None else PyTorchReference.TryStart()
     use _ = { new IDisposable with member _.Dispose() = reference |> Option.iter (fun r -> (r :> IDisposable).Dispose()) }
     if reference.IsNone && not noPyTorch then printfn "PyTorch: not found (install Debian's python3-torch to compare)"
@@ -242,7 +248,7 @@ let run (args: Arguments) =
                     let shape = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> List.contains (if f then "fade-in" else "stabilise") phases) do
                         for fusedScale in fusedScales do
-                            let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale) }
+                            let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale); Precision = args.Precision }
                             let arch = config.Architecture
                             let batch = TrainingConfig.minibatchAt config (arch.LevelOf r)
                             let ours () = float batch / timeSteps config r fading warmup iterations
@@ -265,7 +271,7 @@ let run (args: Arguments) =
                                         ourIps, nan, []
                                 | _ -> ours (), nan, []
                             let ratio summary = if ratios.IsEmpty then nan else summary ratios
-                            let model, flops = Flops.iteration false arch (arch.LevelOf r) fading, Flops.iteration true arch (arch.LevelOf r) fading
+                            let model, flops = Flops.iteration false config (arch.LevelOf r) fading, Flops.iteration true config (arch.LevelOf r) fading
                             let row =
                                 { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); FusedScale = fusedScale; Batch = batch
                                   ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
@@ -306,7 +312,7 @@ let run (args: Arguments) =
     Directory.CreateDirectory folder |> ignore
     let path = Path.Combine(folder, sprintf "training-%s.csv" (DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")))
     File.WriteAllLines(path,
-        [ yield sprintf "# %s; ceiling %s GFLOP/s (after the table %s)%s" machine (f peak) (f peakAfter) extras
+        [ yield sprintf "# %s; precision %s; ceiling %s GFLOP/s (after the table %s)%s" machine args.Precision (f peak) (f peakAfter) extras
           yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
           for r in rows do
               yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
@@ -347,13 +353,18 @@ let command : Command<Arguments> =
                 | true, b -> { a with FusedScales = [ b ] }
                 | _ -> raise (UsageException(sprintf "--fused-scale takes true or false; got '%s'." v)))
           flag "--no-pytorch" "" "skip the PyTorch reference" false (fun _ a -> { a with NoPyTorch = true })
+          flag "--precision" "float32|bfloat16" "what G and D compute in (float32; bfloat16 skips the PyTorch reference)" false
+            (fun v a ->
+                if not (ProGan.Keras.Models.MixedPrecision.TryParse v).HasValue then
+                    raise (UsageException(sprintf "--precision takes float32 or bfloat16; got '%s'." v))
+                { a with Precision = v })
           flag "--generation" "R,R…" "resolutions of the generation timings, TorchSharp beside ONNX Runtime (the timed ones ≥ 8², and 32, 64)" false
             (fun v a -> { a with Generation = Some(list v |> List.map (count "--generation")) })
-          flag "--shapes" "S,S…" "only the shapes whose names start so (cpu, paper, comparison)" false (fun v a -> { a with Shapes = Some(list v) }) ]
+          flag "--shapes" "S,S…" "only the shapes whose names start so (cpu, paper, comparison, wide)" false (fun v a -> { a with Shapes = Some(list v) }) ]
       Defaults =
         { Quick = false; Warmup = None; Iterations = None; Rounds = None; MaxResolution = None; PaperMaxResolution = None
           MemoryIterations = None; Resolutions = None; TrainingOnly = false; Phases = [ "fade-in"; "stabilise" ]
-          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None }
+          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None; Precision = "float32" }
       ResumeFlag = None }
 
 [<EntryPoint>]
