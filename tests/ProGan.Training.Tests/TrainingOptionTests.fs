@@ -335,7 +335,7 @@ let ``the procedural set labelled by shape trains a conditional run whose config
     Assert.Contains("the run's classes are discs, squares", err)
 
 [<Fact>]
-let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters, the EMA and the samples float32`` () =
+let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and the EMA generator float32`` () =
     use data = Procedural.pyramid 64 8 3 1
     let firstSteps precision =
         use trainer = new Trainer({ tiny with Precision = precision }, data, torch.CPU)

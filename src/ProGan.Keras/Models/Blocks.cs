@@ -97,7 +97,9 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor latent)
     {
-        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4) + bias.view(1, -1, 1, 1); // [N, C, 4, 4]
+        // The bias in the activations' type: a float32 bias would promote a bfloat16 generator to float32 (mixed precision).
+        using var b = MixedPrecision.Cast(bias, latent.dtype);
+        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4) + b.view(1, -1, 1, 1); // [N, C, 4, 4]
         x = norm.call(nn.functional.leaky_relu(x, slope, inplace: true));
         return conv.call(x);
     }

@@ -51,6 +51,7 @@ public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>, IMixedPrecis
     /// </summary>
     public override Tensor forward(Tensor image)
     {
+        MixedPrecision.RequireFloatingPoint(image, GetName(), nameof(image));
         if (image.dtype == computeType) return Compute(image);
         using var narrow = MixedPrecision.Cast(image, computeType);
         using var result = Compute(narrow);

@@ -51,6 +51,7 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionM
     /// </summary>
     public override Tensor forward(Tensor latent)
     {
+        MixedPrecision.RequireFloatingPoint(latent, GetName(), nameof(latent));
         if (latent.dtype == computeType) return Compute(latent);
         using var narrow = MixedPrecision.Cast(latent, computeType);
         using var result = Compute(narrow);

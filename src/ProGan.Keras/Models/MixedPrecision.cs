@@ -7,7 +7,9 @@ namespace ProGan.Keras.Models;
 /// A model that can compute in a narrower floating-point type than its parameters: mixed precision (Micikevicius et
 /// al. 2018), as Keras's <c>mixed_bfloat16</c> policy. The parameters, their gradients and the optimiser's state stay
 /// float32; the model casts its input to <see cref="ComputeType"/>, every weight-scaled layer casts its scaled weight
-/// to the type of the activations it receives, and the model returns float32.
+/// to the type of the activations it receives, and the model returns its input's type (float32 in training). Every
+/// layer keeps the activations' type: a float32 parameter added to bfloat16 activations would promote the rest of the
+/// network to float32, silently.
 /// </summary>
 public interface IMixedPrecisionModel
 {
@@ -50,6 +52,14 @@ public static class MixedPrecision
     /// to <paramref name="x"/> in <paramref name="x"/>'s own type.
     /// </summary>
     public static Tensor Cast(Tensor x, ScalarType type) => x.dtype == type ? x.alias() : x.to(type);
+
+    /// <summary>Throws unless <paramref name="x"/> holds floating-point values (a model's input).</summary>
+    /// <exception cref="ArgumentException">An integer or boolean tensor.</exception>
+    public static void RequireFloatingPoint(Tensor x, string model, string argument)
+    {
+        if (!torch.is_floating_point(x))
+            throw new ArgumentException($"{model} expects floating-point input; got {x.dtype}. Convert it first (for 8-bit images: x.to(float32) / 127.5 - 1).", argument);
+    }
 
     private static ArgumentException Unsupported(ScalarType type) => new(
         $"Compute type {type} is not supported; use float32 or bfloat16 (float16 would need loss scaling).", nameof(type));

@@ -58,7 +58,10 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     {
         WeightedSum? fade = pairs.Count == 0 ? null : new WeightedSum();
         if (fade is not null) fades.Add(fade);
-        pairs.Add(new ModelPair<TModel>(resolution, build(null), fade is null ? null : build(fade)));
+        var pair = new ModelPair<TModel>(resolution, build(null), fade is null ? null : build(fade));
+        pair.StraightThrough.ComputeType = computeType;
+        if (pair.FadeIn is not null) pair.FadeIn.ComputeType = computeType;
+        pairs.Add(pair);
     }
 }
 

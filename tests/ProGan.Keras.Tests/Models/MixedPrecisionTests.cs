@@ -51,6 +51,17 @@ public class MixedPrecisionTests
             Assert.InRange(error, 1e-4, 0.05);
         }
         Assert.All(g.parameters().Concat(d.parameters()), p => Assert.Equal(ScalarType.Float32, p.dtype));
+
+        // Every layer keeps bfloat16: fed bfloat16, the models return bfloat16 (a float32 parameter added anywhere on
+        // the way would promote the rest of the network to float32).
+        using var z16 = z.to(ScalarType.BFloat16);
+        using var fromNarrow = g[Resolution].FadeIn!.call(z16);
+        Assert.Equal(ScalarType.BFloat16, fromNarrow.dtype);
+        using var images = images32.to(ScalarType.BFloat16);
+        using var scored = d[Resolution].FadeIn!.call(images);
+        Assert.Equal(ScalarType.BFloat16, scored.dtype);
+        using var bytes = torch.zeros([8, 3, Resolution, Resolution], ScalarType.Byte);
+        Assert.Contains("expects floating-point input; got Byte", Assert.Throws<ArgumentException>(() => d[Resolution].FadeIn!.call(bytes)).Message);
     }
 
     [Fact]
