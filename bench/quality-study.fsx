@@ -45,9 +45,9 @@ let settings =
       "lr-decay-0.5-380k", [ "--total-images"; "380000"; "--lr-decay"; "0.5" ] // ~30 minutes, the rate falling from 190k
       "mirror-lr-decay-0.5-380k", [ "--mirror"; "--total-images"; "380000"; "--lr-decay"; "0.5" ]
       "fmap-128-lr-decay-0.5-175k", [ "--fmap-base"; "1024"; "--fmap-max"; "128"; "--total-images"; "175000"; "--lr-decay"; "0.5" ] // its ~30 minutes
-      // Mixed precision (--precision bfloat16): the preset, and the wide network with the decay at its bf16 30-minute count.
+      // Mixed precision (--precision bfloat16): the preset, and the wide network with the decay at its bfloat16 30-minute count.
       "bf16", [ "--precision"; "bfloat16" ]
-      "fmap-128-lr-decay-0.5-bf16-210k", [ "--fmap-base"; "1024"; "--fmap-max"; "128"; "--total-images"; "210000"; "--lr-decay"; "0.5"; "--precision"; "bfloat16" ]
+      "fmap-128-lr-decay-0.5-bf16-200k", [ "--fmap-base"; "1024"; "--fmap-max"; "128"; "--total-images"; "200000"; "--lr-decay"; "0.5"; "--precision"; "bfloat16" ]
       "data-8k", [ "--procedural-images"; "8192" ]
       // The preset with other seeds (weights, latents, minibatches): the spread of one setting's ratio between runs.
       "seed-2", [ "--seed"; "2" ]

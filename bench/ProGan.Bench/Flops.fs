@@ -43,16 +43,18 @@ let discriminator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool)
     fromRgb + low + blocks + output
 
 /// FLOPs per image of one iteration, with the usual conventions (a backward pass costs twice its forward pass):
-/// D step = G forward + 2 D forwards (real, fake) + their backward (2·2·D), and on the minibatches that take the
-///          gradient penalty (WGAN-GP's or R1: every `PenaltyInterval`-th) a third D forward (the mixed or real
-///          images) + ∂D/∂x with create_graph (1·D, input gradients only) + backward through that graph (2·2·D);
+/// D step = G forward + 2 D forwards (real, fake) + their backward (2·2·D), and on a minibatch that takes the gradient
+///          penalty (WGAN-GP's or R1) a third D forward (the mixed or real images) + ∂D/∂x with create_graph (1·D,
+///          input gradients only) + backward through that graph (2·2·D);
 /// G step = G forward + D forward + D input gradients (1·D) + G backward (2·G).
-/// In all 4·G + (8 + 6/k)·D with the penalty on every k-th minibatch (14·D for the paper's WGAN-GP, k = 1); EMA and
-/// optimiser updates not counted (they scale with parameters, not images).
+/// In all 4·G + 14·D with the penalty (the paper's WGAN-GP, on every minibatch), 4·G + 8·D without. The benchmark
+/// times the median step, so this counts the penalty only where every minibatch takes it (`PenaltyInterval` = 1):
+/// with it on every k-th (k > 1), the median step is one without. EMA and optimiser updates not counted (they scale
+/// with parameters, not images).
 /// `executed` counts the multiply-adds this implementation runs (the fused upsample- and downscale-convolutions do 4
 /// of the model's 9 taps): the figure to hold against the hardware's matrix-product ceiling; otherwise the model's.
 let iteration (executed: bool) (config: ProGan.Training.TrainingConfig) (level: int) (fading: bool) =
     let a = config.Architecture
     let penalised = if config.Loss = "wgan-gp" then config.GradientPenaltyWeight > 0.0 else config.R1Weight > 0.0
-    let penalty = if penalised then 6.0 / float config.PenaltyInterval else 0.0
+    let penalty = if penalised && config.PenaltyInterval = 1 then 6.0 else 0.0
     4.0 * generator executed a level fading + (8.0 + penalty) * discriminator executed a level fading

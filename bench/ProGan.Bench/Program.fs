@@ -312,7 +312,7 @@ let run (args: Arguments) =
     Directory.CreateDirectory folder |> ignore
     let path = Path.Combine(folder, sprintf "training-%s.csv" (DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")))
     File.WriteAllLines(path,
-        [ yield sprintf "# %s; precision %s; ceiling %s GFLOP/s (after the table %s)%s" machine args.Precision (f peak) (f peakAfter) extras
+        [ yield sprintf "# %s; training table in %s; ceiling %s GFLOP/s (after the table %s)%s" machine args.Precision (f peak) (f peakAfter) extras
           yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
           for r in rows do
               yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])

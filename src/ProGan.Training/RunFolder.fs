@@ -248,8 +248,12 @@ module RunFolder =
                 | true, _ -> ()
                 | false, _ -> yield prefix + p.Name ]
 
-    /// Reads config.json: every field must be present and valid; a hand-edited or foreign file is refused with one
-    /// line naming what is wrong, never read with defaults.
+    /// Fields added to `TrainingConfig` after runs were first saved, each with the value every run before it trained
+    /// with: a config.json without one says what the run did, not that a setting is missing.
+    let private addedLater = [ "Precision", "float32" ]
+
+    /// Reads config.json: every field must be present (or be one `addedLater`, from a run before it) and valid; a
+    /// hand-edited or foreign file is refused with one line naming what is wrong, never read with defaults.
     let readConfig (folder: RunFolder) =
         let path = folder.Config
         let problem what = fail "'%s' %s; restore it from a copy, or start a new run." path what
@@ -257,6 +261,15 @@ module RunFolder =
             match FileKind.at path with
             | Regular _ -> (try File.ReadAllText path with :? IOException | :? UnauthorizedAccessException as e -> problem (sprintf "cannot be read (%s)" e.Message))
             | _ -> problem "is missing"
+        let text =
+            try
+                match Nodes.JsonNode.Parse text with
+                | :? Nodes.JsonObject as o when o.ContainsKey "Architecture" -> // a training configuration at all
+                    let absent = addedLater |> List.filter (fun (name, _) -> not (o.ContainsKey name))
+                    for name, value in absent do o[name] <- Nodes.JsonValue.Create(value: string)
+                    if absent.IsEmpty then text else o.ToJsonString()
+                | _ -> text
+            with :? JsonException -> text // reported below
         let document =
             try JsonDocument.Parse text
             with :? JsonException as e -> problem (sprintf "is not valid JSON (%s)" (e.Message.Split('\n')[0]))

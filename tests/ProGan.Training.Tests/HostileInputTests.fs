@@ -165,6 +165,9 @@ let ``resuming a run whose config.json was edited by hand names what is wrong`` 
           original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate" ] do
         File.WriteAllText(config, text)
         refused Cli.main [ "--resume"; run.Path ] expected
+    // A run from before a field was added reads as what it did (Precision: float32), and resumes.
+    File.WriteAllText(config, without "Precision")
+    Assert.Equal("float32", (RunFolder.readConfig (RunFolder run.Path)).Precision)
     File.WriteAllText(config, original)
     // Garbage in log.csv is passed over, not a crash.
     File.AppendAllText(RunFolder(run.Path).Log, "abc\n\u0000\u0000\u0000\n")
