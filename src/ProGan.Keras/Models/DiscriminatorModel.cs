@@ -49,14 +49,7 @@ public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>, IMixedPrecis
     /// <summary>
     /// The scores of <paramref name="image"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="image"/>'s type.
     /// </summary>
-    public override Tensor forward(Tensor image)
-    {
-        MixedPrecision.RequireFloatingPoint(image, GetName(), nameof(image));
-        if (image.dtype == computeType) return Compute(image);
-        using var narrow = MixedPrecision.Cast(image, computeType);
-        using var result = Compute(narrow);
-        return result.to(image.dtype);
-    }
+    public override Tensor forward(Tensor image) => MixedPrecision.Forward(image, computeType, Compute, GetName(), nameof(image));
 
     private Tensor Compute(Tensor image)
     {

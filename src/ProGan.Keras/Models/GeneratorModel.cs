@@ -49,14 +49,7 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionM
     /// <summary>
     /// The images of <paramref name="latent"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="latent"/>'s type.
     /// </summary>
-    public override Tensor forward(Tensor latent)
-    {
-        MixedPrecision.RequireFloatingPoint(latent, GetName(), nameof(latent));
-        if (latent.dtype == computeType) return Compute(latent);
-        using var narrow = MixedPrecision.Cast(latent, computeType);
-        using var result = Compute(narrow);
-        return result.to(latent.dtype);
-    }
+    public override Tensor forward(Tensor latent) => MixedPrecision.Forward(latent, computeType, Compute, GetName(), nameof(latent));
 
     private Tensor Compute(Tensor latent)
     {

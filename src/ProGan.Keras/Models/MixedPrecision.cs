@@ -53,12 +53,24 @@ public static class MixedPrecision
     /// </summary>
     public static Tensor Cast(Tensor x, ScalarType type) => x.dtype == type ? x.alias() : x.to(type);
 
-    /// <summary>Throws unless <paramref name="x"/> holds floating-point values (a model's input).</summary>
-    /// <exception cref="ArgumentException">An integer or boolean tensor.</exception>
-    public static void RequireFloatingPoint(Tensor x, string model, string argument)
+    /// <summary>
+    /// A model's forward pass in <paramref name="computeType"/>: <paramref name="compute"/> of <paramref name="x"/>
+    /// cast to it, the result cast back to <paramref name="x"/>'s type (no casts where they are the same).
+    /// </summary>
+    /// <param name="x">The model's input.</param>
+    /// <param name="computeType">The model's <see cref="IMixedPrecisionModel.ComputeType"/>.</param>
+    /// <param name="compute">The model's layers.</param>
+    /// <param name="model">The model's name, for the error.</param>
+    /// <param name="argument">The input's name, for the error.</param>
+    /// <exception cref="ArgumentException">An integer or boolean input.</exception>
+    public static Tensor Forward(Tensor x, ScalarType computeType, Func<Tensor, Tensor> compute, string model, string argument)
     {
         if (!torch.is_floating_point(x))
             throw new ArgumentException($"{model} expects floating-point input; got {x.dtype}. Convert it first (for 8-bit images: x.to(float32) / 127.5 - 1).", argument);
+        if (x.dtype == computeType) return compute(x);
+        using var narrow = x.to(computeType);
+        using var result = compute(narrow);
+        return result.to(x.dtype);
     }
 
     private static ArgumentException Unsupported(ScalarType type) => new(
