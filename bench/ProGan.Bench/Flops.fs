@@ -3,6 +3,7 @@ module ProGan.Bench.Flops
 
 open ProGan.Keras.Layers
 open ProGan.Keras.Models
+open ProGan.Training
 
 /// 2·MACs of a k×k convolution at r×r.
 let private conv (cin: int) (cout: int) (k: int) (r: int) = 2.0 * float cin * float cout * float (k * k) * float (r * r)
@@ -53,8 +54,9 @@ let discriminator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool)
 /// with parameters, not images).
 /// `executed` counts the multiply-adds this implementation runs (the fused upsample- and downscale-convolutions do 4
 /// of the model's 9 taps): the figure to hold against the hardware's matrix-product ceiling; otherwise the model's.
-let iteration (executed: bool) (config: ProGan.Training.TrainingConfig) (level: int) (fading: bool) =
+let iteration (executed: bool) (config: TrainingConfig) (level: int) (fading: bool) =
     let a = config.Architecture
-    let penalised = if config.Loss = "wgan-gp" then config.GradientPenaltyWeight > 0.0 else config.R1Weight > 0.0
+    let weights = TrainingConfig.lossWeights config
+    let penalised = match TrainingConfig.loss config with WganGp -> weights.Lambda > 0.0 | _ -> weights.R1 > 0.0
     let penalty = if penalised && config.PenaltyInterval = 1 then 6.0 else 0.0
     4.0 * generator executed a level fading + (8.0 + penalty) * discriminator executed a level fading

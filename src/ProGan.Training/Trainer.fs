@@ -49,9 +49,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     do
         Ema.start ema generator
         // Mixed precision for the networks that train; the EMA generator, which only samples, stays float32.
-        let compute = (MixedPrecision.TryParse config.Precision).Value
-        generator.ComputeType <- compute
-        discriminator.ComputeType <- compute
+        generator.ComputeType <- TrainingConfig.computeType config
+        discriminator.ComputeType <- TrainingConfig.computeType config
 
     /// 1, halved by every non-finite retry; the learning rate in use is the level's rate times this.
     let mutable rateScale = 1.0

@@ -168,6 +168,11 @@ module TrainingConfig =
     /// The loss of a configuration.
     let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
 
+    /// The type G and D compute in (`Precision`; float32 for a name `validate` would refuse).
+    let computeType (c: TrainingConfig) =
+        let parsed = MixedPrecision.TryParse c.Precision
+        if parsed.HasValue then parsed.Value else TorchSharp.torch.ScalarType.Float32
+
     let private imagesAt (entries: ResolutionImages[]) (fallback: int) (resolution: int) =
         entries |> Array.tryFind (fun e -> e.Resolution = resolution) |> Option.map (fun e -> e.Images) |> Option.defaultValue fallback
 

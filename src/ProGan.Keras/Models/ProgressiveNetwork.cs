@@ -45,12 +45,14 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         set
         {
             computeType = MixedPrecision.Validate(value);
-            foreach (var pair in pairs)
-            {
-                pair.StraightThrough.ComputeType = value;
-                if (pair.FadeIn is not null) pair.FadeIn.ComputeType = value;
-            }
+            foreach (var pair in pairs) SetComputeType(pair);
         }
+    }
+
+    private void SetComputeType(ModelPair<TModel> pair)
+    {
+        pair.StraightThrough.ComputeType = computeType;
+        if (pair.FadeIn is not null) pair.FadeIn.ComputeType = computeType;
     }
 
     /// <summary>Registers the pair of the next level.</summary>
@@ -59,8 +61,7 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         WeightedSum? fade = pairs.Count == 0 ? null : new WeightedSum();
         if (fade is not null) fades.Add(fade);
         var pair = new ModelPair<TModel>(resolution, build(null), fade is null ? null : build(fade));
-        pair.StraightThrough.ComputeType = computeType;
-        if (pair.FadeIn is not null) pair.FadeIn.ComputeType = computeType;
+        SetComputeType(pair);
         pairs.Add(pair);
     }
 }
