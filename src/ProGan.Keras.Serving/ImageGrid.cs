@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using ProGan.Keras.IO;
 using StbImageWriteSharp;
 using TorchSharp;
@@ -30,7 +31,7 @@ public static class ImageGrid
         const int gap = 1;
         var pixels = ToBytes(images);
         if (scale > 1) pixels = pixels.repeat_interleave(scale, 2).repeat_interleave(scale, 3);
-        var canvas = full([rows * (cell + gap) + gap, columns * (cell + gap) + gap, 3], 32, dtype: ScalarType.Byte);
+        var canvas = full([rows * (cell + gap) + gap, columns * (cell + gap) + gap, 3], Scalars.OfInt(32), dtype: ScalarType.Byte);
         for (int i = 0; i < n; i++)
         {
             int top = gap + i / columns * (cell + gap), left = gap + i % columns * (cell + gap);
@@ -57,10 +58,10 @@ public static class ImageGrid
         static Tensor Checkered(Tensor rgba)
         {
             long h = rgba.shape[2], w = rgba.shape[3], square = Math.Max(1, h / 4);
-            var y = arange(h, device: rgba.device).div(square, RoundingMode.floor).view(h, 1);
-            var x = arange(w, device: rgba.device).div(square, RoundingMode.floor).view(1, w);
-            var checker = (y + x).remainder(2).to_type(ScalarType.Float32).mul(0.4).sub(0.2).view(1, 1, h, w);
-            var alpha = rgba.narrow(1, 3, 1).add(1.0).div(2.0).clamp(0.0, 1.0);
+            var y = Scalars.Arange(h, rgba.device).div(Scalars.OfInt(square), RoundingMode.floor).view(h, 1);
+            var x = Scalars.Arange(w, rgba.device).div(Scalars.OfInt(square), RoundingMode.floor).view(1, w);
+            var checker = y.Plus(x).remainder(Scalars.OfInt(2)).to_type(ScalarType.Float32).mul(Scalars.Of(0.4)).sub(Scalars.Of(0.2)).view(1, 1, h, w);
+            var alpha = rgba.narrow(1, 3, 1).Plus(Scalars.Of(1.0)).div(Scalars.Of(2.0)).clamp(Scalars.Of(0.0), Scalars.Of(1.0));
             return lerp(checker.expand(rgba.shape[0], 3, h, w), rgba.narrow(1, 0, 3), alpha);
         }
     }
@@ -88,7 +89,7 @@ public static class ImageGrid
     {
         using var scope = NewDisposeScope();
         return images.detach().cpu().to_type(ScalarType.Float32)
-            .add(1.0).mul_(127.5).round_().clamp_(0.0, 255.0).to_type(ScalarType.Byte).MoveToOuterDisposeScope();
+            .Plus(Scalars.Of(1.0)).mul_(Scalars.Of(127.5)).round_().clamp_(Scalars.Of(0.0), Scalars.Of(255.0)).to_type(ScalarType.Byte).MoveToOuterDisposeScope();
     }
 
     /// <summary>Writes bytes <c>[H, W, C]</c> (C = 1 grey, 3 RGB, 4 RGBA) as a PNG, atomically.</summary>

@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -49,12 +50,12 @@ public static class Latents
     {
         using var scope = NewDisposeScope();
         double d = a.shape[^1];
-        var ua = a / a.square().sum().sqrt();
-        var ub = b / b.square().sum().sqrt();
+        var ua = a / a.Squared().sum().sqrt();
+        var ub = b / b.Squared().sum().sqrt();
         double omega = Math.Acos(Math.Clamp((double)(ua * ub).sum().item<float>(), -1.0, 1.0));
         var result = omega < 1e-6
             ? lerp(ua, ub, tensor(t))
-            : ua * tensor(Math.Sin((1.0 - t) * omega) / Math.Sin(omega)) + ub * tensor(Math.Sin(t * omega) / Math.Sin(omega));
+            : (ua * tensor(Math.Sin((1.0 - t) * omega) / Math.Sin(omega))).Plus(ub * tensor(Math.Sin(t * omega) / Math.Sin(omega)));
         return (result * tensor(Math.Sqrt(d))).MoveToOuterDisposeScope();
     }
 

@@ -192,9 +192,10 @@ public sealed class TrainedGenerator : IDisposable
     private Tensor Condition(Tensor latents, long first, int? classIndex)
     {
         if (Classes == 0) return latents.alias();
+        using var start = first.ToScalar();
         using var labels = classIndex is { } c
-            ? full(latents.shape[0], (long)c, dtype: int64)
-            : arange(first, first + latents.shape[0], dtype: int64).remainder(Classes);
+            ? full(latents.shape[0], Scalars.OfInt(c), dtype: int64)
+            : Scalars.Arange(latents.shape[0]).PlusInPlace(start).remainder_(Scalars.OfInt(Classes));
         return ConditionalInput.Of(latents, labels, Classes);
     }
 

@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -101,7 +102,7 @@ public sealed class MinibatchStdev : nn.Module<Tensor, Tensor>, ILayerConfig
         var y = (x.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? x.to(ScalarType.Float32) : x)
             .reshape(g, -1, c, h, w);                                   // [G, M, C, H, W]
         y = y - y.mean([0], keepdim: true);
-        y = y.square().mean([0]).add_(Epsilon).sqrt_();                 // [M, C, H, W]
+        y = y.Squared().mean([0]).PlusInPlace(Scalars.Of(Epsilon)).sqrt_();     // [M, C, H, W]
         y = y.mean([1, 2, 3], keepdim: true);                           // [M, 1, 1, 1]
         y = y.repeat(g, 1, h, w).to(x.dtype);                           // [N, 1, H, W]
         return torch.cat([x, y], 1).MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,6 +32,6 @@ public sealed class PixelNormalization : nn.Module<Tensor, Tensor>, ILayerConfig
     {
         if (x.dim() < 2)
             throw new ArgumentException($"PixelNormalization expects [N, C, ...] input; got shape [{string.Join(", ", x.shape)}].", nameof(x));
-        return x * x.square().mean([1], keepdim: true).add_(Epsilon).rsqrt_();
+        return x * x.Squared().mean([1], keepdim: true).PlusInPlace(Scalars.Of(Epsilon)).rsqrt_();
     }
 }

@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -141,7 +142,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
             if (b is null) return pooled;
             using (pooled)
             using (var perChannel = b.view(1, -1, 1, 1))
-                return pooled + perChannel;
+                return pooled.Plus(perChannel);
         }
         if (Downscale)
         {
@@ -178,7 +179,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     /// convolution with <paramref name="w"/> <c>[out, in, k, k]</c> followed by 2×2 average pooling: w zero-padded by
     /// one pixel, its four one-pixel shifts summed, times ¼ (the reference's <c>conv2d_downscale2d</c>).
     /// </summary>
-    public static Tensor DownscaleKernel(Tensor w) => ShiftSum(w).mul_(0.25);
+    public static Tensor DownscaleKernel(Tensor w) => ShiftSum(w).mul_(Scalars.Of(0.25));
 
     /// <summary>w <c>[out, in, k, k]</c> zero-padded by one pixel and its four one-pixel shifts summed: <c>[out, in, k+1, k+1]</c>.</summary>
     private static Tensor ShiftSum(Tensor w)
@@ -186,8 +187,8 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         using var scope = NewDisposeScope();
         long k = w.shape[2] + 1;
         var p = nn.functional.pad(w, [1, 1, 1, 1]);
-        var sum = p.narrow(2, 1, k).narrow(3, 1, k) + p.narrow(2, 0, k).narrow(3, 1, k)
-                + p.narrow(2, 1, k).narrow(3, 0, k) + p.narrow(2, 0, k).narrow(3, 0, k);
+        var sum = p.narrow(2, 1, k).narrow(3, 1, k).Plus(p.narrow(2, 0, k).narrow(3, 1, k))
+                .Plus(p.narrow(2, 1, k).narrow(3, 0, k)).Plus(p.narrow(2, 0, k).narrow(3, 0, k));
         return sum.MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,7 +46,7 @@ public sealed class WeightScaling : nn.Module<Tensor, Tensor>, ILayerConfig
     public double Scale { get; }
 
     /// <summary>Returns the scaled weight c·w.</summary>
-    public override Tensor forward(Tensor weight) => weight * Scale;
+    public override Tensor forward(Tensor weight) => weight.mul(Scalars.Of(Scale));
 
     /// <summary>A trainable weight of the given shape drawn from N(0, 1), as equalized learning rate requires.</summary>
     public static Parameter NewWeight(params long[] shape) => new(torch.randn(shape), requires_grad: true);

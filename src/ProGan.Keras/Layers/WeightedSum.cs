@@ -37,6 +37,7 @@ public sealed class WeightedSum : nn.Module<Tensor, Tensor, Tensor>, ILayerConfi
         if (!old.shape.SequenceEqual(@new.shape))
             throw new ArgumentException(
                 $"WeightedSum needs inputs of one shape; got old [{string.Join(", ", old.shape)}] and new [{string.Join(", ", @new.shape)}].");
-        return torch.lerp(old, @new, alpha);
+        using var weight = torch.tensor(alpha); // a 0-d float64 tensor, disposed here rather than left to the finalizer
+        return torch.lerp(old, @new, weight);
     }
 }

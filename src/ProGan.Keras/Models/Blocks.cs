@@ -1,3 +1,4 @@
+using ProGan.Keras.Backend;
 using ProGan.Keras.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -40,7 +41,7 @@ public sealed class ConvActivation : nn.Module<Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {
-        var y = nn.functional.leaky_relu(conv.call(x), slope, inplace: true);
+        var y = conv.call(x).leaky_relu_(Scalars.Of(slope));
         return norm is null ? y : norm.call(y);
     }
 }
@@ -99,8 +100,8 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
     {
         // The bias in the activations' type: a float32 bias would promote a bfloat16 generator to float32 (mixed precision).
         using var b = MixedPrecision.Cast(bias, latent.dtype);
-        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4) + b.view(1, -1, 1, 1); // [N, C, 4, 4]
-        x = norm.call(nn.functional.leaky_relu(x, slope, inplace: true));
+        var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4).Plus(b.view(1, -1, 1, 1)); // [N, C, 4, 4]
+        x = norm.call(x.leaky_relu_(Scalars.Of(slope)));
         return conv.call(x);
     }
 }
@@ -193,7 +194,7 @@ public sealed class DiscriminatorOutputBlock : nn.Module<Tensor, Tensor>
 
     /// <inheritdoc/>
     public override Tensor forward(Tensor x) =>
-        dense1.call(nn.functional.leaky_relu(dense0.call(conv.call(stdev.call(x))), slope, inplace: true));
+        dense1.call(dense0.call(conv.call(stdev.call(x))).leaky_relu_(Scalars.Of(slope)));
 }
 
 /// <summary>Resolution changes between levels of detail, as in the reference.</summary>
@@ -211,7 +212,7 @@ public static class Resample
     public static Tensor Down(Tensor x)
     {
         if (x.dim() != 4) return nn.functional.avg_pool2d(x, [2, 2]);
-        using var box = torch.full([x.shape[1], 1, 2, 2], 0.25, dtype: x.dtype, device: x.device);
+        using var box = torch.full([x.shape[1], 1, 2, 2], Scalars.Of(0.25), dtype: x.dtype, device: x.device);
         return nn.functional.conv2d(x, box, strides: [2, 2], groups: x.shape[1]);
     }
 }
