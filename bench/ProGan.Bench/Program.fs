@@ -327,7 +327,8 @@ let command : Command<Arguments> =
     let flag = CommandLine.flag
     let count name = CommandLine.intIn 1 1_000_000 name
     let list (v: string) = v.Split(',') |> List.ofArray
-    { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]" ]
+    { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
         [ flag "--quick" "" "about a minute: 1 warm-up, 2 iterations, 1 round, up to 16²" false (fun _ a -> { a with Quick = true })
@@ -370,4 +371,7 @@ let command : Command<Arguments> =
 [<EntryPoint>]
 let main argv =
     TorchBackend.Initialize() |> ignore
-    CommandLine.run command argv run
+    match argv with
+    | [| "--gc-stress"; seconds |] -> GcStress.run (int seconds) 16 1
+    | [| "--gc-stress"; seconds; resolution; seed |] -> GcStress.run (int seconds) (int resolution) (int seed)
+    | _ -> CommandLine.run command argv run

@@ -1,6 +1,7 @@
 namespace ProGan.Training
 
 open TorchSharp
+open ProGan.Keras.Backend
 open ProGan.Keras.Layers
 open ProGan.Keras.Models
 
@@ -28,24 +29,27 @@ type Conditioning =
 /// the others are the ones the paper's LSUN comparison, the reference's `loss.py` and the PyTorch GAN zoo offer.
 module Losses =
 
+    /// softplus(x) = log(1 + eˣ) = −log σ(−x). TorchSharp's `softplus` hands libtorch two Scalars (β, the threshold)
+    /// made on the fly, which a GC can free mid-call (see `Scalars`); log-sigmoid takes none, and is as stable.
+    let private softplus (x: torch.Tensor) = x.neg().log_sigmoid().neg()
+
     /// The adversarial terms per sample, of D and of G, for a loss and D's scores of reals `r` and fakes `f`:
     /// WGAN: D f − r, G −f · LSGAN (Mao et al. 2017, a = 0, b = c = 1): D ½(r − 1)² + ½f², G ½(f − 1)² ·
     /// logistic, non-saturating (Goodfellow et al. 2014; reference `D_logistic`, `G_logistic_nonsaturating`):
     /// D softplus(f) + softplus(−r), G softplus(−f) · hinge (Lim & Ye 2017): D relu(1 − r) + relu(1 + f), G −f.
     let adversarial (loss: GanLoss) (realScores: torch.Tensor) (fakeScores: torch.Tensor) =
-        let softplus (x: torch.Tensor) = torch.nn.functional.softplus x
         match loss with
         | WganGp -> fakeScores - realScores
-        | Lsgan -> ((realScores - 1.0).square() + fakeScores.square()) * 0.5
-        | Logistic -> softplus fakeScores + softplus (realScores.neg())
-        | Hinge -> torch.nn.functional.relu(1.0 - realScores) + torch.nn.functional.relu(1.0 + fakeScores)
+        | Lsgan -> (realScores - scalar 1.0).Squared().Plus(fakeScores.Squared()) * scalar 0.5
+        | Logistic -> (softplus fakeScores).Plus(softplus (realScores.neg()))
+        | Hinge -> realScores.neg().Plus(scalar 1.0).relu().Plus(fakeScores.Plus(scalar 1.0).relu())
 
     /// G's adversarial term per sample, for D's scores of its fakes.
     let generatorAdversarial (loss: GanLoss) (fakeScores: torch.Tensor) =
         match loss with
         | WganGp | Hinge -> fakeScores.neg()
-        | Lsgan -> (fakeScores - 1.0).square() * 0.5
-        | Logistic -> torch.nn.functional.softplus(fakeScores.neg())
+        | Lsgan -> (fakeScores - scalar 1.0).Squared() * scalar 0.5
+        | Logistic -> softplus (fakeScores.neg())
 
     /// D(reals) and D(fakes) from one forward pass over both, equal to two separate passes: the minibatch-stddev
     /// layer's groups are kept apart by laying the two batches out group by group (`MinibatchStdev.JoinGroupwise`).
@@ -63,7 +67,7 @@ module Losses =
     let private gradientNorms (d: torch.nn.Module<torch.Tensor, torch.Tensor>) (x: torch.Tensor) =
         let scores = ConditionalInput.Score(d.call x)
         let gradient = torch.autograd.grad([| scores.sum() |], [| x |], retain_graph = true, create_graph = true)[0]
-        gradient.flatten(1L).square().sum([| 1L |]).sqrt()
+        gradient.flatten(1L).Squared().sum([| 1L |]).sqrt()
 
     /// D's loss, averaged over the minibatch: the adversarial term, plus for WGAN-GP λ·(‖∇D(x̂)‖₂ − γ)²/γ² +
     /// ε_drift·D(real)² with x̂ = lerp(real, fake, u), one u ~ U(0, 1) per sample (`mix`), the norm over C, H, W of
@@ -76,17 +80,23 @@ module Losses =
         let realOut, fakeOut = scoreTogether d reals (fakes.detach()) groupSize
         let realScores, fakeScores = ConditionalInput.Score realOut, ConditionalInput.Score fakeOut
         let adversarial = adversarial loss realScores fakeScores
-        let drift = realScores.square()
+        let drift = realScores.Squared()
         let penalty, perSample =
             match loss with
             | WganGp when weights.Lambda > 0.0 ->
                 let mixed = torch.lerp(reals.detach(), fakes.detach(), mix).requires_grad_(true)
-                let penalty = (gradientNorms d mixed - weights.Gamma).square()
-                penalty, adversarial + penalty.unsqueeze(1L) * (weights.Lambda / (weights.Gamma * weights.Gamma)) + drift * weights.EpsilonDrift
-            | WganGp -> torch.zeros_like(realScores.squeeze(1L)), adversarial + drift * weights.EpsilonDrift
+                use gamma = weights.Gamma.ToScalar()
+                use lambda = (weights.Lambda / (weights.Gamma * weights.Gamma)).ToScalar()
+                use epsilonDrift = weights.EpsilonDrift.ToScalar()
+                let penalty = (gradientNorms d mixed - gamma).Squared()
+                penalty, adversarial.Plus(penalty.unsqueeze(1L) * lambda).Plus(drift * epsilonDrift)
+            | WganGp ->
+                use epsilonDrift = weights.EpsilonDrift.ToScalar()
+                torch.zeros_like(realScores.squeeze(1L)), adversarial.Plus(drift * epsilonDrift)
             | _ when weights.R1 > 0.0 ->
-                let penalty = (gradientNorms d (reals.detach().requires_grad_(true))).square()
-                penalty, adversarial + penalty.unsqueeze(1L) * (weights.R1 / 2.0)
+                use halfR1 = (weights.R1 / 2.0).ToScalar()
+                let penalty = (gradientNorms d (reals.detach().requires_grad_(true))).Squared()
+                penalty, adversarial.Plus(penalty.unsqueeze(1L) * halfR1)
             | _ -> torch.zeros_like(realScores.squeeze(1L)), adversarial
         let perSample =
             match conditioning with
@@ -94,7 +104,8 @@ module Losses =
             | Some c ->
                 let ce (output: torch.Tensor) (labels: torch.Tensor) =
                     torch.nn.functional.cross_entropy(ConditionalInput.ClassLogits output, labels, reduction = torch.nn.Reduction.None)
-                perSample + ((ce realOut c.RealLabels + ce fakeOut c.FakeLabels) * c.Weight).unsqueeze(1L)
+                use weight = c.Weight.ToScalar()
+                perSample.Plus(((ce realOut c.RealLabels).Plus(ce fakeOut c.FakeLabels) * weight).unsqueeze(1L))
         { Total = perSample.mean()
           Adversarial = adversarial.mean()
           GradientPenalty = penalty.mean()
@@ -108,7 +119,8 @@ module Losses =
         | None -> adversarial.mean()
         | Some c ->
             let ce = torch.nn.functional.cross_entropy(ConditionalInput.ClassLogits output, c.FakeLabels, reduction = torch.nn.Reduction.None)
-            (adversarial + (ce * c.Weight).unsqueeze(1L)).mean()
+            use weight = c.Weight.ToScalar()
+            adversarial.Plus((ce * weight).unsqueeze(1L)).mean()
 
     /// G's loss through the composite model whose D is frozen.
     let generator (loss: GanLoss) (composite: torch.nn.Module<torch.Tensor, torch.Tensor>) (latents: torch.Tensor) (conditioning: Conditioning option) =

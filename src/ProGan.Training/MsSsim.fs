@@ -2,6 +2,7 @@ namespace ProGan.Training
 
 open System
 open TorchSharp
+open ProGan.Keras.Backend
 
 /// Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003), as Karras et al. 2018 use it (§5, Table 1,
 /// after Odena et al. 2017): the mean MS-SSIM of random pairs of generated images, beside the same for real images.
@@ -50,9 +51,10 @@ module MsSsim =
         let sigma22 = blur (y * y) - mu2 * mu2
         let sigma12 = blur (x * y) - mu1 * mu2
         let c1, c2 = (k1 * dynamicRange) ** 2.0, (k2 * dynamicRange) ** 2.0
-        let v1 = sigma12 * 2.0 + c2 // [N, C, H', W']
-        let v2 = sigma11 + sigma22 + c2
-        let ssim = ((mu1 * mu2 * 2.0 + c1) * v1 / ((mu1 * mu1 + mu2 * mu2 + c1) * v2)).mean([| 1L; 2L; 3L |])
+        let c1, c2, two = scalar c1, scalar c2, scalar 2.0
+        let v1 = (sigma12 * two).Plus c2 // [N, C, H', W']
+        let v2 = sigma11.Plus(sigma22).Plus c2
+        let ssim = ((mu1 * mu2 * two).Plus(c1) * v1 / ((mu1 * mu1).Plus(mu2 * mu2).Plus(c1) * v2)).mean([| 1L; 2L; 3L |])
         let contrast = (v1 / v2).mean([| 1L; 2L; 3L |])
         ssim.MoveToOuterDisposeScope(), contrast.MoveToOuterDisposeScope()
 
@@ -76,7 +78,7 @@ module MsSsim =
     /// Images in [−1, 1] as the 8-bit pixel values the reference compares (0–255, rounded), in float64.
     let pixels (images: torch.Tensor) =
         use scope = torch.NewDisposeScope()
-        images.detach().cpu().to_type(torch.float64).add(scalar 1.0).mul(scalar 127.5).round().clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
+        images.detach().cpu().to_type(torch.float64).Plus(scalar 1.0).mul(scalar 127.5).round().clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
     /// The mean MS-SSIM of the pairs (images[0], images[1]), (images[2], images[3]), … of a set in [−1, 1] (the
     /// reference's `feed`: even against odd images). Needs at least two images.

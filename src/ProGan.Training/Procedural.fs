@@ -1,6 +1,7 @@
 namespace ProGan.Training
 
 open TorchSharp
+open ProGan.Keras.Backend
 
 /// The embedded default data: a deterministic, seeded set of pictures with structure at three scales — a two-colour
 /// gradient sky (coarse), two or three bold discs and squares (middle), and stripes inside each shape (fine) — so that
@@ -27,7 +28,7 @@ module Procedural =
         use g = new torch.Generator(uint64 seed)
         let n = int64 count
         let column () = [| n; 1L; 1L; 1L |]
-        let uniform lo hi = torch.rand(column (), generator = g).mul_(scalar (hi - lo)).add_(scalar lo)
+        let uniform lo hi = torch.rand(column (), generator = g).mul_(scalar (hi - lo)).PlusInPlace(scalar lo)
         let palette =
             (torch.tensor
                 [| 0.90f; 0.20f; 0.20f;  0.20f; 0.60f; 0.90f;  0.95f; 0.80f; 0.20f;  0.25f; 0.75f; 0.35f
@@ -35,8 +36,8 @@ module Procedural =
         let pick () = palette.index_select(0L, torch.randint(8L, [| n |], generator = g)).view(n, 3L, 1L, 1L)
         // Coarse: a vertical gradient between two colours, tilted a little.
         let tilt = uniform -0.5 0.5
-        let skyLow = pick () * 0.6
-        let skyHigh = pick () * 0.6 + 0.2
+        let skyLow = pick () * scalar 0.6
+        let skyHigh = (pick () * scalar 0.6).Plus(scalar 0.2)
         // Middle and fine: shapes with stripes.
         let shapes =
             [ for _ in 1..3 ->
@@ -65,19 +66,19 @@ module Procedural =
         let y = axis.view(1L, 1L, size, 1L)
         let x = axis.view(1L, 1L, 1L, size)
         let part (t: torch.Tensor) = t.narrow(0L, start, count)
-        let t = (y + part scene.Tilt * x).add_(scalar 1.0).div_(scalar 2.0).clamp_(scalar 0.0, scalar 1.0)
+        let t = y.Plus(part scene.Tilt * x).PlusInPlace(scalar 1.0).div_(scalar 2.0).clamp_(scalar 0.0, scalar 1.0)
         let mutable image = torch.lerp(part scene.SkyLow, part scene.SkyHigh, t)
         let mutable covered = torch.zeros([| count; 1L; size; size |])
         for s in scene.Shapes do
             let dx, dy = x - part s.Cx, y - part s.Cy
-            let disc = (dx.square() + dy.square()).sqrt()
+            let disc = dx.Squared().Plus(dy.Squared()).sqrt()
             let square = torch.maximum(dx.abs(), dy.abs())
             let inside = torch.where(part s.IsDisc, disc, square).lt(part s.Radius)
-            let stripes = ((dx + dy) * part s.Frequency).sin().sign().mul_(scalar 0.12).add_(scalar 0.88)
+            let stripes = ((dx.Plus dy) * part s.Frequency).sin().sign().mul_(scalar 0.12).PlusInPlace(scalar 0.88)
             let shape = inside.logical_and(part s.Present)
             image <- torch.where(shape, part s.Colour * stripes, image)
             covered <- torch.where(shape, torch.ones_like covered, covered)
-        let alpha = covered.mul(scalar 0.5).add_(scalar 0.5)
+        let alpha = covered.mul(scalar 0.5).PlusInPlace(scalar 0.5)
         torch.nn.functional.avg_pool2d(torch.cat([| image; alpha |], 1L), [| 2L; 2L |]).mul_(scalar 255.0).clamp_(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
     /// RGBA renders (0–255) as `channels` channels: 1 → the luma of the colour, 3 → the colour, 4 → RGBA.

@@ -2,6 +2,7 @@ namespace ProGan.Training
 
 open System
 open TorchSharp
+open ProGan.Keras.Backend
 
 /// One SWD result: ×10³ per Laplacian level (finest first, in pixels) and their average, as the paper reports it.
 type SwdResult =
@@ -60,7 +61,7 @@ module SlicedWasserstein =
         let windows = level.unfold(2L, size, 1L).unfold(3L, size, 1L)               // [N, C, S', S', size, size]
         let positions = s - size + 1L
         let flat = windows.permute(0L, 2L, 3L, 1L, 4L, 5L).reshape(n, positions * positions, c * size * size)
-        let index = (ys * positions + xs).unsqueeze(2L).expand(n, int64 perImage, c * size * size)
+        let index = (ys * whole positions).Plus(xs).unsqueeze(2L).expand(n, int64 perImage, c * size * size)
         flat.gather(1L, index).reshape(-1L, c * size * size).MoveToOuterDisposeScope()
 
     /// Normalises each channel of a level's descriptors to zero mean and unit deviation over the whole set (a constant
@@ -82,7 +83,7 @@ module SlicedWasserstein =
         let values =
             [ for _ in 1..repeats do
                 let dirs = torch.randn([| a.shape[1]; int64 directions |], generator = generator).``to``(a.device)
-                let dirs = dirs / dirs.square().sum([| 0L |], keepdim = true).sqrt()
+                let dirs = dirs / dirs.Squared().sum([| 0L |], keepdim = true).sqrt()
                 let struct (pa, _) = (torch.matmul(a, dirs)).sort(0L)
                 let struct (pb, _) = (torch.matmul(b, dirs)).sort(0L)
                 (pa - pb).abs().mean().item<float32>() |> float ]

@@ -49,15 +49,17 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
     member _.Scalar(tag: string, value: float, images: int64) = writer.add_scalar(tag, float32 value, step images)
 
     /// An image: bytes [H, W, 3] (an `ImageGrid.Compose` grid).
+    /// TorchSharp's writer makes Scalars of its own, out of reach: it runs with the GC held off (`GcFence`).
     member _.Image(tag: string, rgb: torch.Tensor, images: int64) =
         use pixels = rgb.contiguous()
-        writer.add_img(tag, pixels, step images, dataformats = "HWC")
+        ProGan.Keras.Backend.GcFence.Run(fun () -> writer.add_img(tag, pixels, step images, dataformats = "HWC"))
 
-    /// A histogram of every parameter of `network`, tagged `prefix/name`.
+    /// A histogram of every parameter of `network`, tagged `prefix/name` (with the GC held off, as `Image`).
     member _.Histograms(prefix: string, network: torch.nn.Module, images: int64) =
         use scope = torch.NewDisposeScope()
         for struct (name, parameter) in network.named_parameters() do
-            writer.add_histogram(prefix + "/" + name, parameter.detach().cpu(), step images)
+            use values = parameter.detach().cpu()
+            ProGan.Keras.Backend.GcFence.Run(fun () -> writer.add_histogram(prefix + "/" + name, values, step images))
 
     /// Text (TensorBoard renders it as Markdown).
     member _.Text(tag: string, text: string, images: int64) = writer.add_text(tag, text, step images)

@@ -10,9 +10,13 @@ open TorchSharp
 /// the test framework — calls this once.
 let ensureTorch () = ProGan.Keras.Backend.TorchBackend.Initialize() |> ignore
 
-/// A number as a TorchSharp Scalar. F# does not apply TorchSharp's implicit conversion where a Tensor overload
-/// competes (`x.mul_(2.0)` is ambiguous), so the conversion is spelled out.
-let inline scalar (value: float) : Scalar = Scalar.op_Implicit value
+/// A constant as a TorchSharp Scalar that lives as long as the process (`Scalars.Of`): a Scalar made on the fly can
+/// be freed by the finalizer while libtorch still reads it (see `ProGan.Keras.Backend.Scalars`). For constants only —
+/// a value that changes every step takes `use s = value.ToScalar()` instead, or the cache would grow with it.
+let scalar (value: float) : Scalar = ProGan.Keras.Backend.Scalars.Of value
+
+/// An integer constant as a Scalar that lives as long as the process (integer bounds keep integer tensors integral).
+let whole (value: int64) : Scalar = ProGan.Keras.Backend.Scalars.OfInt value
 
 /// A tensor of the given shape over a byte array (copied).
 let bytesTensor (data: byte[]) (shape: int64[]) : torch.Tensor =

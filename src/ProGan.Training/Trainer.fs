@@ -64,8 +64,9 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// The learning rate in use after `images`: the configured one times the scale.
     let rateAt (images: int64) = configuredRateAt images * rateScale
 
-    let adam (m: torch.nn.Module) =
-        torch.optim.Adam(m.parameters(), rateAt shownForRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+    /// Adam as TorchSharp's, with its Scalars kept alive across the native calls (`ProGan.Keras.Optimizers.Adam`).
+    let adam (m: torch.nn.Module) : TorchSharp.Modules.Adam =
+        new ProGan.Keras.Optimizers.Adam(m.parameters(), rateAt shownForRate, config.Beta1, config.Beta2, config.AdamEpsilon)
 
     let state =
         { Generator = generator
