@@ -61,7 +61,9 @@ type private Progress =
       IntervalImages: int
       IntervalStart: float
       /// Non-finite retries used.
-      Retries: int }
+      Retries: int
+      /// The checkpoint a native fault last rolled back to: a second fault before the run gets past it stops the run.
+      NativeRetryFrom: string option }
 
 /// A whole progressive training run (reference `train.py train_progressive_gan`): one loop of steps, with the upkeep
 /// `Cadence` decides after each — log rows, phase-end metrics and grids, and a tick (sample grid, loss chart,
@@ -174,7 +176,7 @@ module TrainingRun =
                   WallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
                   TensorBoard = tensorBoard
                   Lock = lock },
-                { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0 }
+                { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0; NativeRetryFrom = None }
             with _ ->
                 (data :> IDisposable).Dispose()
                 reraise ()
@@ -233,6 +235,29 @@ module TrainingRun =
                     sprintf "%s Rolled back to %s (%d images); nothing non-finite was saved. Lower the learning rate or allow retries (--nan-retries N), then continue with --resume %s."
                         e.Message (Path.GetFileName good) trainer.ImagesShown session.Folder.Path))
 
+    /// An unexpected error of the native engine (libtorch, through TorchSharp) in a step or its upkeep: the state in
+    /// memory may be half-updated, so the run rolls back to its newest good checkpoint and retries from there once;
+    /// a second fault from the same checkpoint stops it with one line that names the error, what is kept and the
+    /// `--resume` command. Nothing after that checkpoint was saved, so nothing torn is ever resumed.
+    let private recoverFromNativeFault (session: Session) (progress: Progress) (e: Runtime.InteropServices.ExternalException) =
+        let trainer = session.Trainer
+        let reached = trainer.ImagesShown
+        let error = e.Message.Split('\n').[0].Trim()
+        let resume = sprintf "dotnet fsi train.fsx -- --resume %s" session.Folder.Path
+        match (try restoreNewestGood session.Folder trainer session.Options.Report with :? CheckpointException -> None) with
+        | None ->
+            raise (TrainingFailedException(sprintf "Training stopped at %d images by a native error (%s) before its first checkpoint; nothing was kept: start again." reached error))
+        | Some good when progress.NativeRetryFrom = Some good ->
+            raise (TrainingFailedException(
+                sprintf "Training stopped at %d images by a native error (%s), again after a retry from %s; the run is kept at %s (%d images): continue with %s"
+                    reached error (Path.GetFileName good) (Path.GetFileName good) trainer.ImagesShown resume))
+        | Some good ->
+            let rows = RunLog.truncate session.Folder trainer.ImagesShown
+            session.TensorBoard |> Option.iter (fun _ -> TensorBoardLog.truncate session.Folder trainer.ImagesShown)
+            session.Options.Report(Warning(sprintf "A native error at %d images (%s); rolled back to %s (%d images) and retrying once from there."
+                                               reached error (Path.GetFileName good) trainer.ImagesShown))
+            { progress with Rows = List.rev rows; Pending = []; NativeRetryFrom = Some good }
+
     /// Appends the row of the steps since the last one (to log.csv and TensorBoard).
     let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float, msSsim: float) =
         let now = session.Clock.Elapsed.TotalSeconds
@@ -284,7 +309,9 @@ module TrainingRun =
                     let result = session.Trainer.Step()
                     session.Options.OnStep session.Trainer
                     upkeep session progress before result
-                with NonFiniteException _ as e -> recover session progress e
+                with
+                | NonFiniteException _ as e -> recover session progress e
+                | :? Runtime.InteropServices.ExternalException as e -> recoverFromNativeFault session progress e
             loop session next
 
     /// The final generator's interpolation strip between two fixed seeds' latents.
