@@ -78,14 +78,17 @@ let tiny =
         ProceduralImages = 64
         Threads = 0 }
 
-/// Runs training quietly, collecting the events.
-let train (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: int64 option) =
+/// Runs training quietly with a hook after every step, collecting the events.
+let trainWith (onStep: Trainer -> unit) (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: int64 option) =
     let events = Collections.Generic.List<TrainingEvent>()
     let position =
         TrainingRun.run
-            { Config = config; Folder = folder; Resume = resume; StopAfterImages = stopAfter; Report = events.Add; OnStep = ignore
+            { Config = config; Folder = folder; Resume = resume; StopAfterImages = stopAfter; Report = events.Add; OnStep = onStep
               Cancel = Threading.CancellationToken.None }
     position, List.ofSeq events
+
+/// Runs training quietly, collecting the events.
+let train (config: TrainingConfig) (folder: string) (resume: bool) (stopAfter: int64 option) = trainWith ignore config folder resume stopAfter
 
 /// The rows of a run folder's log.csv.
 let logRows (folder: string) = RunLog.read (RunFolder folder) Int64.MaxValue

@@ -308,13 +308,7 @@ let ``a sample grid that cannot be written stops the run with one line that says
 let private nativeFault () =
     raise (Runtime.InteropServices.ExternalException("Expected false to be true, but got false.\nException raised from toFloat at /pytorch/c10/core/Scalar.h:140"))
 
-let private runWithHook (folder: string) (resume: bool) (onStep: Trainer -> unit) =
-    let events = Collections.Generic.List<TrainingEvent>()
-    let position =
-        TrainingRun.run
-            { Config = tiny; Folder = folder; Resume = resume; StopAfterImages = None; Report = events.Add; OnStep = onStep
-              Cancel = Threading.CancellationToken.None }
-    position, List.ofSeq events
+let private runWithHook (folder: string) (resume: bool) (onStep: Trainer -> unit) = trainWith onStep tiny folder resume None
 
 [<Fact>]
 let ``A native fault in a step rolls back to the newest checkpoint, retries once from there and finishes`` () =
