@@ -144,6 +144,21 @@ module RunFolder =
     /// Whether `name` is a file name a run writes.
     let isOwnName (name: string) = ownName.IsMatch name
 
+    /// Names of the files `generate.fsx` writes into its output folder (`Generation`, `VideoFiles`), and their
+    /// temporary files: what it may write among without `--force`.
+    let private generatedName =
+        Regex(@"^(samples-seed-?\d+\.png|sample-seed-?\d+-\d{3,}\.png|latents-seed-?\d+\.npy|interpolation--?\d+--?\d+(-frame\d{3,})?\.png|interpolation-loop\.(gif|mp4)|training\.(gif|mp4)|levels-of-detail-seed-?\d+\.png)(\.tmp)?$")
+
+    /// Whether `name` is a file name `generate.fsx` writes.
+    let isGeneratedName (name: string) = generatedName.IsMatch name
+
+    /// The output folder of `generate.fsx` (`--out`), created when missing: a folder that holds anything generate
+    /// did not write is refused unless `force` (`AtomicFile.CheckFolderTarget`, the rule of every command that writes).
+    let generatedFolder (path: string) (force: bool) =
+        let full = AtomicFile.CheckFolderTarget(path, "--out", "generate.fsx", (fun entry -> isGeneratedName (Path.GetFileName entry) && FileKind.isRegular entry), force)
+        Directory.CreateDirectory full |> ignore
+        full
+
     let private json = JsonSerializerOptions(WriteIndented = true)
 
     /// Whether `path` is marked as a run folder (cheap: used to keep run folders out of a data walk).

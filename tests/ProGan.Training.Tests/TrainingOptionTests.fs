@@ -333,6 +333,14 @@ let ``the procedural set labelled by shape trains a conditional run whose config
     let code, err, _ = runCommand Cli.generate [ "--run"; run.Path; "--class"; "circles" ]
     Assert.Equal(2, code)
     Assert.Contains("the run's classes are discs, squares", err)
+    // Its ONNX export takes the class as a second input, said on the console and in the model's metadata.
+    let onnx = run.File "conditional.onnx"
+    let code, err, out = runCommand Cli.export [ "--run"; run.Path; "--out"; onnx ]
+    Assert.True((code = 0), err)
+    Assert.Contains("label [batch, 2] (one-hot class: discs, squares)", out)
+    let model = Text.Encoding.UTF8.GetString(File.ReadAllBytes onnx)
+    Assert.Contains("label: float32 [batch, 2], one-hot", model)
+    Assert.Contains("discs,squares", model)
 
 [<Fact>]
 let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and the EMA generator float32`` () =
