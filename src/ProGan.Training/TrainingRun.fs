@@ -103,8 +103,9 @@ module TrainingRun =
         let manifest = RunFolder.readManifest folder
         if String.IsNullOrEmpty manifest.DataSha256 then
             RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash; ClassNames = data.ClassNames }
-        // A prepared data set's final level is hashed from the file itself: files replaced in place are other images.
-        elif manifest.DataSha256 <> (match data with :? PreparedDataset as p -> p.HashOnDisk(p.LevelCount - 1) | _ -> data.ContentHash) then
+        // A prepared data set's level files were checked against their SHA-256s when it was opened
+        // (`PreparedDataset.openFor`), so its recorded hash is that of the file on disk.
+        elif manifest.DataSha256 <> data.ContentHash then
             raise (DataException(
                     sprintf "The data (%s: %d images, SHA-256 %s…) is not the data this run was trained on (%d images, SHA-256 %s…). Resume with the original images (--data FOLDER if they moved), or start a new run."
                         (TrainingData.describe config) data.Count (data.ContentHash.Substring(0, 12)) manifest.DataImages (manifest.DataSha256.Substring(0, 12))))
