@@ -54,7 +54,16 @@ module Generation =
                 match folder.Checkpoints() with
                 | newest :: _ -> newest
                 | [] -> raise (RunFolderException(sprintf "--run: the run folder '%s' has no checkpoint yet; train longer (a checkpoint is written every tick)." runFolder))
-        let generator = TrainedGenerator.FromCheckpoint(path, TorchBackend.Device)
+        if checkpoint.IsNone then folder.SkippedCheckpoints() |> Option.iter (eprintfn "warning: %s.")
+        let generator =
+            try TrainedGenerator.FromCheckpoint(path, TorchBackend.Device)
+            with :? CheckpointException as e when checkpoint.IsNone ->
+                // The newest is damaged: name the newest good one, which --checkpoint takes.
+                let good = folder.Checkpoints() |> List.tryFind (fun c -> c <> path && (try Checkpoint.readHeader c |> ignore; true with :? CheckpointException -> false))
+                match good with
+                | Some g ->
+                    raise (CheckpointException(path, sprintf "%s The newest good checkpoint is %s: pass --checkpoint %s." e.Problem (Path.GetFileName g) (Path.GetFileName g)))
+                | None -> reraise ()
         match Checkpoint.differences config.Architecture generator.Architecture with
         | [] -> ()
         | diff ->

@@ -123,9 +123,9 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
             let l = images.Levels[level]
             for start in 0L .. 256L .. l.shape[0] - 1L do
                 use chunk = l.narrow(0L, start, min 256L (l.shape[0] - start)).contiguous()
-                let bytes = chunk.bytes.ToArray()
-                streams[level].Write(bytes, 0, bytes.Length)
-                hashes[level].AppendData bytes
+                // Straight from the tensor's memory: no managed copy, so a long preparation makes no garbage per chunk.
+                streams[level].Write(Span<byte>.op_Implicit chunk.bytes)
+                hashes[level].AppendData(Span<byte>.op_Implicit chunk.bytes)
         if images.Labels.Length > 0 then
             labels.AddRange images.Labels
             classNames <- images.ClassNames

@@ -112,6 +112,14 @@ type RunFolder(path: string) =
 
     /// The checkpoints, newest first (regular files only: a FIFO under a checkpoint's name would block a reader).
     member _.Checkpoints() = RunFiles.Checkpoints path |> List.ofSeq
+    /// What `Checkpoints` passes over, in words, if anything: entries named like checkpoints that are not files.
+    member _.SkippedCheckpoints() =
+        match RunFiles.NotCheckpoints path |> List.ofSeq with
+        | [] -> None
+        | skipped ->
+            Some(sprintf "passed over %s: named like checkpoints, but %s"
+                    (String.Join(", ", skipped |> List.map Path.GetFileName))
+                    (String.Join(", ", skipped |> List.map (fun f -> match FileKind.at f with Special what -> what | Folder -> "a folder" | _ -> "gone") |> List.distinct)))
 
 module RunFolder =
 

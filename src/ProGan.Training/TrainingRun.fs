@@ -147,11 +147,14 @@ module TrainingRun =
                             | newest :: _ -> newest
                             | [] -> raise (RunFolderException(sprintf "--init-from: '%s' has no checkpoint to start from." config.InitFrom))
                         | _ -> config.InitFrom
-                    let from = trainer.InitializeFrom source
+                    let from =
+                        try trainer.InitializeFrom source
+                        with :? CheckpointException as e -> raise (RunFolderException("--init-from: " + e.Message.Split('\n')[0]))
                     options.Report(Info(sprintf "Started from the weights of %s (levels up to %d²%s)" source from
                                             (if from < config.Architecture.Resolution then sprintf "; %d² and above are new" (2 * from) else "")))
                 let rows =
                     if options.Resume then
+                        folder.SkippedCheckpoints() |> Option.iter (fun text -> options.Report(Warning(text + "; resuming from the checkpoint files")))
                         match restoreNewestGood folder trainer options.Report with
                         | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
                         | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")

@@ -59,12 +59,14 @@ let ``train: every bad option value is one line and exit code 2, and nothing is 
           [ "--out"; "/dev/null" ], "is a file, not a folder"
           [ "--out"; "/etc/hostname/run" ], "cannot create the folder"
           [ "--out"; "/proc/no-such-run" ], "cannot create the folder"
+          [ "--init-from"; "/no/such/run" ], "--init-from: '/no/such/run' does not exist"
+          [ "--d-repeats"; "0" ], "--d-repeats 0 is invalid; it must be from 1 to 16"
           [ "--out"; user.Path ], "is not empty and is not a run folder"
           [ "--device"; "tpu" ], "--device expects cpu, cuda or cuda:N"
           [ "--lr"; "Infinity" ], "--lr must be a finite number"
           [ "--gp-weight"; "Infinity" ], "--gp-weight must be a finite number"
           [ "--lr"; "fast" ], "--lr expects a number"
-          [ "--metrics"; "fid" ], "Metrics = fid is invalid"
+          [ "--metrics"; "fid" ], "--metrics fid is invalid"
           [ "--threads"; "100000" ], "--threads must be at most"
           [ "--resume"; "/no/such/run" ], "does not exist"
           [ "--resume"; user.Path ], "is not a run folder"
@@ -175,6 +177,23 @@ let ``export and generate replace only what they wrote: a user's file is refused
     Assert.Equal("keep", File.ReadAllText(Path.Combine(out, "mine.txt")))
 
 [<Fact>]
+let ``export of a run whose newest checkpoint is damaged names the newest good one; a FIFO among checkpoints is mentioned`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 64L) |> ignore
+    let newest, older = match checkpoints run.Path with n :: o :: _ -> n, o | _ -> failwith "two checkpoints expected"
+    let bytes = File.ReadAllBytes newest
+    bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+    File.WriteAllBytes(newest, bytes)
+    let fifo = run.File "checkpoint-999999999999.ckpt"
+    use mkfifo = Diagnostics.Process.Start("mkfifo", [ fifo ])
+    mkfifo.WaitForExit()
+    let code, err = invoke Cli.export [ "--run"; run.Path ]
+    Assert.Equal(2, code)
+    Assert.Contains("warning: passed over checkpoint-999999999999.ckpt: named like checkpoints, but a FIFO.", err)
+    Assert.Contains(sprintf "The newest good checkpoint is %s: pass --checkpoint %s." (Path.GetFileName older) (Path.GetFileName older), err)
+    Assert.Equal(0, fst (invoke Cli.export [ "--run"; run.Path; "--checkpoint"; Path.GetFileName older ]))
+
+[<Fact>]
 let ``resuming a run whose config.json was edited by hand names what is wrong`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 16L) |> ignore
@@ -193,7 +212,10 @@ let ``resuming a run whose config.json was edited by hand names what is wrong`` 
           without "DataFolder", "lacks DataFolder"
           without "Minibatch", "lacks Minibatch"
           original.Replace("\"Seed\": 1", "\"Seed\": \"one\""), "wrong type"
-          original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate" ] do
+          original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate"
+          original.Replace("\"StabiliseImages\": 64", "\"StabiliseImages\": 1e20"), "$.StabiliseImages"
+          original.Replace("\"FmapMax\": 8", "\"FmapMax\": 1e20"), "$.Architecture.FmapMax"
+          original.Replace("\"FmapMax\": 8", "\"FmapMax\": 2000000000").Replace("\"FmapBase\": 32", "\"FmapBase\": 2000000000"), "GiB of memory is available" ] do
         File.WriteAllText(config, text)
         refused Cli.main [ "--resume"; run.Path ] expected
     // A run from before a field was added reads as what it did (Precision: float32), and resumes.

@@ -70,6 +70,13 @@ let ``a damaged, too small or missing data set is one line that names the file a
     let code, err, _ = prepare [ "--procedural"; "16"; "--resolution"; "16"; "--out"; dataset ]
     Assert.Equal(2, code)
     Assert.Contains("already exists", err)
+    // An --out where nothing can be created: one line naming the option and the folder, and nothing left anywhere.
+    for out, expected in [ "/proc/a-data-set", "--out: nothing can be created in the folder '/proc'"
+                           "/proc/no-such/a-data-set", "--out: the folder '/proc/no-such' does not exist" ] do
+        let code, err, _ = prepare [ "--procedural"; "16"; "--resolution"; "8"; "--out"; out ]
+        Assert.Equal(2, code)
+        Assert.StartsWith("error: " + expected, err)
+        Assert.Equal(1, err.Trim().Split('\n').Length)
 
 [<Fact>]
 let ``training verifies every level file against dataset.json, and a set without its dataset.json is named as one`` () =

@@ -138,6 +138,21 @@ let ``a second process on the same run folder is refused, and the lock goes with
     Assert.Equal(16L, position.ImagesShown)
 
 [<Fact>]
+let ``a resume while another process holds the lock is refused before anything heavy is loaded`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 8L) |> ignore
+    use holder = RunLock.acquire (RunFolder run.Path)
+    let clock = Stopwatch.StartNew()
+    let p, _, output = start [ "--resume"; run.Path ]
+    Assert.True(p.WaitForExit 60_000)
+    p.WaitForExit()
+    Assert.Equal(3, p.ExitCode)
+    Assert.Contains(sprintf "is in use by another training process (pid %d" Environment.ProcessId, string output)
+    // The issue measured 28 s (the refusal came after TorchSharp's native libraries were loaded); the bound is
+    // generous for a loaded machine, where starting the process alone takes about a second.
+    Assert.True(clock.Elapsed < TimeSpan.FromSeconds 5.0, sprintf "took %O" clock.Elapsed)
+
+[<Fact>]
 let ``a checkpoint that cannot be written stops the run and leaves the previous one intact`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 32L) |> ignore
