@@ -194,6 +194,18 @@ let ``export of a run whose newest checkpoint is damaged names the newest good o
     Assert.Equal(0, fst (invoke Cli.export [ "--run"; run.Path; "--checkpoint"; Path.GetFileName older ]))
 
 [<Fact>]
+let ``generate --video of a run without sample grids writes the rest and says why there is no time-lapse`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    for grid in Directory.GetFiles(run.Path, "fakes-*.png") do File.Delete grid
+    use out = new TempFolder()
+    let code, err = invoke Cli.generate [ "--run"; run.Path; "--out"; out.Path; "--count"; "1"; "--video"; "--seeds"; "1,2"; "--frames"; "2" ]
+    Assert.Equal(0, code)
+    Assert.Equal(sprintf "warning: '%s' has no sample grids (fakes-*.png; training writes one every tick, --tick-images), so there is no training time-lapse." run.Path, err.Trim())
+    Assert.True(File.Exists(out.File "interpolation-loop.gif"))
+    Assert.False(File.Exists(out.File "training.gif"))
+
+[<Fact>]
 let ``resuming a run whose config.json was edited by hand names what is wrong`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 16L) |> ignore

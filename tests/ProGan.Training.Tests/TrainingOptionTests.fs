@@ -310,6 +310,19 @@ let ``a conditional run draws the class it is asked for, and cannot when the lab
     | shares -> failwithf "%A" shares
 
 [<Fact>]
+let ``an empty class folder and a class of one image are warned of before preparing`` () =
+    use data = new TempFolder()
+    twoColourFolder data.Path (Some "first")
+    Directory.CreateDirectory(data.File "empty") |> ignore
+    Directory.CreateDirectory(data.File "lonely") |> ignore
+    writePng (Path.Combine(data.Path, "lonely", "0.png")) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| 9uy; 9uy; 9uy |])
+    use root = new TempFolder()
+    let code, err, _ = runCommand Cli.prepare [ "--data"; data.Path; "--labels"; "folders"; "--resolution"; "8"; "--out"; root.File "set" ]
+    Assert.True((code = 0), err)
+    Assert.Contains(sprintf "warning: --labels folders: class folder(s) empty of '%s' hold no usable image, so they are no class; the classes are first, lonely, second." data.Path, err)
+    Assert.Contains("warning: --labels folders: class(es) lonely of", err)
+
+[<Fact>]
 let ``the procedural set labelled by shape trains a conditional run whose configuration records its classes`` () =
     use run = new TempFolder()
     let _, events = train { tiny with Labels = "shapes" } run.Path false None
