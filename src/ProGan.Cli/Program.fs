@@ -1,4 +1,12 @@
 module ProGan.Cli.Program
 
+/// `progan [options]` trains (train.fsx); `progan prepare|generate|evaluate|export [options]` runs that script's
+/// command, so that each can run as its own process (signals, exit codes) without `dotnet fsi`.
 [<EntryPoint>]
-let main argv = ProGan.Training.Cli.main argv
+let main argv =
+    match List.ofArray argv with
+    | "prepare" :: _ -> ProGan.Training.Cli.prepare argv[1..]
+    | "generate" :: _ -> ProGan.Training.Cli.generate argv[1..]
+    | "evaluate" :: _ -> ProGan.Training.Cli.evaluate argv[1..]
+    | "export" :: _ -> ProGan.Training.Cli.export argv[1..]
+    | _ -> ProGan.Training.Cli.main argv

@@ -6,8 +6,11 @@ module Cli =
 
     /// train.fsx and `progan`.
     let main (argv: string[]) : int =
-        ensureTorch ()
-        TrainCommand.run argv
+        match TrainCommand.refuseIfLocked argv with
+        | Some code -> code
+        | None ->
+            ensureTorch ()
+            TrainCommand.run argv
 
     /// generate.fsx.
     let generate (argv: string[]) : int =

@@ -174,6 +174,7 @@ module CommandLine =
         | :? CheckpointException | :? InvalidRunFolderException | ArchitectureMismatchException(_, _) -> Some(2, firstLine e.Message)
         | :? ArgumentException as a -> Some(2, firstLine a.Message)
         | RunLockedException(_, _) -> Some(3, e.Message)
+        | :? ProGan.Keras.IO.OutputRefusedException -> Some(2, firstLine e.Message)
         | CheckpointWriteException(_, _) -> Some(4, firstLine e.Message)
         | :? IOException | :? UnauthorizedAccessException -> Some(4, firstLine e.Message)
         | TrainingFailedException message -> Some(5, message)

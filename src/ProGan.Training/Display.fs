@@ -3,6 +3,22 @@ namespace ProGan.Training
 open System
 open Spectre.Console
 
+/// Plain lines of counted work (images prepared, generated) for a log or a pipe: done of total, the rate and the time
+/// left, at most one every two seconds and always the last.
+type ProgressLines(what: string, total: int) =
+    let clock = Diagnostics.Stopwatch.StartNew()
+    let mutable shown = Double.NegativeInfinity
+    /// The total this counts to.
+    member _.Total = total
+    /// Reports `done'` of the total done.
+    member _.Report(done': int) =
+        let t = clock.Elapsed.TotalSeconds
+        if done' >= total || t - shown >= 2.0 then
+            shown <- t
+            let rate = float done' / max t 1e-3
+            let left = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate).ToString(@"hh\:mm\:ss") else "?"
+            printfn "%s %d/%d (%.0f/s, %s left)" what done' total rate left
+
 /// Shows a training run to a person: a live Spectre.Console progress display on a terminal, plain periodic lines
 /// when the output is redirected (CI, log files).
 module Display =
@@ -18,13 +34,21 @@ module Display =
         let seconds = float (total - r.ImagesShown) / max 1e-9 r.ImagesPerSecond
         if Double.IsFinite seconds then TimeSpan.FromSeconds(seconds).ToString(@"hh\:mm\:ss") else "?"
 
+    /// The progress lines of the preparation being reported, and the count last reported.
+    let mutable private preparing : (ProgressLines * int) option = None
+
     /// Plain lines, one per log row and one per notable event.
     let plain (event: TrainingEvent) =
         match event with
         | Info text -> printfn "%s" text
         | Warning text -> eprintfn "warning: %s" text
-        | Preparing(d, t) when d = t || d % 1024 < 64 -> printfn "preparing images %d/%d" d t
-        | Preparing _ -> ()
+        | Preparing(d, t) ->
+            let lines =
+                match preparing with
+                | Some(lines: ProgressLines, last) when lines.Total = t && d >= last -> lines
+                | _ -> ProgressLines("preparing images", t)
+            preparing <- Some(lines, d)
+            lines.Report d
         | Started(p, total) -> printfn "training from %d of %d images at %s" p.ImagesShown total (status p)
         | Logged(r, p, total) ->
             printfn "[%9d/%d] %-24s %s  %.1f img/s  ETA %s (at this speed)" r.ImagesShown total (status p) (losses r) r.ImagesPerSecond (eta r total)

@@ -22,7 +22,9 @@ type GenerateArguments =
       /// Frames from one seed to the next.
       Frames: int
       /// Frames a second of the videos.
-      Fps: int }
+      Fps: int
+      /// Write into an --out folder that holds files generate did not write.
+      Force: bool }
 
 /// `dotnet fsi generate.fsx -- --run RUN`: samples and latent interpolation from a trained run's EMA generator.
 module GenerateCommand =
@@ -60,20 +62,12 @@ module GenerateCommand =
                     { a with Seeds = seeds })
               flag "--frames" "N" "frames of the walk from one seed to the next (default 24)" false
                 (fun v a -> { a with Frames = CommandLine.intIn 1 10_000 "--frames" v })
-              flag "--fps" "N" "frames a second of the videos (default 24)" false (fun v a -> { a with Fps = CommandLine.intIn 1 100 "--fps" v }) ]
+              flag "--fps" "N" "frames a second of the videos (default 24)" false (fun v a -> { a with Fps = CommandLine.intIn 1 100 "--fps" v })
+              flag "--force" "" "write into an --out folder that holds other files (generate's own names are replaced)" false (fun _ a -> { a with Force = true }) ]
           Defaults =
             { Run = None; Count = 64; Seed = 7; Checkpoint = None; Interpolate = None; Class = None; Steps = 10; Out = None; Device = None
-              Video = false; Seeds = [ 1; 2; 3; 4 ]; Frames = 24; Fps = 24 }
+              Video = false; Seeds = [ 1; 2; 3; 4 ]; Frames = 24; Fps = 24; Force = false }
           ResumeFlag = None }
-
-    /// A folder to write into: created when missing; a file in its place is refused with one line.
-    let private outputFolder (path: string) =
-        match FileKind.at path with
-        | Folder -> path
-        | Missing ->
-            try Directory.CreateDirectory path |> ignore; path
-            with :? IOException | :? UnauthorizedAccessException as e -> bad "--out: cannot create the folder '%s': %s" path (CommandLine.firstLine e.Message)
-        | _ -> bad "--out: '%s' is a file, not a folder." path
 
     let run (argv: string[]) =
         CommandLine.run command argv (fun args ->
@@ -81,21 +75,30 @@ module GenerateCommand =
             args.Device |> Option.iter (fun d -> TorchBackend.Device <- TrainCommand.device d)
             use loaded = Generation.load runFolder args.Checkpoint
             let loaded = match args.Class with Some name -> Generation.withClass loaded name | None -> loaded
-            let out = outputFolder (args.Out |> Option.defaultWith (fun () -> RunFolder(Path.GetFullPath runFolder).Generated))
+            let out = RunFolder.generatedFolder (args.Out |> Option.defaultWith (fun () -> RunFolder(Path.GetFullPath runFolder).Generated)) args.Force
             let p = loaded.Position
             printfn "%s: %d² (%O) after %d images" (Path.GetFileName loaded.Checkpoint) p.Resolution p.Phase p.ImagesShown
-            let grid, count = Generation.writeSamples loaded out args.Count args.Seed
+            if args.Video && args.Frames * args.Seeds.Length > Videos.maxLoopFrames then
+                bad "--frames %d with %d seeds makes %d frames; a video holds at most %d (its frames are kept in memory to encode)."
+                    args.Frames args.Seeds.Length (args.Frames * args.Seeds.Length) Videos.maxLoopFrames
+            if args.Count > 10_000 then
+                printfn "--count %d: writing %d PNG files into %s, %d at a time (SIGTERM or Ctrl+C stops between them and keeps what is written)" args.Count args.Count out Generation.batchSize
+            use stop = new StopSignals()
+            let lines = ProgressLines("generating images", args.Count)
+            let grid, count = Generation.writeSamplesUntil loaded out args.Count args.Seed stop.Token (fun d -> if args.Count > Generation.batchSize then lines.Report d)
+            if stop.Token.IsCancellationRequested then
+                eprintfn "stopped by %s after %d of %d images; the %d written are kept in %s." stop.Name count args.Count count out
+                stop.ExitCode
+            else
             printfn "wrote %s and %d single images" grid count
             match args.Interpolate with
             | Some(a, b) ->
                 let strip, frames = Generation.writeInterpolation loaded out a b args.Steps
                 printfn "wrote %s and %d frames" strip frames
             | None -> ()
-            if args.Video && args.Frames * args.Seeds.Length > Videos.maxLoopFrames then
-                bad "--frames %d with %d seeds makes %d frames; a video holds at most %d (its frames are kept in memory to encode)."
-                    args.Frames args.Seeds.Length (args.Frames * args.Seeds.Length) Videos.maxLoopFrames
             if args.Video then
                 let written = Videos.writeAll loaded (RunFolder(Path.GetFullPath runFolder)) out args.Seeds args.Frames args.Fps
                 for file in written.Files do printfn "wrote %s" file
                 written.Skipped |> Option.iter (printfn "no MP4: %s")
+                written.NoTimeLapse |> Option.iter (eprintfn "warning: %s.")
             0)

@@ -2,6 +2,7 @@ namespace ProGan.Training
 
 open System
 open System.IO
+open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Keras.Models
@@ -53,7 +54,16 @@ module Generation =
                 match folder.Checkpoints() with
                 | newest :: _ -> newest
                 | [] -> raise (RunFolderException(sprintf "--run: the run folder '%s' has no checkpoint yet; train longer (a checkpoint is written every tick)." runFolder))
-        let generator = TrainedGenerator.FromCheckpoint(path, TorchBackend.Device)
+        if checkpoint.IsNone then folder.SkippedCheckpoints() |> Option.iter (eprintfn "warning: %s.")
+        let generator =
+            try TrainedGenerator.FromCheckpoint(path, TorchBackend.Device)
+            with :? CheckpointException as e when checkpoint.IsNone ->
+                // The newest is damaged: name the newest good one, which --checkpoint takes.
+                let good = folder.Checkpoints() |> List.tryFind (fun c -> c <> path && (try Checkpoint.readHeader c |> ignore; true with :? CheckpointException -> false))
+                match good with
+                | Some g ->
+                    raise (CheckpointException(path, sprintf "%s The newest good checkpoint is %s: pass --checkpoint %s." e.Problem (Path.GetFileName g) (Path.GetFileName g)))
+                | None -> reraise ()
         match Checkpoint.differences config.Architecture generator.Architecture with
         | [] -> ()
         | diff ->
@@ -94,12 +104,18 @@ module Generation =
         interpolationAt latentSize seedA seedB steps [ 0 .. steps - 1 ]
 
     /// Draws the images of latents `first` … `first + count − 1` (made by `latentsOf`) a batch at a time, handing each
-    /// batch and its first index to `write`.
-    let private inBatches (run: LoadedRun) (count: int) (latentsOf: int -> int -> torch.Tensor) (write: int -> torch.Tensor -> unit) =
+    /// batch and its first index to `write` and the images done to `progress`; `cancel` stops it between batches.
+    /// Returns the images written.
+    let private inBatches (run: LoadedRun) (count: int) (cancel: CancellationToken) (progress: int -> unit) (latentsOf: int -> int -> torch.Tensor) (write: int -> torch.Tensor -> unit) =
+        let mutable written = 0
         for first in 0 .. batchSize .. count - 1 do
-            use z = latentsOf first (min batchSize (count - first))
-            use images = sample run z
-            write first images
+            if not cancel.IsCancellationRequested then
+                use z = latentsOf first (min batchSize (count - first))
+                use images = sample run z
+                write first images
+                written <- first + int images.shape[0]
+                progress written
+        written
 
     /// Writes each image of a batch to its own PNG, named by `pathOf` its index.
     let private saveEach (first: int) (images: torch.Tensor) (pathOf: int -> string) =
@@ -111,26 +127,33 @@ module Generation =
     let latentsFile (folder: string) (seed: int) = Path.Combine(folder, sprintf "latents-seed%d.npy" seed)
 
     /// Writes `count` samples from `seed` as single PNGs, the first `maxGridImages` of them as a grid, and the grid's
-    /// latents as `latents-seed<seed>.npy` (so that any runtime of an exported model can draw the same grid); returns
-    /// the grid's path and the number of single images.
-    let writeSamples (run: LoadedRun) (folder: string) (count: int) (seed: int) =
+    /// latents as `latents-seed<seed>.npy` (so that any runtime of an exported model can draw the same grid), stopped
+    /// between batches by `cancel` (the images written are kept, and the grid shows those of them it would have
+    /// shown); `progress` hears the images done. Returns the grid's path and the number of single images written.
+    let writeSamplesUntil (run: LoadedRun) (folder: string) (count: int) (seed: int) (cancel: CancellationToken) (progress: int -> unit) =
         Directory.CreateDirectory folder |> ignore
         let grid = Path.Combine(folder, sprintf "samples-seed%d.png" seed)
         let gridImages = ResizeArray<torch.Tensor>()
         let gridLatents = ResizeArray<torch.Tensor>()
         use batches = (Latents.Batches(run.Config.Architecture.LatentSize, seed, count)).GetEnumerator()
-        inBatches run count (fun _ _ -> batches.MoveNext() |> ignore; batches.Current) (fun first images ->
+        let written =
+          inBatches run count cancel progress (fun _ _ -> batches.MoveNext() |> ignore; batches.Current) (fun first images ->
             saveEach first images (fun i -> Path.Combine(folder, sprintf "sample-seed%d-%03d.png" seed i))
             if first < maxGridImages then
                 let shown = int64 (min (int images.shape[0]) (maxGridImages - first))
                 gridImages.Add(images.narrow(0L, 0L, shown).clone())
                 gridLatents.Add(batches.Current.narrow(0L, 0L, shown).clone()))
-        use all = torch.cat(gridImages.ToArray(), 0L)
-        use allLatents = torch.cat(gridLatents.ToArray(), 0L)
-        for t in Seq.append gridImages gridLatents do t.Dispose()
-        ImageGrid.Save(grid, all)
-        Npy.Write(latentsFile folder seed, allLatents)
-        grid, count
+        if gridImages.Count > 0 then
+            use all = torch.cat(gridImages.ToArray(), 0L)
+            use allLatents = torch.cat(gridLatents.ToArray(), 0L)
+            for t in Seq.append gridImages gridLatents do t.Dispose()
+            ImageGrid.Save(grid, all)
+            Npy.Write(latentsFile folder seed, allLatents)
+        grid, written
+
+    /// `writeSamplesUntil` to the end: all `count` samples.
+    let writeSamples (run: LoadedRun) (folder: string) (count: int) (seed: int) =
+        writeSamplesUntil run folder count seed CancellationToken.None ignore
 
     /// Frames a strip shows at most; longer interpolations show evenly spaced frames.
     let maxStripFrames = 64
@@ -140,8 +163,8 @@ module Generation =
     let writeInterpolation (run: LoadedRun) (folder: string) (seedA: int) (seedB: int) (steps: int) =
         Directory.CreateDirectory folder |> ignore
         let latentSize = run.Config.Architecture.LatentSize
-        inBatches run steps (fun first n -> interpolationAt latentSize seedA seedB steps [ first .. first + n - 1 ]) (fun first images ->
-            saveEach first images (fun i -> Path.Combine(folder, sprintf "interpolation-%d-%d-frame%03d.png" seedA seedB i)))
+        inBatches run steps CancellationToken.None ignore (fun first n -> interpolationAt latentSize seedA seedB steps [ first .. first + n - 1 ]) (fun first images ->
+            saveEach first images (fun i -> Path.Combine(folder, sprintf "interpolation-%d-%d-frame%03d.png" seedA seedB i))) |> ignore
         let shown = min steps maxStripFrames
         let picks = [ for k in 0 .. shown - 1 -> int (round (float k * float (steps - 1) / float (max 1 (shown - 1)))) ]
         use z = interpolationAt latentSize seedA seedB steps picks

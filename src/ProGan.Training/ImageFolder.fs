@@ -182,7 +182,7 @@ module ImageFolder =
 
     /// The classes of a labelled folder (`--labels folders`): its immediate subfolders in name order, and the class of
     /// each image by the subfolder it is in.
-    let classesOf (folder: string) (images: string list) =
+    let classesOf (folder: string) (images: string list) (report: TrainingEvent -> unit) =
         let classOf (path: string) =
             match Path.GetRelativePath(folder, path).Split([| Path.DirectorySeparatorChar; Path.AltDirectorySeparatorChar |]) with
             | parts when parts.Length >= 2 -> Some parts[0]
@@ -194,6 +194,20 @@ module ImageFolder =
         let names = images |> List.choose classOf |> List.distinct |> List.sortWith (fun a b -> String.CompareOrdinal(a, b)) |> Array.ofList
         if names.Length < 2 then
             raise (DataException(sprintf "--labels folders: '%s' has %d class subfolder(s); a conditional run needs at least two." folder names.Length))
+        // A class folder with no image is no class; a class of one image teaches the networks little of it: both are
+        // likely mistakes, said before the work begins.
+        let empty =
+            Directory.GetDirectories folder |> Array.map Path.GetFileName
+            |> Array.filter (fun d -> not (Array.contains d names) && not (RunFolder.isRunFolder (Path.Combine(folder, d))))
+            |> Array.sort
+        if empty.Length > 0 then
+            report (Warning(sprintf "--labels folders: class folder(s) %s of '%s' hold no usable image, so they are no class; the classes are %s."
+                                (String.Join(", ", empty)) folder (String.Join(", ", names))))
+        let counts = images |> List.choose classOf |> List.countBy id
+        match counts |> List.filter (fun (_, n) -> n = 1) |> List.map fst |> List.sort with
+        | [] -> ()
+        | single ->
+            report (Warning(sprintf "--labels folders: class(es) %s of '%s' have one image each; a conditional run learns little of a class from one image." (String.Join(", ", single)) folder))
         let index = names |> Array.mapi (fun i n -> n, int64 i) |> dict
         names, (fun path -> index[(classOf path).Value])
 
@@ -201,7 +215,7 @@ module ImageFolder =
     /// index. At least `minimum` images must be usable.
     let prepareInto (folder: string) (resolution: int) (channels: int) (labelled: bool) (minimum: int) (out: string) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
-        let classes = if labelled then Some(classesOf folder listing.Images) else None
+        let classes = if labelled then Some(classesOf folder listing.Images report) else None
         use writer = new DatasetWriter(out, resolution, channels)
         let used, skipped = decodeAll (Array.ofList listing.Images) resolution channels classes writer.Append report cancel
         if used.Length < max 1 minimum then raise (tooFew folder used.Length minimum)
@@ -212,7 +226,7 @@ module ImageFolder =
     /// damaged) and read from there a minibatch at a time; where the cache cannot be written they are held in memory.
     let load (folder: string) (resolution: int) (channels: int) (labelled: bool) (minimum: int) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
         let listing = survey folder resolution report
-        let classes = if labelled then Some(classesOf folder listing.Images) else None
+        let classes = if labelled then Some(classesOf folder listing.Images report) else None
         let cached = Path.Combine(cacheFolder (), cacheKey folder resolution channels listing.Images + (if labelled then "-labelled" else ""))
         let fromCache =
             if not (PreparedDataset.isDataset cached) then None

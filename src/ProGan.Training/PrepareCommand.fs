@@ -3,6 +3,7 @@ namespace ProGan.Training
 open System
 open System.IO
 open System.Threading
+open ProGan.Keras.IO
 
 /// What `prepare.fsx` was asked.
 type PrepareArguments =
@@ -68,19 +69,28 @@ module PrepareCommand =
             | None, None ->
                 let out = match args.Out with Some o -> o | None -> bad "--out DATASET is required."
                 match FileKind.at out with
-                | Missing -> ()
-                | Folder when not (Directory.EnumerateFileSystemEntries(out).GetEnumerator().MoveNext()) -> Directory.Delete out
+                | Missing -> AtomicFile.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
+                | Folder when not (Directory.EnumerateFileSystemEntries(out).GetEnumerator().MoveNext()) ->
+                    AtomicFile.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
+                    Directory.Delete out
                 | _ -> bad "--out: '%s' already exists; prepare into a new folder." out
                 use stop = new StopSignals()
                 let prepare report =
                     match args.Data, args.Procedural with
                     | Some folder, None -> ImageFolder.prepareInto folder args.Resolution args.Channels args.Labels 1 out report stop.Token
                     | None, Some count ->
-                        use images = Procedural.pyramidOf count args.Resolution args.Channels args.Seed args.Labels
-                        PreparedDataset.save out images.Name images
+                        use writer = new DatasetWriter(out, args.Resolution, args.Channels)
+                        let source = Procedural.prepareInto count args.Resolution args.Channels args.Seed args.Labels writer report stop.Token
+                        writer.Finish(source, [||], [||])
                     | Some _, Some _ -> bad "--data and --procedural are exclusive: prepare one source."
                     | None, None -> bad "--data FOLDER (or --procedural N) is required."
-                let index = if Display.isInteractive () then Display.live prepare else prepare Display.plain
-                printfn "%s" (PreparedDataset.describe out index)
-                printfn "train on it with: dotnet fsi train.fsx -- --data %s --resolution %d" out index.Resolution
-                0)
+                // Stopped between chunks: the staging folder is removed with its writer, and nothing ever had the final name.
+                match (try Some(if Display.isInteractive () then Display.live prepare else prepare Display.plain)
+                       with :? OperationCanceledException when stop.Token.IsCancellationRequested -> None) with
+                | None ->
+                    eprintfn "stopped by %s: nothing was written under '%s' (a data set appears there only when complete)." stop.Name out
+                    stop.ExitCode
+                | Some index ->
+                    printfn "%s" (PreparedDataset.describe out index)
+                    printfn "train on it with: dotnet fsi train.fsx -- --data %s --resolution %d" out index.Resolution
+                    0)

@@ -123,9 +123,9 @@ type DatasetWriter(path: string, resolution: int, channels: int) =
             let l = images.Levels[level]
             for start in 0L .. 256L .. l.shape[0] - 1L do
                 use chunk = l.narrow(0L, start, min 256L (l.shape[0] - start)).contiguous()
-                let bytes = chunk.bytes.ToArray()
-                streams[level].Write(bytes, 0, bytes.Length)
-                hashes[level].AppendData bytes
+                // Straight from the tensor's memory: no managed copy, so a long preparation makes no garbage per chunk.
+                streams[level].Write(Span<byte>.op_Implicit chunk.bytes)
+                hashes[level].AppendData(Span<byte>.op_Implicit chunk.bytes)
         if images.Labels.Length > 0 then
             labels.AddRange images.Labels
             classNames <- images.ClassNames
@@ -163,9 +163,20 @@ module PreparedDataset =
     /// Whether `path` is a prepared data set (a folder with `dataset.json`).
     let isDataset (path: string) = File.Exists(Path.Combine(path, PreparedDataset.IndexFile))
 
-    /// Reads `dataset.json`, refusing a foreign or other-version index.
+    /// The bytes of the level files a run at `resolution` reads (what verifying them costs).
+    let levelBytes (index: DatasetIndex) (resolution: int) =
+        index.Levels |> Array.filter (fun l -> l.Resolution <= resolution) |> Array.sumBy (fun l -> l.Bytes)
+
+    /// Whether `path` holds the level files of a prepared data set (`level-*.bin`), with or without its index.
+    let hasLevelFiles (path: string) =
+        FileKind.at path = Folder && Directory.EnumerateFiles(path, "level-*.bin").GetEnumerator().MoveNext()
+
+    /// Reads `dataset.json`, refusing a foreign or other-version index, and naming a folder of level files whose index
+    /// is gone as the broken prepared set it is.
     let readIndex (path: string) =
         let file = Path.Combine(path, PreparedDataset.IndexFile)
+        if FileKind.at file = Missing && hasLevelFiles path then
+            fail "'%s' holds the level-*.bin files of a prepared data set, but its dataset.json is missing (they cannot be read without it); prepare the data set again with prepare.fsx." path
         let index =
             try JsonSerializer.Deserialize<DatasetIndex>(File.ReadAllText file)
             with :? JsonException | :? IOException | :? UnauthorizedAccessException as e ->
@@ -189,7 +200,8 @@ module PreparedDataset =
         use stream = File.OpenRead path
         Convert.ToHexString(SHA256.HashData stream).ToLowerInvariant()
 
-    /// The problems of a data set's level files: missing, of the wrong length, or (with `hashes`) of other content.
+    /// The problems of a data set's level files: missing, of the wrong length, or (with `hashes`) of other content
+    /// (each file read once, streamed through SHA-256).
     let problems (path: string) (index: DatasetIndex) (hashes: bool) =
         [ for l in index.Levels do
             let file = Path.Combine(path, l.File)
@@ -210,11 +222,12 @@ module PreparedDataset =
             fail "The data set '%s' has %d channel(s), the run %d; prepare it with --channels %d, or train with --channels %d." path index.Channels channels channels index.Channels
         if index.Resolution < resolution then
             fail "The data set '%s' is prepared at %d², below the run's %d²; prepare it at --resolution %d or more." path index.Resolution resolution resolution
-        match problems path index verify with
-        | [] -> ()
-        | first :: _ -> fail "%s; prepare the data set again with prepare.fsx." first
-        // A set prepared at a higher resolution serves the run's levels: its first ones.
+        // A set prepared at a higher resolution serves the run's levels: its first ones; only those are read, so
+        // only those are checked.
         let levels = index.Levels |> Array.filter (fun l -> l.Resolution <= resolution)
+        match problems path { index with Levels = levels } verify with
+        | [] -> ()
+        | first :: _ -> fail "%s; see every damaged file with prepare.fsx --check %s, and prepare the data set again." first path
         new PreparedDataset(Path.GetFullPath path, { index with Resolution = resolution; Levels = levels })
 
     /// Writes training images held in memory (the procedural set, say) as a prepared data set at `path`.

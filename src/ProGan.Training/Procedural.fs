@@ -1,5 +1,6 @@
 namespace ProGan.Training
 
+open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend
 
@@ -88,41 +89,60 @@ module Procedural =
         | 3 -> rgba.narrow(1L, 0L, 3L)
         | _ -> rgba.alias()
 
-    /// Renders the scene a chunk at a time, handing each chunk and its first index to `write`; returns the labels of
-    /// a labelled scene.
-    let private renderInto (count: int) (resolution: int) (seed: int) (labelled: bool) (write: int64 -> torch.Tensor -> unit) =
+    /// Renders the scene a chunk at a time, handing each chunk, its first index and its labels (empty for an
+    /// unlabelled scene) to `write`; `cancel` stops it between chunks. Returns the labels of a labelled scene.
+    let private renderInto (count: int) (resolution: int) (seed: int) (labelled: bool) (cancel: CancellationToken) (write: int64 -> torch.Tensor -> int64[] -> unit) =
         use scope = torch.NewDisposeScope()
         let scene = draw count seed labelled
+        let labels = scene.Labels |> Option.map (fun l -> l.data<int64>().ToArray()) |> Option.defaultValue [||]
         let chunk = chunkAt resolution
         for start in 0L .. chunk .. scene.Count - 1L do
-            use images = paint scene resolution start (min chunk (scene.Count - start))
-            write start images
-        scene.Labels |> Option.map (fun l -> l.data<int64>().ToArray()) |> Option.defaultValue [||]
+            cancel.ThrowIfCancellationRequested()
+            let n = min chunk (scene.Count - start)
+            use images = paint scene resolution start n
+            write start images (if labels.Length = 0 then [||] else labels[int start .. int (start + n) - 1])
+        labels
 
     /// Renders `count` RGB images at `resolution` (float in [0, 255], NCHW), with all randomness from `seed`.
     let render (count: int) (resolution: int) (seed: int) =
         let result = torch.empty([| int64 count; 3L; int64 resolution; int64 resolution |])
-        renderInto count resolution seed false (fun start images -> result.narrow(0L, start, images.shape[0]).copy_(images.narrow(1L, 0L, 3L)) |> ignore) |> ignore
+        renderInto count resolution seed false CancellationToken.None (fun start images _ -> result.narrow(0L, start, images.shape[0]).copy_(images.narrow(1L, 0L, 3L)) |> ignore) |> ignore
         result
 
     /// The class names of the labelled set (`--labels shapes`).
     let classNames = [| "discs"; "squares" |]
 
+    let private nameOf (count: int) (seed: int) (labelled: bool) =
+        sprintf "procedural shapes (%d images, seed %d%s)" count seed (if labelled then ", labelled by shape" else "")
+
     /// The procedural set as a pyramid of `channels` channels ready for training (grayscale: luma; RGBA: the shapes
     /// opaque on a half-transparent sky), built a chunk at a time so that only the bytes of the whole set are ever held;
     /// `labelled`: every image's shapes all discs or all squares, its class (`classNames`).
     let pyramidOf (count: int) (resolution: int) (channels: int) (seed: int) (labelled: bool) =
-        let name = sprintf "procedural shapes (%d images, seed %d%s)" count seed (if labelled then ", labelled by shape" else "")
+        let name = nameOf count seed labelled
         let levels =
             [| for r in Seq.unfold (fun r -> if r <= resolution then Some(r, 2 * r) else None) 4 ->
                  torch.empty([| int64 count; int64 channels; int64 r; int64 r |], dtype = torch.ScalarType.Byte) |]
         let labels =
-            renderInto count resolution seed labelled (fun start images ->
+            renderInto count resolution seed labelled CancellationToken.None (fun start images _ ->
                 use inChannels = withChannels channels images
                 use part = ImagePyramid.fromFloat name inChannels
                 for level, target in Array.indexed levels do
                     target.narrow(0L, start, images.shape[0]).copy_(part.Levels[level]) |> ignore)
         new ImagePyramid(name, levels, labels, (if labelled then classNames else [||]))
+
+    /// The procedural set written into a data set a chunk at a time (`prepare.fsx --procedural`): the images of
+    /// `pyramidOf`, never all in memory at once; `report` hears how many are done, `cancel` stops between chunks.
+    /// Returns the set's name.
+    let prepareInto (count: int) (resolution: int) (channels: int) (seed: int) (labelled: bool) (writer: DatasetWriter) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
+        let name = nameOf count seed labelled
+        renderInto count resolution seed labelled cancel (fun start images labels ->
+            use inChannels = withChannels channels images
+            use part = ImagePyramid.fromFloat name inChannels
+            // The chunk's labels beside its levels (the levels stay the chunk's, disposed with it).
+            writer.Append(new ImagePyramid(name, part.Levels, labels, (if labelled then classNames else [||])))
+            report (Preparing(int start + int images.shape[0], count))) |> ignore
+        name
 
     /// The unlabelled procedural set.
     let pyramid (count: int) (resolution: int) (channels: int) (seed: int) = pyramidOf count resolution channels seed false

@@ -112,6 +112,14 @@ type RunFolder(path: string) =
 
     /// The checkpoints, newest first (regular files only: a FIFO under a checkpoint's name would block a reader).
     member _.Checkpoints() = RunFiles.Checkpoints path |> List.ofSeq
+    /// What `Checkpoints` passes over, in words, if anything: entries named like checkpoints that are not files.
+    member _.SkippedCheckpoints() =
+        match RunFiles.NotCheckpoints path |> List.ofSeq with
+        | [] -> None
+        | skipped ->
+            Some(sprintf "passed over %s: named like checkpoints, but %s"
+                    (String.Join(", ", skipped |> List.map Path.GetFileName))
+                    (String.Join(", ", skipped |> List.map (fun f -> match FileKind.at f with Special what -> what | Folder -> "a folder" | _ -> "gone") |> List.distinct)))
 
 module RunFolder =
 
@@ -143,6 +151,21 @@ module RunFolder =
 
     /// Whether `name` is a file name a run writes.
     let isOwnName (name: string) = ownName.IsMatch name
+
+    /// Names of the files `generate.fsx` writes into its output folder (`Generation`, `VideoFiles`), and their
+    /// temporary files: what it may write among without `--force`.
+    let private generatedName =
+        Regex(@"^(samples-seed-?\d+\.png|sample-seed-?\d+-\d{3,}\.png|latents-seed-?\d+\.npy|interpolation--?\d+--?\d+(-frame\d{3,})?\.png|interpolation-loop\.(gif|mp4)|training\.(gif|mp4)|levels-of-detail-seed-?\d+\.png)(\.tmp)?$")
+
+    /// Whether `name` is a file name `generate.fsx` writes.
+    let isGeneratedName (name: string) = generatedName.IsMatch name
+
+    /// The output folder of `generate.fsx` (`--out`), created when missing: a folder that holds anything generate
+    /// did not write is refused unless `force` (`AtomicFile.CheckFolderTarget`, the rule of every command that writes).
+    let generatedFolder (path: string) (force: bool) =
+        let full = AtomicFile.CheckFolderTarget(path, "--out", "generate.fsx", (fun entry -> isGeneratedName (Path.GetFileName entry) && FileKind.isRegular entry), force)
+        Directory.CreateDirectory full |> ignore
+        full
 
     let private json = JsonSerializerOptions(WriteIndented = true)
 

@@ -59,6 +59,15 @@ type StopSignals() =
     /// Why, once asked.
     member _.Reason = reason
 
+    /// The signal, in words, for the line a stopped command prints.
+    member _.Name =
+        match reason with
+        | Some Interrupted -> "SIGINT (Ctrl+C)"
+        | Some Terminated -> "SIGTERM"
+        | Some HungUp -> "SIGHUP"
+        | Some ParentExited -> "its parent process exiting"
+        | None -> "no signal"
+
     /// The exit code of a run stopped this way: 128 + the signal's number, as a shell reports a process it killed.
     member _.ExitCode =
         match reason with

@@ -178,6 +178,28 @@ module TrainCommand =
     let private fmapBaseReaching (resolution: int) (decay: float) =
         int (ceil (2.0 ** ((Math.Log2(float resolution) - 1.0) * decay)))
 
+    /// A configuration error as the user typed it: the setting `TrainingConfig.validate` names by its field
+    /// (`DRepeats = 0 is invalid`) is named by the flag that set it (`--d-repeats 0 is invalid`), found as the given
+    /// flag that changes that field of the preset.
+    let private asTyped (args: TrainArguments) (preset: TrainingConfig) (e: ArgumentException) =
+        let line = CommandLine.firstLine e.Message
+        let field = e.ParamName
+        let valueOf (c: TrainingConfig) =
+            if isNull field then None
+            else
+                match typeof<TrainingConfig>.GetProperty field, typeof<ProGan.Keras.Models.ProGanConfig>.GetProperty field with
+                | null, null -> None
+                | null, p -> Some(Text.Json.JsonSerializer.Serialize(p.GetValue c.Architecture))
+                | p, _ -> Some(Text.Json.JsonSerializer.Serialize(p.GetValue c))
+        let setter =
+            args.Overrides |> List.rev |> List.tryFind (fun (_, change) ->
+                let before = valueOf preset
+                before.IsSome && (try valueOf (change preset) <> before with _ -> false))
+        match setter with
+        | Some(flag, _) when line.StartsWith(field + " = ") -> flag + " " + line.Substring(field.Length + 3)
+        | Some(flag, _) -> flag + ": " + line
+        | None -> line
+
     /// The run the arguments ask for: the preset with the overrides for a new run, or the run's own config.json for
     /// `--resume`. Reads the run folder's configuration; creates nothing.
     let plan (args: TrainArguments) : TrainPlan =
@@ -212,7 +234,14 @@ module TrainCommand =
                     (fmapBaseReaching args.Resolution a.FmapDecay) (if args.Preset = "paper" then "" else ", or use --preset paper")
             let config =
                 try TrainingConfig.validate config
-                with :? ArgumentException as e -> bad "%s" (CommandLine.firstLine e.Message)
+                with :? ArgumentException as e -> bad "%s" (asTyped args preset e)
+            match FileKind.at config.InitFrom with
+            | _ when config.InitFrom = "" -> ()
+            | Missing -> bad "--init-from: '%s' does not exist; pass a run folder or one of its checkpoint-*.ckpt files." config.InitFrom
+            | Regular _ when not (ProGan.Keras.Serving.CheckpointFile.IsCheckpointFile config.InitFrom) ->
+                bad "--init-from: '%s' is not a checkpoint; pass a run folder or one of its checkpoint-*.ckpt files." config.InitFrom
+            | Special what -> bad "--init-from: '%s' is %s; pass a run folder or one of its checkpoint-*.ckpt files." config.InitFrom what
+            | _ -> ()
             // The default folder is named by the time; runs started in the same second get -2, -3, … rather than share one.
             let out =
                 args.Out |> Option.defaultWith (fun () ->
@@ -221,6 +250,23 @@ module TrainCommand =
                     |> Seq.find (fun candidate -> not (Directory.Exists candidate || File.Exists candidate)))
             { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages
               StopAfter = stopAfter; Device = device }
+
+    /// A `--resume` of a run folder that another process is training in, refused before anything is loaded (the
+    /// native libraries take seconds to load on a busy machine): the exit code, or None to go on. Anything else,
+    /// bad arguments included, is left to `run`.
+    let refuseIfLocked (argv: string[]) =
+        let args = try Some(CommandLine.parse command (CommandLine.scriptArguments argv)) with _ -> None
+        match args |> Option.bind (fun a -> a.Resume) |> Option.map Path.GetFullPath with
+        | Some folder when FileKind.at folder = Folder && RunFolder.isRunFolder folder ->
+            try
+                (RunLock.acquire (RunFolder folder)).Dispose()
+                None
+            with
+            | RunLockedException(_, _) as e ->
+                eprintfn "error: %s" e.Message
+                Some 3
+            | _ -> None
+        | _ -> None
 
     /// Trains as the arguments ask, with a live display on a terminal; returns the exit code.
     let run (argv: string[]) =

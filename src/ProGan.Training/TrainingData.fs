@@ -19,8 +19,13 @@ module TrainingData =
         if config.DataFolder = "" then
             report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
             Procedural.pyramidOf config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed (config.Labels = "shapes")
-        elif PreparedDataset.isDataset config.DataFolder then
-            let data = PreparedDataset.openFor config.DataFolder resolution config.Architecture.ImageChannels false
+        elif PreparedDataset.isDataset config.DataFolder || PreparedDataset.hasLevelFiles config.DataFolder then
+            // Every level file the run reads is checked against dataset.json (size and SHA-256, one streamed read),
+            // so a changed file is refused here rather than trained on.
+            let clock = Diagnostics.Stopwatch.StartNew()
+            let data = PreparedDataset.openFor config.DataFolder resolution config.Architecture.ImageChannels true
+            report (Info(sprintf "Verified the prepared data set against its SHA-256s: %.0f MB in %.1f s"
+                             (float (PreparedDataset.levelBytes data.Index resolution) / 1e6) clock.Elapsed.TotalSeconds))
             if config.Labels <> "" && data.Labels.Length = 0 then
                 (data :> IDisposable).Dispose()
                 raise (DataException(sprintf "--labels: the data set '%s' has no labels; prepare it with --labels folders." config.DataFolder))

@@ -105,8 +105,9 @@ module TrainingRun =
         let manifest = RunFolder.readManifest folder
         if String.IsNullOrEmpty manifest.DataSha256 then
             RunFolder.writeManifest folder { manifest with DataImages = data.Count; DataSha256 = data.ContentHash; ClassNames = data.ClassNames }
-        // A prepared data set's final level is hashed from the file itself: files replaced in place are other images.
-        elif manifest.DataSha256 <> (match data with :? PreparedDataset as p -> p.HashOnDisk(p.LevelCount - 1) | _ -> data.ContentHash) then
+        // A prepared data set's level files were checked against their SHA-256s when it was opened
+        // (`PreparedDataset.openFor`), so its recorded hash is that of the file on disk.
+        elif manifest.DataSha256 <> data.ContentHash then
             raise (DataException(
                     sprintf "The data (%s: %d images, SHA-256 %s…) is not the data this run was trained on (%d images, SHA-256 %s…). Resume with the original images (--data FOLDER if they moved), or start a new run."
                         (TrainingData.describe config) data.Count (data.ContentHash.Substring(0, 12)) manifest.DataImages (manifest.DataSha256.Substring(0, 12))))
@@ -148,11 +149,14 @@ module TrainingRun =
                             | newest :: _ -> newest
                             | [] -> raise (RunFolderException(sprintf "--init-from: '%s' has no checkpoint to start from." config.InitFrom))
                         | _ -> config.InitFrom
-                    let from = trainer.InitializeFrom source
+                    let from =
+                        try trainer.InitializeFrom source
+                        with :? CheckpointException as e -> raise (RunFolderException("--init-from: " + e.Message.Split('\n')[0]))
                     options.Report(Info(sprintf "Started from the weights of %s (levels up to %d²%s)" source from
                                             (if from < config.Architecture.Resolution then sprintf "; %d² and above are new" (2 * from) else "")))
                 let rows =
                     if options.Resume then
+                        folder.SkippedCheckpoints() |> Option.iter (fun text -> options.Report(Warning(text + "; resuming from the checkpoint files")))
                         match restoreNewestGood folder trainer options.Report with
                         | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
                         | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")

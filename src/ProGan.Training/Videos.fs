@@ -145,7 +145,9 @@ module Videos =
         { /// Paths written, in order.
           Files: string list
           /// Why an MP4 was not written (no ffmpeg), if so.
-          Skipped: string option }
+          Skipped: string option
+          /// Why the training time-lapse was not written (no tick grids in the run folder), if so.
+          NoTimeLapse: string option }
 
     /// The latent walk through `seeds` (GIF, and MP4 with ffmpeg), the run's time-lapse (the same), and the levels of
     /// detail of the first seed (PNG), into `out` (a `VideoFiles` folder).
@@ -160,10 +162,14 @@ module Videos =
             encoder |> Option.iter (fun exe -> writeMp4 exe mp4 frames fps; written.Add mp4)
         use z = loopLatents run.Config.Architecture.LatentSize seeds framesPerSeed
         write files.LoopGif files.LoopMp4 true (render run z)
-        timeLapse runFolder |> Option.iter (write files.TrainingGif files.TrainingMp4 false)
+        let lapse = timeLapse runFolder
+        lapse |> Option.iter (write files.TrainingGif files.TrainingMp4 false)
         use levels = levelsOfDetail run (List.head seeds)
         use strip = ImageGrid.Compose(levels, (int levels.shape[0]), 64)
         ImageGrid.WritePng(files.LevelsOfDetail(List.head seeds), strip)
         written.Add(files.LevelsOfDetail(List.head seeds))
         { Files = List.ofSeq written
-          Skipped = if encoder.IsNone then Some "no ffmpeg on the PATH (apt-get install ffmpeg): GIFs only" else None }
+          Skipped = if encoder.IsNone then Some "no ffmpeg on the PATH (apt-get install ffmpeg): GIFs only" else None
+          NoTimeLapse =
+            if lapse.IsSome then None
+            else Some(sprintf "'%s' has no sample grids (fakes-*.png; training writes one every tick, --tick-images), so there is no training time-lapse" runFolder.Path) }

@@ -19,14 +19,21 @@ let ``bad arguments give one line that names them`` () =
     Assert.Equal("--lr expects a number; got 'fast'.", error [ "--lr"; "fast" ])
     Assert.Equal("--out needs a value (FOLDER).", error [ "--out" ])
     Assert.Contains("multiple of the minibatch-stddev group size 4", error [ "--minibatch"; "6" ])
-    Assert.Contains("EmaBeta", error [ "--ema-beta"; "1.5" ])
-    Assert.Contains("PenaltyInterval = 0 is invalid; it must be from 1", error [ "--penalty-interval"; "0" ])
+    Assert.StartsWith("--ema-beta 1.5 is invalid; it must be in [0, 1)", error [ "--ema-beta"; "1.5" ])
+    Assert.Contains("--penalty-interval 0 is invalid; it must be from 1", error [ "--penalty-interval"; "0" ])
+    Assert.Equal("--d-repeats 0 is invalid; it must be from 1 to 16.", error [ "--d-repeats"; "0" ])
     Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
-    Assert.Contains("LearningRateDecay = 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
+    Assert.Contains("--lr-decay 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
     Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
     Assert.Equal("--precision takes float32 or bfloat16; got 'float16'.", error [ "--precision"; "float16" ])
     Assert.Equal("bfloat16", (plan [ "--precision"; "bfloat16" ]).Config.Precision)
     Assert.Equal("float32", (plan []).Config.Precision)
+    // --init-from names itself: a path that is not there, a file that is not a checkpoint (a run's config.json).
+    Assert.Equal("--init-from: '/no/such.ckpt' does not exist; pass a run folder or one of its checkpoint-*.ckpt files.", error [ "--init-from"; "/no/such.ckpt" ])
+    let config = System.IO.Path.GetTempFileName()
+    System.IO.File.WriteAllText(config, "{\"Architecture\": {}}")
+    try Assert.Equal(sprintf "--init-from: '%s' is not a checkpoint; pass a run folder or one of its checkpoint-*.ckpt files." config, error [ "--init-from"; config ])
+    finally System.IO.File.Delete config
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
         Assert.DoesNotContain("\n", message)
 
@@ -56,7 +63,7 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     let phases = plan [ "--stabilise-images"; "4:24000,16:12000"; "--fade-images"; "32:6000" ]
     Assert.Equal<ResolutionImages[]>([| { Resolution = 4; Images = 24000 }; { Resolution = 16; Images = 12000 } |], phases.Config.StabiliseImagesAt)
     Assert.Equal<ResolutionImages[]>([| { Resolution = 32; Images = 6000 } |], phases.Config.FadeImagesAt)
-    Assert.Contains("FadeImagesAt = 4 is invalid", error [ "--fade-images"; "4:100" ])
+    Assert.Contains("--fade-images 4 is invalid", error [ "--fade-images"; "4:100" ])
 
 [<Fact>]
 let ``help and usage list every option`` () =
@@ -72,7 +79,7 @@ let ``the paper preset is valid as it is, and runs past growth to its total`` ()
     Assert.Equal(15_000_000L, TrainingConfig.totalImages paper)
     Assert.Equal(10_200_000L, TrainingConfig.growthImages paper)
     Assert.Equal(1024, (Schedule.at paper 14_000_000L).Resolution)
-    Assert.Contains("TotalImages", error [ "--total-images"; "1000"; "--resolution"; "16" ])
+    Assert.StartsWith("--total-images 1000 is invalid", error [ "--total-images"; "1000"; "--resolution"; "16" ])
 
 [<Fact>]
 let ``--stop-after-minutes stops the run with a checkpoint of where it stands, exit code 0`` () =

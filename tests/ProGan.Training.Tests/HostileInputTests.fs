@@ -59,12 +59,14 @@ let ``train: every bad option value is one line and exit code 2, and nothing is 
           [ "--out"; "/dev/null" ], "is a file, not a folder"
           [ "--out"; "/etc/hostname/run" ], "cannot create the folder"
           [ "--out"; "/proc/no-such-run" ], "cannot create the folder"
+          [ "--init-from"; "/no/such/run" ], "--init-from: '/no/such/run' does not exist"
+          [ "--d-repeats"; "0" ], "--d-repeats 0 is invalid; it must be from 1 to 16"
           [ "--out"; user.Path ], "is not empty and is not a run folder"
           [ "--device"; "tpu" ], "--device expects cpu, cuda or cuda:N"
           [ "--lr"; "Infinity" ], "--lr must be a finite number"
           [ "--gp-weight"; "Infinity" ], "--gp-weight must be a finite number"
           [ "--lr"; "fast" ], "--lr expects a number"
-          [ "--metrics"; "fid" ], "Metrics = fid is invalid"
+          [ "--metrics"; "fid" ], "--metrics fid is invalid"
           [ "--threads"; "100000" ], "--threads must be at most"
           [ "--resume"; "/no/such/run" ], "does not exist"
           [ "--resume"; user.Path ], "is not a run folder"
@@ -96,6 +98,8 @@ let ``generate and evaluate: every bad option value is one line and exit code 2`
           [ "--run"; run.Path; "--steps"; "1" ], "--steps must be at least 2"
           [ "--run"; run.Path; "--out"; "" ], "--out needs a folder name"
           [ "--run"; run.Path; "--out"; "/etc/hostname" ], "is a file, not a folder"
+          [ "--run"; run.Path; "--out"; user.Path ], "which generate.fsx did not write; choose a new or empty folder, or add --force"
+          [ "--run"; run.Path; "--out"; "/proc/no-such/samples" ], "--out: the folder '/proc/no-such' does not exist"
           [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
           [ "--run"; run.Path; "--checkpoint"; "nope.ckpt" ], "does not exist"
           [ "--run"; run.Path; "--interpolate"; "1" ], "--interpolate expects two seeds"
@@ -130,7 +134,11 @@ let ``export: every bad option value is one line and exit code 2`` () =
           [ "--run"; run.Path; "--resolution"; "6" ], "--resolution 6: resolution must be a power of two from 4 to 8"
           [ "--run"; run.Path; "--resolution"; "8" ], "--resolution 8: the checkpoint was trained up to 4² straight-through"
           [ "--run"; run.Path; "--checkpoint"; "/tmp" ], "is a folder, not a checkpoint file"
-          [ "--run"; run.Path; "--out"; "/tmp" ], "--out: '/tmp' is not a file name"
+          [ "--run"; run.Path; "--out"; "/tmp" ], "--out: '/tmp' is a folder; name the file to write"
+          [ "--run"; run.Path; "--out"; "/proc/nope/g.onnx" ], "--out: the folder '/proc/nope' does not exist; create it first"
+          [ "--run"; run.Path; "--out"; "/proc/g.onnx" ], "--out: nothing can be created in the folder '/proc'"
+          [ "--run"; run.Path; "--out"; user.Path + "/config.json" ], "exists and is not an ONNX model written by this library"
+          [ "--run"; run.Path; "--format"; "checkpoint"; "--out"; user.Path + "/log.csv" ], "exists and is not a generator checkpoint written by this library"
           [ "--run"; run.Path; "--format"; "png" ], "--format png: the formats are onnx and checkpoint"
           [ "--run"; run.Path; "--format"; "checkpoint"; "--resolution"; "4" ], "a checkpoint export holds every level"
           [ "--run"; run.Path; "--resolutoin"; "4" ], "did you mean --resolution?" ] do
@@ -142,6 +150,60 @@ let ``export: every bad option value is one line and exit code 2`` () =
     bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
     File.WriteAllBytes(checkpoint, bytes)
     refused Cli.export [ "--run"; run.Path ] "SHA-256"
+
+[<Fact>]
+let ``export and generate replace only what they wrote: a user's file is refused, kept, and replaced only with --force`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    use scratch = new TempFolder()
+    let precious = scratch.File "precious"
+    File.WriteAllText(precious, "a user's file")
+    refused Cli.export [ "--run"; run.Path; "--out"; precious ] ("--out: '" + precious + "' exists and is not an ONNX model written by this library, so it is left as it is; name another file, or add --force")
+    Assert.Equal("a user's file", File.ReadAllText precious)
+    Assert.Empty(Directory.GetFiles(scratch.Path, "*.tmp"))
+    // Its own export is replaced without a word; a user's file only when asked.
+    let model = scratch.File "g.onnx"
+    for _ in 1..2 do Assert.Equal(0, (fun (c, _, _) -> c) (runCommand Cli.export [ "--run"; run.Path; "--out"; model ]))
+    for _ in 1..2 do Assert.Equal(0, (fun (c, _, _) -> c) (runCommand Cli.export [ "--run"; run.Path; "--format"; "checkpoint"; "--out"; scratch.File "g.ckpt" ]))
+    refused Cli.export [ "--run"; run.Path; "--format"; "checkpoint"; "--out"; model ] "is not a generator checkpoint written by this library"
+    Assert.Equal(0, (fun (c, _, _) -> c) (runCommand Cli.export [ "--run"; run.Path; "--out"; precious; "--force" ]))
+    Assert.NotEqual<string>("a user's file", File.ReadAllText precious)
+    // generate writes among its own files again, and among a user's only with --force, which leaves theirs alone.
+    let out = scratch.File "samples"
+    for _ in 1..2 do Assert.Equal(0, (fun (c, _, _) -> c) (runCommand Cli.generate [ "--run"; run.Path; "--count"; "2"; "--out"; out ]))
+    File.WriteAllText(Path.Combine(out, "mine.txt"), "keep")
+    refused Cli.generate [ "--run"; run.Path; "--count"; "2"; "--out"; out ] "holds 'mine.txt', which generate.fsx did not write"
+    Assert.Equal(0, (fun (c, _, _) -> c) (runCommand Cli.generate [ "--run"; run.Path; "--count"; "2"; "--out"; out; "--force" ]))
+    Assert.Equal("keep", File.ReadAllText(Path.Combine(out, "mine.txt")))
+
+[<Fact>]
+let ``export of a run whose newest checkpoint is damaged names the newest good one; a FIFO among checkpoints is mentioned`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 64L) |> ignore
+    let newest, older = match checkpoints run.Path with n :: o :: _ -> n, o | _ -> failwith "two checkpoints expected"
+    let bytes = File.ReadAllBytes newest
+    bytes[bytes.Length / 2] <- bytes[bytes.Length / 2] ^^^ 0xFFuy
+    File.WriteAllBytes(newest, bytes)
+    let fifo = run.File "checkpoint-999999999999.ckpt"
+    use mkfifo = Diagnostics.Process.Start("mkfifo", [ fifo ])
+    mkfifo.WaitForExit()
+    let code, err = invoke Cli.export [ "--run"; run.Path ]
+    Assert.Equal(2, code)
+    Assert.Contains("warning: passed over checkpoint-999999999999.ckpt: named like checkpoints, but a FIFO.", err)
+    Assert.Contains(sprintf "The newest good checkpoint is %s: pass --checkpoint %s." (Path.GetFileName older) (Path.GetFileName older), err)
+    Assert.Equal(0, fst (invoke Cli.export [ "--run"; run.Path; "--checkpoint"; Path.GetFileName older ]))
+
+[<Fact>]
+let ``generate --video of a run without sample grids writes the rest and says why there is no time-lapse`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    for grid in Directory.GetFiles(run.Path, "fakes-*.png") do File.Delete grid
+    use out = new TempFolder()
+    let code, err = invoke Cli.generate [ "--run"; run.Path; "--out"; out.Path; "--count"; "1"; "--video"; "--seeds"; "1,2"; "--frames"; "2" ]
+    Assert.Equal(0, code)
+    Assert.Equal(sprintf "warning: '%s' has no sample grids (fakes-*.png; training writes one every tick, --tick-images), so there is no training time-lapse." run.Path, err.Trim())
+    Assert.True(File.Exists(out.File "interpolation-loop.gif"))
+    Assert.False(File.Exists(out.File "training.gif"))
 
 [<Fact>]
 let ``resuming a run whose config.json was edited by hand names what is wrong`` () =
@@ -162,7 +224,10 @@ let ``resuming a run whose config.json was edited by hand names what is wrong`` 
           without "DataFolder", "lacks DataFolder"
           without "Minibatch", "lacks Minibatch"
           original.Replace("\"Seed\": 1", "\"Seed\": \"one\""), "wrong type"
-          original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate" ] do
+          original.Replace("\"LearningRate\": 0.003", "\"LearningRate\": -1"), "LearningRate"
+          original.Replace("\"StabiliseImages\": 64", "\"StabiliseImages\": 1e20"), "$.StabiliseImages"
+          original.Replace("\"FmapMax\": 8", "\"FmapMax\": 1e20"), "$.Architecture.FmapMax"
+          original.Replace("\"FmapMax\": 8", "\"FmapMax\": 2000000000").Replace("\"FmapBase\": 32", "\"FmapBase\": 2000000000"), "GiB of memory is available" ] do
         File.WriteAllText(config, text)
         refused Cli.main [ "--resume"; run.Path ] expected
     // A run from before a field was added reads as what it did (Precision: float32), and resumes.

@@ -70,6 +70,50 @@ let ``a damaged, too small or missing data set is one line that names the file a
     let code, err, _ = prepare [ "--procedural"; "16"; "--resolution"; "16"; "--out"; dataset ]
     Assert.Equal(2, code)
     Assert.Contains("already exists", err)
+    // An --out where nothing can be created: one line naming the option and the folder, and nothing left anywhere.
+    for out, expected in [ "/proc/a-data-set", "--out: nothing can be created in the folder '/proc'"
+                           "/proc/no-such/a-data-set", "--out: the folder '/proc/no-such' does not exist" ] do
+        let code, err, _ = prepare [ "--procedural"; "16"; "--resolution"; "8"; "--out"; out ]
+        Assert.Equal(2, code)
+        Assert.StartsWith("error: " + expected, err)
+        Assert.Equal(1, err.Trim().Split('\n').Length)
+
+[<Fact>]
+let ``training verifies every level file against dataset.json, and a set without its dataset.json is named as one`` () =
+    use root = new TempFolder()
+    let dataset = root.File "shapes"
+    Assert.Equal(0, (fun (c, _, _) -> c) (prepare [ "--procedural"; "16"; "--resolution"; "8"; "--out"; dataset ]))
+    let level = Path.Combine(dataset, "level-0008.bin")
+    let index = Path.Combine(dataset, "dataset.json")
+    let refusedToTrain (expected: string list) =
+        use run = new TempFolder()
+        let e = Assert.ThrowsAny<exn>(fun () -> train { tiny with DataFolder = dataset; Minibatch = [| 4 |] } run.Path false (Some 8L) |> ignore)
+        let code, line = (CommandLine.describe e).Value
+        Assert.Equal(2, code)
+        for part in expected do Assert.Contains(part, line)
+        Assert.DoesNotContain("\n", line)
+    // A same-length change of a level file: its size is right, its SHA-256 is not.
+    let bytes = File.ReadAllBytes level
+    let changed = Array.copy bytes
+    changed[changed.Length / 2] <- changed[changed.Length / 2] ^^^ 0xFFuy
+    File.WriteAllBytes(level, changed)
+    refusedToTrain [ "level-0008.bin' does not match its SHA-256 in dataset.json"; "prepare.fsx --check " + dataset ]
+    File.WriteAllBytes(level, bytes)
+    // A changed SHA-256 in dataset.json is the same mismatch, seen from the other side.
+    let text = File.ReadAllText index
+    let recorded = (PreparedDataset.readIndex dataset).Levels[1].Sha256
+    File.WriteAllText(index, text.Replace(recorded, String('0', recorded.Length)))
+    refusedToTrain [ "level-0008.bin' does not match its SHA-256 in dataset.json" ]
+    File.WriteAllText(index, text)
+    use run = new TempFolder()
+    let _, events = train { tiny with DataFolder = dataset; Minibatch = [| 4 |] } run.Path false (Some 8L)
+    Assert.Contains(events, fun e -> match e with Info t -> t.StartsWith "Verified the prepared data set against its SHA-256s" | _ -> false)
+    // dataset.json deleted: the level files are named as a prepared set that lost its index, by train and prepare.
+    File.Delete index
+    refusedToTrain [ "holds the level-*.bin files of a prepared data set, but its dataset.json is missing"; "prepare the data set again" ]
+    let code, err, _ = prepare [ "--check"; dataset ]
+    Assert.Equal(2, code)
+    Assert.Contains("its dataset.json is missing", err)
 
 [<Fact>]
 let ``a data set larger than the memory allowed for data trains with resident memory bounded by what a step touches`` () =

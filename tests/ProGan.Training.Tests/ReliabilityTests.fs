@@ -138,6 +138,21 @@ let ``a second process on the same run folder is refused, and the lock goes with
     Assert.Equal(16L, position.ImagesShown)
 
 [<Fact>]
+let ``a resume while another process holds the lock is refused before anything heavy is loaded`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 8L) |> ignore
+    use holder = RunLock.acquire (RunFolder run.Path)
+    let clock = Stopwatch.StartNew()
+    let p, _, output = start [ "--resume"; run.Path ]
+    Assert.True(p.WaitForExit 60_000)
+    p.WaitForExit()
+    Assert.Equal(3, p.ExitCode)
+    Assert.Contains(sprintf "is in use by another training process (pid %d" Environment.ProcessId, string output)
+    // The issue measured 28 s (the refusal came after TorchSharp's native libraries were loaded); the bound is
+    // generous for a loaded machine, where starting the process alone takes about a second.
+    Assert.True(clock.Elapsed < TimeSpan.FromSeconds 5.0, sprintf "took %O" clock.Elapsed)
+
+[<Fact>]
 let ``a checkpoint that cannot be written stops the run and leaves the previous one intact`` () =
     use run = new TempFolder()
     train tiny run.Path false (Some 32L) |> ignore
@@ -219,6 +234,48 @@ let ``SIGTERM and SIGINT finish the step, write a checkpoint and exit with 128 +
         p.WaitForExit()
         Assert.Equal(code, p.ExitCode)
         stoppedWithCheckpoint (string output) run.Path
+
+/// Starts `progan` with the arguments and waits (up to two minutes) until a line of its output contains `ready`.
+let private startUntil (args: string list) (ready: string) =
+    let p, _, output = start args
+    let deadline = DateTime.UtcNow.AddMinutes 2.0
+    while not ((lock output (fun () -> string output)).Contains ready) && not p.HasExited && DateTime.UtcNow < deadline do
+        Threading.Thread.Sleep 100
+    Assert.True((string output).Contains ready, sprintf "progan %A never printed '%s':\n%O" args ready output)
+    p, output
+
+[<Fact>]
+let ``SIGTERM stops prepare within seconds, leaving neither the data set nor its temporary folder`` () =
+    use root = new TempFolder()
+    let dataset = root.File "big"
+    // Enough images that it is still preparing when the signal comes (the issue's case: 40 s in, still running 15 s
+    // after SIGTERM); progress lines show from the start.
+    let p, output = startUntil [ "prepare"; "--procedural"; "2000000"; "--resolution"; "32"; "--out"; dataset ] "preparing images"
+    signal "TERM" p.Id
+    Assert.True(p.WaitForExit 20_000, sprintf "prepare was still running 20 s after SIGTERM:\n%O" output)
+    p.WaitForExit()
+    Assert.Equal(143, p.ExitCode)
+    Assert.Contains(sprintf "stopped by SIGTERM: nothing was written under '%s'" dataset, string output)
+    Assert.Contains("/s, ", string output) // the progress line's rate and time left
+    Assert.Empty(Directory.GetFileSystemEntries root.Path)
+
+[<Fact>]
+let ``SIGTERM stops generate --count between batches, keeping the images written and saying how many`` () =
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    let out = run.File "many"
+    let p, output = startUntil [ "generate"; "--run"; run.Path; "--count"; "2000000"; "--out"; out ] "generating images"
+    Assert.Contains("--count 2000000: writing 2000000 PNG files into", string output)
+    signal "TERM" p.Id
+    Assert.True(p.WaitForExit 30_000, sprintf "generate was still running 30 s after SIGTERM:\n%O" output)
+    p.WaitForExit()
+    Assert.Equal(143, p.ExitCode)
+    let m = Text.RegularExpressions.Regex.Match(string output, @"stopped by SIGTERM after (\d+) of 2000000 images; the \d+ written are kept in ")
+    Assert.True(m.Success, string output)
+    let written = Directory.GetFiles(out, "sample-seed7-*.png").Length
+    Assert.Equal(int m.Groups[1].Value, written)
+    Assert.True(written > 0 && written < 2_000_000)
+    Assert.Empty(Directory.GetFiles(out, "*.tmp"))
 
 [<Fact>]
 let ``a run whose parent process is killed stops with a checkpoint instead of training on as an orphan`` () =

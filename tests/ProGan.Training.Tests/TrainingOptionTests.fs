@@ -310,6 +310,19 @@ let ``a conditional run draws the class it is asked for, and cannot when the lab
     | shares -> failwithf "%A" shares
 
 [<Fact>]
+let ``an empty class folder and a class of one image are warned of before preparing`` () =
+    use data = new TempFolder()
+    twoColourFolder data.Path (Some "first")
+    Directory.CreateDirectory(data.File "empty") |> ignore
+    Directory.CreateDirectory(data.File "lonely") |> ignore
+    writePng (Path.Combine(data.Path, "lonely", "0.png")) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| 9uy; 9uy; 9uy |])
+    use root = new TempFolder()
+    let code, err, _ = runCommand Cli.prepare [ "--data"; data.Path; "--labels"; "folders"; "--resolution"; "8"; "--out"; root.File "set" ]
+    Assert.True((code = 0), err)
+    Assert.Contains(sprintf "warning: --labels folders: class folder(s) empty of '%s' hold no usable image, so they are no class; the classes are first, lonely, second." data.Path, err)
+    Assert.Contains("warning: --labels folders: class(es) lonely of", err)
+
+[<Fact>]
 let ``the procedural set labelled by shape trains a conditional run whose configuration records its classes`` () =
     use run = new TempFolder()
     let _, events = train { tiny with Labels = "shapes" } run.Path false None
@@ -333,6 +346,14 @@ let ``the procedural set labelled by shape trains a conditional run whose config
     let code, err, _ = runCommand Cli.generate [ "--run"; run.Path; "--class"; "circles" ]
     Assert.Equal(2, code)
     Assert.Contains("the run's classes are discs, squares", err)
+    // Its ONNX export takes the class as a second input, said on the console and in the model's metadata.
+    let onnx = run.File "conditional.onnx"
+    let code, err, out = runCommand Cli.export [ "--run"; run.Path; "--out"; onnx ]
+    Assert.True((code = 0), err)
+    Assert.Contains("label [batch, 2] (one-hot class: discs, squares)", out)
+    let model = Text.Encoding.UTF8.GetString(File.ReadAllBytes onnx)
+    Assert.Contains("label: float32 [batch, 2], one-hot", model)
+    Assert.Contains("discs,squares", model)
 
 [<Fact>]
 let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and the EMA generator float32`` () =

@@ -85,6 +85,27 @@ public static class CheckpointFile
         });
     }
 
+    /// <summary>Whether the bytes start as a checkpoint of any format version does: the length-prefixed magic.</summary>
+    private static bool HasMagicPrefix(ReadOnlySpan<byte> bytes) =>
+        bytes.Length > MagicPrefix.Length && bytes[0] > MagicPrefix.Length && bytes[0] < 0x80
+        && bytes.Slice(1, MagicPrefix.Length).SequenceEqual(Encoding.ASCII.GetBytes(MagicPrefix));
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is a regular file that starts as a checkpoint of this library does (any format
+    /// version; its content is not verified): what an export may replace without <c>--force</c>.
+    /// </summary>
+    public static bool IsCheckpointFile(string path)
+    {
+        if (!PathKinds.IsRegular(path)) return false;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var head = new byte[1 + MagicPrefix.Length];
+            return stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false) == head.Length && HasMagicPrefix(head);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     /// <summary>
     /// Reads and verifies a checkpoint: a regular file, its SHA-256 matching, this format version, a readable header.
     /// </summary>
@@ -99,6 +120,10 @@ public static class CheckpointFile
             PathKind.Folder => throw new CheckpointException(path, "is a folder, not a checkpoint file."),
             _ => throw new CheckpointException(path, $"is {what}, not a checkpoint file."),
         };
+        // What wrote the file is told by its first bytes before its hash is checked: a config.json or an image given
+        // as a checkpoint is "not a checkpoint", not "corrupted".
+        if (!HasMagicPrefix(bytes))
+            throw new CheckpointException(path, "is not a ProGan.Keras checkpoint (a checkpoint-*.ckpt of a run folder, or a generator-*.ckpt from export.fsx).");
         if (bytes.Length < HashLength + Magic.Length + 1)
             throw new CheckpointException(path, "is cut short (too small to be a checkpoint).");
         int length = bytes.Length - HashLength;

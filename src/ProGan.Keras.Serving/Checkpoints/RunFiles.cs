@@ -24,6 +24,19 @@ public static class RunFiles
     /// The checkpoints of a run folder, newest first (regular files only: a FIFO under a checkpoint's name would block
     /// a reader).
     /// </summary>
+    /// <summary>
+    /// Files of a run folder named like checkpoints that are not regular files (a FIFO, a device, a folder), which
+    /// <see cref="Checkpoints"/> passes over: for a warning, so that nothing is skipped without a word.
+    /// </summary>
+    public static IReadOnlyList<string> NotCheckpoints(string folder) =>
+        Directory.Exists(folder)
+            ? Directory.GetFileSystemEntries(folder, CheckpointPattern).Where(f => !PathKinds.IsRegular(f)).Order(StringComparer.Ordinal).ToArray()
+            : [];
+
+    /// <summary>
+    /// The checkpoints of a run folder, newest first (regular files only: a FIFO under a checkpoint's name would block
+    /// a reader).
+    /// </summary>
     public static IReadOnlyList<string> Checkpoints(string folder) =>
         Directory.Exists(folder)
             ? Directory.GetFiles(folder, CheckpointPattern).Where(PathKinds.IsRegular).OrderByDescending(f => f, StringComparer.Ordinal).ToArray()

@@ -62,6 +62,24 @@ public static class OnnxExport
     public static void Save(string path, ProgressiveGenerator generator, GeneratorPosition at, OnnxExportOptions? options = null) =>
         AtomicFile.WriteAllBytes(path, ToBytes(generator, at, options));
 
+    /// <summary>The producer name every exported model carries.</summary>
+    public const string ProducerName = "ProGan.Keras.Serving";
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is an ONNX model this library exported (its producer name): what an export may
+    /// replace without <c>--force</c>.
+    /// </summary>
+    public static bool IsExport(string path)
+    {
+        if (!PathKinds.IsRegular(path)) return false;
+        try
+        {
+            using var stream = File.OpenRead(path);
+            return ModelProto.Parser.ParseFrom(stream).ProducerName == ProducerName;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Google.Protobuf.InvalidProtocolBufferException) { return false; }
+    }
+
     private static ModelProto Build(ProgressiveGenerator generator, GeneratorPosition at, OnnxExportOptions options)
     {
         var config = generator.Config;
@@ -112,7 +130,7 @@ public static class OnnxExport
         var model = new ModelProto
         {
             IrVersion = IrVersion,
-            ProducerName = "ProGan.Keras.Serving",
+            ProducerName = ProducerName,
             ProducerVersion = CheckpointFile.LibraryVersion,
             Domain = "progan.keras",
             ModelVersion = 1,
@@ -131,6 +149,10 @@ public static class OnnxExport
             ["clip_output"] = options.ClipOutput ? "true" : "false",
             ["architecture"] = JsonSerializer.Serialize(config),
         };
+        // A conditional generator's second input, described where every runtime's metadata reader finds it.
+        if (config.LabelSize > 0)
+            metadata["inputs"] = $"{InputName}: float32 [batch, {config.LatentSize}] drawn from N(0, I); " +
+                                 $"{LabelName}: float32 [batch, {config.LabelSize}], one-hot: the class of each image (column i is class i; class_names, where given, names them)";
         foreach (var (key, value) in options.Metadata ?? new Dictionary<string, string>()) metadata[key] = value;
         foreach (var (key, value) in metadata) model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
         return model;
