@@ -28,7 +28,7 @@ let private build () =
                                 WorkingDirectory = root, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
     use p =
         try Process.Start info
-        with e -> failwithf "Could not start `dotnet` to build the library (%s). Install the .NET SDK (README, Set-up) and reopen the notebook." e.Message
+        with e -> failwithf "Could not start `dotnet` to build the library (%s). Install the .NET 10 SDK (README, Quick start) and reopen the notebook." e.Message
     let errors = p.StandardError.ReadToEndAsync()
     let output = p.StandardOutput.ReadToEnd()
     p.WaitForExit()

@@ -110,7 +110,10 @@ type Kernel(workingDirectory: string) =
                 | "DisplayedValueUpdated" ->
                     // An updating display (`display(x).Update(y)`) ends as its last value, as the notebook shows it.
                     let id = match e["event"]["valueId"] with null -> None | v -> Some(string v)
+                    // This kernel's F# `display` announces a value under one id and updates it under another (seen with
+                    // 1.0.712001): an update of an id not seen yet belongs to the latest displayed value, which takes its id.
                     let i = outputs.FindLastIndex(fun o -> match o with Display(d, _, _) -> d = id | _ -> false)
+                    let i = if i >= 0 then i else outputs.FindLastIndex(fun o -> match o with Display(_, _, isResult) -> not isResult | _ -> false)
                     if i >= 0 then outputs[i] <- Display(id, formats e["event"], false)
                     else outputs.Add(Display(id, formats e["event"], false))
                 | "CommandSucceeded" when own -> finished <- Some None

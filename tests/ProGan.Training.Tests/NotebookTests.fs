@@ -126,6 +126,21 @@ type Notebooks(output: ITestOutputHelper) =
         let ends = interpolation[4].Text
         Assert.True(number @"first frame vs seed 3: (\S+)," ends < 1e-4 && number @"last frame vs seed 11: (\S+)" ends < 1e-4, ends)
 
+    [<SkippableFact>]
+    member _.``05 own images to ONNX: a folder, a watched run, and ONNX Runtime agreeing with TorchSharp`` () =
+        let cells = timed "05-own-images-to-onnx.ipynb"
+        Assert.Contains("256 PNG files", cells[1].Text)
+        Assert.Equal(1, pngs cells[1])
+        Assert.Contains("DataFolder", html cells[2])
+        // The watched samples (the display's last update) and the loss chart.
+        Assert.Contains("finished at", cells[3].Text)
+        Assert.Contains("16² stabilise", html cells[3])
+        Assert.Equal(2, pngs cells[3])
+        Assert.Contains(".onnx", cells[4].Text)
+        // TorchSharp's and ONNX Runtime's images side by side, and the same numbers.
+        Assert.Equal(2, pngs cells[6])
+        Assert.True(number @"max \|ONNX Runtime − TorchSharp\| = (\S+)" cells[6].Text < 1e-4, cells[6].Text)
+
 /// The SHA-256 of the committed showcase model (README, "The showcase model", has the command that makes it).
 let private showcaseSha256 = "bf1e12a5444d738fc9d171da3aa25e1c9395a554e133b8937de92482b321c19a"
 
