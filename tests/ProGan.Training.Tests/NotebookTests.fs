@@ -1,6 +1,7 @@
-/// The Polyglot notebooks, run top to bottom: the .NET Interactive kernel is not available here, so each notebook's
-/// F# cells are joined into one script (display calls mapped to printing) and run with `dotnet fsi`. With
-/// PROGAN_NOTEBOOK_OUTPUTS=write, each cell's printed text and images are written back into the notebook as outputs.
+/// The Polyglot notebooks, run top to bottom in the real .NET Interactive kernel (NotebookKernel: the pinned
+/// `dotnet interactive` tool over its stdio protocol), one kernel per notebook and one submission per code cell, as
+/// VS Code runs them. With PROGAN_NOTEBOOK_OUTPUTS=write, each cell's outputs are written back into the notebook from
+/// the kernel's own events, so what GitHub and VS Code show is what the kernel produced.
 module ProGan.Training.Tests.NotebookTests
 
 open System
@@ -9,6 +10,8 @@ open System.IO
 open System.Text.Json.Nodes
 open System.Text.RegularExpressions
 open Xunit
+open Xunit.Abstractions
+open ProGan.Training.Tests.NotebookKernel
 
 let private root =
     let rec up (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "ProGan.Keras.sln")) then d.FullName else up d.Parent
@@ -16,17 +19,8 @@ let private root =
 
 let private notebooks = Path.Combine(root, "notebooks")
 
-/// What .NET Interactive gives a cell that this script must stand in for: `HTML` and `display`.
-let private prelude = """
-type HtmlOutput = { Html: string }
-let HTML (html: string) = { Html = html }
-let display (value: obj) =
-    match value with
-    | :? HtmlOutput as h -> printfn "<<<html>>>%s<<<end>>>" h.Html
-    | v -> printfn "%A" v
-"""
-
-let private cellMarker i = sprintf "<<<cell %d>>>" i
+/// The kernel tool, restored once for the run (`dotnet tool restore` from .config/dotnet-tools.json).
+let private kernelTool = lazy (NotebookKernel.restore root)
 
 let private codeCells (notebook: JsonNode) =
     notebook["cells"].AsArray()
@@ -35,44 +29,32 @@ let private codeCells (notebook: JsonNode) =
 
 let private source (cell: JsonNode) = cell["source"].AsArray() |> Seq.map string |> String.concat ""
 
-/// Runs a notebook; returns the output of each code cell.
+/// The longest a cell may run (the training cells take about a minute on two cores).
+let private cellTimeout = TimeSpan.FromMinutes 5.0
+
+/// Runs a notebook in a fresh kernel; returns each code cell's result and the kernel's time in all (start included).
+/// A cell that fails fails the test with its number and the kernel's error; no kernel tool skips it with the reason.
 let run (name: string) =
+    match kernelTool.Force() with
+    | Error reason -> Skip.If(true, reason)
+    | Ok() -> ()
     let path = Path.Combine(notebooks, name)
     let notebook = JsonNode.Parse(File.ReadAllText path)
     let cells = codeCells notebook
-    let script =
-        String.concat "\n"
-            [ yield prelude
-              for i, cell in List.indexed cells do
-                  yield sprintf "printfn \"%s\"" (cellMarker i)
-                  yield source cell ]
-    let scriptPath = Path.Combine(notebooks, ".run-" + Path.GetFileNameWithoutExtension name + ".fsx")
-    File.WriteAllText(scriptPath, script)
-    try
-        let info = ProcessStartInfo("dotnet", [ "fsi"; scriptPath ], WorkingDirectory = notebooks, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
-        use p = Process.Start info
-        let errors = p.StandardError.ReadToEndAsync()
-        let output = p.StandardOutput.ReadToEnd()
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes 5.0), name + " timed out")
-        Assert.True(p.ExitCode = 0, sprintf "%s failed (exit %d):\n%s\n%s" name p.ExitCode output errors.Result)
-        let parts = Regex.Split(output, @"<<<cell (\d+)>>>\r?\n")
-        let outputs = Array.create cells.Length ""
-        for k in 1 .. 2 .. parts.Length - 2 do outputs[int parts[k]] <- parts[k + 1]
-        if Environment.GetEnvironmentVariable "PROGAN_NOTEBOOK_OUTPUTS" = "write" then
-            for i, cell in List.indexed cells do
-                let items = JsonArray()
-                for piece in Regex.Split(outputs[i], @"(<<<html>>>.*?<<<end>>>\r?\n)") do
-                    if piece.StartsWith "<<<html>>>" then
-                        let html = piece.Substring(10, piece.IndexOf("<<<end>>>") - 10)
-                        items.Add(JsonNode.Parse(sprintf """{"output_type":"display_data","data":{"text/html":%s},"metadata":{}}""" (Text.Json.JsonSerializer.Serialize html)))
-                    elif piece.Trim() <> "" then
-                        items.Add(JsonNode.Parse(sprintf """{"output_type":"stream","name":"stdout","text":%s}""" (Text.Json.JsonSerializer.Serialize piece)))
-                cell["outputs"] <- items
-                cell["execution_count"] <- JsonValue.Create(i + 1)
-            File.WriteAllText(path, notebook.ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true, Encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping)) + "\n")
-        outputs
-    finally
-        File.Delete scriptPath
+    let watch = Stopwatch.StartNew()
+    let results =
+        use kernel = new Kernel(notebooks)
+        [| for i, cell in List.indexed cells do
+               let result = kernel.Submit(source cell, cellTimeout)
+               match result.Error with
+               | Some error -> failwithf "%s: code cell %d of %d failed in the .NET Interactive kernel:\n%s\n--- the cell:\n%s" name (i + 1) cells.Length error (source cell)
+               | None -> yield result |]
+    if Environment.GetEnvironmentVariable "PROGAN_NOTEBOOK_OUTPUTS" = "write" then
+        for i, cell in List.indexed cells do
+            cell["outputs"] <- toIpynb (i + 1) results[i]
+            cell["execution_count"] <- JsonValue.Create(i + 1)
+        File.WriteAllText(path, notebook.ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true, Encoder = Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping)) + "\n")
+    results, watch.Elapsed.TotalSeconds
 
 /// The first number a pattern's group captures in a cell's output.
 let private number (pattern: string) (output: string) =
@@ -84,35 +66,80 @@ let private number (pattern: string) (output: string) =
 /// Diversity.collapseRatio). The committed model: 1.00 for its samples, 0.62 for its interpolation strip.
 let private variedRatio = 0.5
 
-[<Fact>]
-let ``every notebook runs top to bottom and shows what it says`` () =
-    // The notebooks load the library from its Release build, as their first cell says.
-    let build = Process.Start(ProcessStartInfo("dotnet", [ "build"; Path.Combine(root, "src", "ProGan.Training"); "-c"; "Release"; "--nologo"; "-v"; "q" ], UseShellExecute = false, RedirectStandardOutput = true))
-    build.StandardOutput.ReadToEnd() |> ignore
-    build.WaitForExit()
-    Assert.Equal(0, build.ExitCode)
-    let layers = run "01-custom-layers.ipynb"
-    Assert.Matches(@"max \|layer − formula\| = \d", layers[1])
-    Assert.Contains("α = 1.5 is refused", layers[2])
-    Assert.Matches(@"max \|weight-scaled − plain with c·w\| = \d", layers[4])
-    let growing = run "02-growing-models.ipynb"
-    Assert.Contains("<<<html>>><img src=\"data:image/png;base64,", growing[3])
-    // The trained model's blend: an image, and α = 0 exactly the 16² image upsampled.
-    Assert.Contains("<<<html>>><img", growing[4])
-    Assert.True(number @"α = 0 is the 16² image upsampled: max \|.*\| = (\S+)" growing[4] < 1e-5, growing[4])
-    let training = run "03-training.ipynb"
-    Assert.Contains("finished at 8000 images, 16²", training[2])
-    Assert.Contains("<<<html>>><img", training[4])
-    let interpolation = run "04-latent-interpolation.ipynb"
-    Assert.Contains("32² straight-through", interpolation[1])
-    // A collapsed model fails here: its samples must vary about as the data does, and the strip change end to end.
-    Assert.Equal(2, Regex.Matches(interpolation[2], "<<<html>>><img").Count)
-    let diversity = number @"diversity: (\S+)" interpolation[2]
-    Assert.True(diversity >= variedRatio, sprintf "the showcase samples vary %.2f× as much as the data (at least %.2f expected)" diversity variedRatio)
-    Assert.Contains("<<<html>>><img", interpolation[3])
-    let change = number @"\(ratio (\S+)\)" interpolation[3]
-    Assert.True(change >= variedRatio, sprintf "the interpolation changes %.2f× the distance between real images end to end (at least %.2f expected)" change variedRatio)
-    Assert.True(number @"first frame vs seed 3: (\S+)," interpolation[4] < 1e-4 && number @"last frame vs seed 11: (\S+)" interpolation[4] < 1e-4, interpolation[4])
+/// The HTML a cell displayed (its formatted values and `display` calls, final state of updated displays).
+let private html (cell: CellResult) = String.concat "\n" (cell.Shown "text/html")
+
+/// How many PNG images a cell showed inline.
+let private pngs (cell: CellResult) = Regex.Matches(html cell, "<img src=\"data:image/png;base64,").Count
+
+/// One test per notebook, in one class so that they run one after another (each starts its own kernel).
+type Notebooks(output: ITestOutputHelper) =
+
+    let timed name =
+        let cells, seconds = run name
+        output.WriteLine(sprintf "%s: %.0f s in the kernel (start included); cells: %s" name seconds
+                             (cells |> Array.map (fun c -> sprintf "%.1f" c.Seconds) |> String.concat ", "))
+        cells
+
+    [<SkippableFact>]
+    member _.``01 custom layers: each layer matches its formula`` () =
+        let layers = timed "01-custom-layers.ipynb"
+        Assert.Matches(@"max \|layer − formula\| = \d", layers[1].Text)
+        Assert.Contains("α = 1.5 is refused", layers[2].Text)
+        Assert.Matches(@"max \|weight-scaled − plain with c·w\| = \d", layers[4].Text)
+
+    [<SkippableFact>]
+    member _.``02 growing models: summaries, shared weights and the fade-in blend`` () =
+        let growing = timed "02-growing-models.ipynb"
+        // The network's formatter: its pairs, then a Keras-style summary with output shapes and a total.
+        Assert.Contains("Total params:", html growing[1])
+        Assert.Contains("(None, 3, 32, 32)", html growing[1])
+        // A pair: both models, the fade-in one with its low-resolution toRGB.
+        Assert.Contains("Generator8FadeIn", html growing[2])
+        Assert.Contains("to_rgb_low", html growing[2])
+        Assert.Equal(1, pngs growing[4])
+        // The trained model's blend: an image, and α = 0 exactly the 16² image upsampled.
+        Assert.Equal(1, pngs growing[5])
+        Assert.True(number @"α = 0 is the 16² image upsampled: max \|.*\| = (\S+)" growing[5].Text < 1e-5, growing[5].Text)
+
+    [<SkippableFact>]
+    member _.``03 training: a configuration table, a run and its loss chart`` () =
+        let training = timed "03-training.ipynb"
+        Assert.Contains("StabiliseImages", html training[1])
+        Assert.Contains("Architecture.Resolution", html training[1])
+        Assert.Contains("finished at 8000 images, 16²", training[2].Text)
+        // The losses as a chart, not as printed numbers.
+        Assert.Equal(1, pngs training[2])
+        Assert.Equal(2, pngs training[3])
+
+    [<SkippableFact>]
+    member _.``04 latent interpolation: varied samples and a strip that changes end to end`` () =
+        let interpolation = timed "04-latent-interpolation.ipynb"
+        Assert.Contains("32² straight-through", interpolation[1].Text)
+        // A collapsed model fails here: its samples must vary about as the data does, and the strip change end to end.
+        Assert.Equal(2, pngs interpolation[2])
+        let diversity = number @"diversity: (\S+)" interpolation[2].Text
+        Assert.True(diversity >= variedRatio, sprintf "the showcase samples vary %.2f× as much as the data (at least %.2f expected)" diversity variedRatio)
+        Assert.Equal(1, pngs interpolation[3])
+        let change = number @"\(ratio (\S+)\)" interpolation[3].Text
+        Assert.True(change >= variedRatio, sprintf "the interpolation changes %.2f× the distance between real images end to end (at least %.2f expected)" change variedRatio)
+        let ends = interpolation[4].Text
+        Assert.True(number @"first frame vs seed 3: (\S+)," ends < 1e-4 && number @"last frame vs seed 11: (\S+)" ends < 1e-4, ends)
+
+    [<SkippableFact>]
+    member _.``05 own images to ONNX: a folder, a watched run, and ONNX Runtime agreeing with TorchSharp`` () =
+        let cells = timed "05-own-images-to-onnx.ipynb"
+        Assert.Contains("256 PNG files", cells[1].Text)
+        Assert.Equal(1, pngs cells[1])
+        Assert.Contains("DataFolder", html cells[2])
+        // The watched samples (the display's last update) and the loss chart.
+        Assert.Contains("finished at", cells[3].Text)
+        Assert.Contains("16² stabilise", html cells[3])
+        Assert.Equal(2, pngs cells[3])
+        Assert.Contains(".onnx", cells[4].Text)
+        // TorchSharp's and ONNX Runtime's images side by side, and the same numbers.
+        Assert.Equal(2, pngs cells[6])
+        Assert.True(number @"max \|ONNX Runtime − TorchSharp\| = (\S+)" cells[6].Text < 1e-4, cells[6].Text)
 
 /// The SHA-256 of the committed showcase model (README, "The showcase model", has the command that makes it).
 let private showcaseSha256 = "bf1e12a5444d738fc9d171da3aa25e1c9395a554e133b8937de92482b321c19a"
