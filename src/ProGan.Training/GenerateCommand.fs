@@ -83,22 +83,28 @@ module GenerateCommand =
                     args.Frames args.Seeds.Length (args.Frames * args.Seeds.Length) Videos.maxLoopFrames
             if args.Count > 10_000 then
                 printfn "--count %d: writing %d PNG files into %s, %d at a time (SIGTERM or Ctrl+C stops between them and keeps what is written)" args.Count args.Count out Generation.batchSize
-            use stop = new StopSignals()
-            let lines = ProgressLines("generating images", args.Count)
-            let grid, count = Generation.writeSamplesUntil loaded out args.Count args.Seed stop.Token (fun d -> if args.Count > Generation.batchSize then lines.Report d)
-            if stop.Token.IsCancellationRequested then
-                eprintfn "stopped by %s after %d of %d images; the %d written are kept in %s." stop.Name count args.Count count out
-                stop.ExitCode
-            else
-            printfn "wrote %s and %d single images" grid count
-            match args.Interpolate with
-            | Some(a, b) ->
-                let strip, frames = Generation.writeInterpolation loaded out a b args.Steps
-                printfn "wrote %s and %d frames" strip frames
-            | None -> ()
-            if args.Video then
-                let written = Videos.writeAll loaded (RunFolder(Path.GetFullPath runFolder)) out args.Seeds args.Frames args.Fps
-                for file in written.Files do printfn "wrote %s" file
-                written.Skipped |> Option.iter (printfn "no MP4: %s")
-                written.NoTimeLapse |> Option.iter (eprintfn "warning: %s.")
-            0)
+            // Signals are caught while the samples are drawn only (stopped between batches, what is written is kept);
+            // during the interpolation and videos a signal ends the process as without a handler, and since every
+            // file is written atomically none is left half-written.
+            let grid, count, stopped =
+                use stop = new StopSignals()
+                let lines = ProgressLines("generating images", args.Count)
+                let grid, count = Generation.writeSamplesUntil loaded out args.Count args.Seed stop.Token (fun d -> if args.Count > Generation.batchSize then lines.Report d)
+                grid, count, (if stop.Token.IsCancellationRequested then Some(stop.Name, stop.ExitCode) else None)
+            match stopped with
+            | Some(signal, code) ->
+                eprintfn "stopped by %s after %d of %d images; the %d written are kept in %s." signal count args.Count count out
+                code
+            | None ->
+                printfn "wrote %s and %d single images" grid count
+                match args.Interpolate with
+                | Some(a, b) ->
+                    let strip, frames = Generation.writeInterpolation loaded out a b args.Steps
+                    printfn "wrote %s and %d frames" strip frames
+                | None -> ()
+                if args.Video then
+                    let written = Videos.writeAll loaded (RunFolder(Path.GetFullPath runFolder)) out args.Seeds args.Frames args.Fps
+                    for file in written.Files do printfn "wrote %s" file
+                    written.Skipped |> Option.iter (printfn "no MP4: %s")
+                    written.NoTimeLapse |> Option.iter (eprintfn "warning: %s.")
+                0)

@@ -23,7 +23,7 @@ namespace ProGan.Keras.Backend;
 /// <para>The rule here: a Scalar handed to native code is either a constant from <see cref="Of"/>, which lives as long
 /// as the process, or a <c>using</c> variable that lives until the end of the call's scope. TorchSharp's additions make
 /// an alpha = 1 of their own (<c>x.add(y)</c>, <c>x.add(c)</c>, <c>x + y</c>, <c>x + c</c>, <c>c - x</c>), and <c>x.Squared()</c> a 2,
-/// so squares go through <see cref="Squared"/> and additions through <see cref="Plus"/> / <see cref="PlusInPlace"/>, which pass a kept 1 (<see cref="One"/>). <see cref="FinalizerAudit"/>
+/// so squares go through <see cref="Squared"/> and additions through <c>Plus</c> / <c>PlusInPlace</c>, which pass a kept 1 (<see cref="One"/>). <see cref="FinalizerAudit"/>
 /// checks that a training step leaves no Scalar to the finalizer.</para>
 /// </remarks>
 public static class Scalars
