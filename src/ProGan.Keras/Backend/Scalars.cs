@@ -22,7 +22,7 @@ namespace ProGan.Keras.Backend;
 /// on this.)</para>
 /// <para>The rule here: a Scalar handed to native code is either a constant from <see cref="Of"/>, which lives as long
 /// as the process, or a <c>using</c> variable that lives until the end of the call's scope. TorchSharp's additions make
-/// an alpha = 1 of their own (<c>x.add(y)</c>, <c>x.add(c)</c>, <c>x + y</c>, <c>x + c</c>, <c>c - x</c>), and <c>x.Squared()</c> a 2,
+/// an alpha = 1 of their own (<c>x.add(y)</c>, <c>x.add(c)</c>, <c>x + y</c>, <c>x + c</c>, <c>c - x</c>), and <c>x.square()</c> a 2,
 /// so squares go through <see cref="Squared"/> and additions through <c>Plus</c> / <c>PlusInPlace</c>, which pass a kept 1 (<see cref="One"/>). <see cref="FinalizerAudit"/>
 /// checks that a training step leaves no Scalar to the finalizer.</para>
 /// </remarks>
@@ -47,7 +47,7 @@ public static class Scalars
     /// <summary><c>x + y</c>, without the temporary Scalar TorchSharp's <c>x.add(y)</c> and <c>x + y</c> make for alpha = 1.</summary>
     public static Tensor Plus(this Tensor x, Tensor y) => x.add(y, One(x));
 
-    /// <summary><c>x²</c>, as TorchSharp's <c>x.Squared()</c> computes it (<c>pow(x, 2)</c>), without its temporary 2.</summary>
+    /// <summary><c>x²</c>, as TorchSharp's <c>x.square()</c> computes it (<c>pow(x, 2)</c>), without its temporary 2.</summary>
     public static Tensor Squared(this Tensor x) => x.pow(OfInt(2));
 
     /// <summary>
