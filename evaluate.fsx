@@ -3,4 +3,4 @@
 // --all-checkpoints measures every kept checkpoint into metrics.csv, metrics.png and the run's report.html.
 #load "scripts/Bootstrap.fsx"
 
-Bootstrap.run "ProGan.Training.Cli" "evaluate" fsi.CommandLineArgs
+Bootstrap.run Bootstrap.Evaluate fsi.CommandLineArgs

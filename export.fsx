@@ -2,4 +2,4 @@
 // Add --resolution N for a lower level, --out FILE for another name; ONNX Runtime then runs it anywhere (C#, Python, the browser).
 #load "scripts/Bootstrap.fsx"
 
-Bootstrap.run "ProGan.Training.Cli" "export" fsi.CommandLineArgs
+Bootstrap.run Bootstrap.Export fsi.CommandLineArgs

@@ -4,4 +4,4 @@
 // one latent drawn at every resolution the run has.
 #load "scripts/Bootstrap.fsx"
 
-Bootstrap.run "ProGan.Training.Cli" "generate" fsi.CommandLineArgs
+Bootstrap.run Bootstrap.Generate fsi.CommandLineArgs

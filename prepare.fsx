@@ -2,4 +2,4 @@
 //   dotnet fsi prepare.fsx -- --data FOLDER --resolution 64 --out DATASET     then     dotnet fsi train.fsx -- --data DATASET
 #load "scripts/Bootstrap.fsx"
 
-Bootstrap.run "ProGan.Training.Cli" "prepare" fsi.CommandLineArgs
+Bootstrap.run Bootstrap.Prepare fsi.CommandLineArgs

@@ -2,4 +2,4 @@
 // With no arguments it trains on the embedded procedural shapes, 4² → 32², in about ten minutes on two CPU cores.
 #load "scripts/Bootstrap.fsx"
 
-Bootstrap.run "ProGan.Training.Cli" "main" fsi.CommandLineArgs
+Bootstrap.run Bootstrap.Train fsi.CommandLineArgs

@@ -11,10 +11,11 @@ open System.IO
 open TorchSharp
 open Microsoft.DotNet.Interactive.Formatting
 open ProGan.Keras.Models
-open ProGan.Training
+open ProGan.Training.Config
+open ProGan.Training.Output
 
 // Loads TorchSharp, patched where the system libstdc++ is too old (F# can reach `torch` before any library type).
-ProGan.Training.TensorSyntax.ensureTorch ()
+ProGan.Training.Basics.TensorSyntax.ensureTorch ()
 
 // Rich output (NotebookFormatters): an image tensor shows as a PNG grid, a model or a pair of models as a Keras-style
 // summary, a network as its pairs and its highest model's summary, a training configuration as a table, a chart as a PNG.

@@ -15,28 +15,58 @@ let private project = Path.Combine(root, "src", "ProGan.Training", "ProGan.Train
 /// The folder the scripts and notebooks load the library from.
 let binaries = Path.Combine(root, "src", "ProGan.Training", "bin", "Release", "net10.0")
 
-let private library = Path.Combine(binaries, "ProGan.Training.dll")
+/// The library the scripts run and the notebooks reference (`notebooks/preamble.fsx` names the same folder in its `#r` lines).
+let library = Path.Combine(binaries, "ProGan.Training.dll")
 
-let private upToDate () =
-    File.Exists library
-    && (let built = File.GetLastWriteTimeUtc library
-        Directory.EnumerateFiles(Path.Combine(root, "src"), "*", SearchOption.AllDirectories)
-        |> Seq.filter (fun f -> not (f.Contains "/bin/" || f.Contains "/obj/"))
-        |> Seq.append [ Path.Combine(root, "Directory.Packages.props"); Path.Combine(root, "Directory.Build.props") ]
-        |> Seq.forall (fun f -> File.GetLastWriteTimeUtc f <= built))
+/// The newest source of the projects the library is built from (build outputs excluded), and the shared props.
+let private newestSource () =
+    [ "ProGan.Keras"; "ProGan.Keras.Serving"; "ProGan.Training" ]
+    |> Seq.collect (fun p -> Directory.EnumerateFiles(Path.Combine(root, "src", p), "*", SearchOption.AllDirectories))
+    |> Seq.filter (fun f ->
+        let parts = Path.GetRelativePath(root, f).Split(Path.DirectorySeparatorChar)
+        not (Array.contains "bin" parts || Array.contains "obj" parts))
+    |> Seq.append [ Path.Combine(root, "Directory.Packages.props"); Path.Combine(root, "Directory.Build.props") ]
+    |> Seq.map File.GetLastWriteTimeUtc
+    |> Seq.fold max DateTime.MinValue
 
-/// Builds the library in Release when a source is newer than the build (the first time, NuGet restores TorchSharp and
-/// libtorch: a few minutes and about 1 GB).
+/// Whether the Release build exists and is newer than every source.
+let upToDate () = File.Exists library && newestSource () <= File.GetLastWriteTimeUtc library
+
+/// Builds the library in Release (the first time, NuGet restores TorchSharp and libtorch: a few minutes and about
+/// 1 GB); `Error` carries the build's exit code and what it printed.
+let private tryBuild () =
+    let info = ProcessStartInfo("dotnet", [ "build"; project; "-c"; "Release"; "--nologo"; "-v"; "q"; "-clp:ErrorsOnly;NoSummary" ],
+                                WorkingDirectory = root, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    use p =
+        try Process.Start info
+        with e -> failwithf "Could not start `dotnet` to build the library (%s). Install the .NET 10 SDK (README, Quick start)." e.Message
+    let errors = p.StandardError.ReadToEndAsync()
+    let output = p.StandardOutput.ReadToEnd()
+    p.WaitForExit()
+    if p.ExitCode = 0 then Ok() else Error(p.ExitCode, output + errors.Result)
+
+let private announce () =
+    eprintfn "Building ProGan.Keras (Release)%s…" (if File.Exists library then "" else "; the first build restores TorchSharp and libtorch and takes a few minutes")
+
+/// For the scripts: builds when a source is newer than the build; a failed build ends the process with its exit code.
 let build () =
     if not (upToDate ()) then
-        eprintfn "Building ProGan.Keras (Release)%s…" (if File.Exists library then "" else "; the first build restores TorchSharp and libtorch and takes a few minutes")
-        let info = ProcessStartInfo("dotnet", [ "build"; project; "-c"; "Release"; "--nologo"; "-v"; "q"; "-clp:ErrorsOnly;NoSummary" ])
-        info.WorkingDirectory <- root
-        use p = Process.Start info
-        p.WaitForExit()
-        if p.ExitCode <> 0 then
-            eprintfn "error: the build failed (dotnet build %s -c Release exited with %d); see the messages above." project p.ExitCode
-            exit p.ExitCode
+        announce ()
+        match tryBuild () with
+        | Ok() -> ()
+        | Error(code, printed) ->
+            eprintf "%s" printed
+            eprintfn "error: the build failed (dotnet build %s -c Release exited with %d); see the messages above." project code
+            exit code
+
+/// For the notebooks: the same, but a failed build is an exception, which the notebook shows in its first cell.
+let ensureBuilt () =
+    if not (upToDate ()) then
+        announce ()
+        match tryBuild () with
+        | Ok() -> printfn "Built %s" (Path.GetRelativePath(root, library))
+        | Error(code, printed) ->
+            failwithf "The library did not build (exit %d). Run `dotnet build src/ProGan.Training -c Release` in %s and fix what it reports:\n%s" code root printed
 
 /// Native libraries of the library's dependencies (SkiaSharp for the plots, libtorch) live in runtimes/<rid>/native of
 /// the build output; an assembly loaded with LoadFrom does not get the host's deps.json probing, so point at them.
@@ -53,10 +83,31 @@ let private resolveNativeLibraries () =
         |> Option.map Runtime.InteropServices.NativeLibrary.Load
         |> Option.defaultValue 0n)
 
-/// Builds if needed, then calls `typeName.methodName(args)` of the library and exits with its return code.
-let run (typeName: string) (methodName: string) (args: string[]) =
+/// The commands of the library's entry module, `ProGan.Training.Commands.Cli`: one case per script.
+type Command =
+    | Train
+    | Prepare
+    | Generate
+    | Evaluate
+    | Export
+
+/// The entry module's function for each command. The library is built after this script is compiled, so it cannot
+/// be referenced with `#r` here; this is the one place that names it.
+let private entryPoint command =
+    let name =
+        match command with
+        | Train -> "main"
+        | Prepare -> "prepare"
+        | Generate -> "generate"
+        | Evaluate -> "evaluate"
+        | Export -> "export"
+    "ProGan.Training.Commands.Cli", name
+
+/// Builds if needed, then runs `command` with `args` and exits with its return code.
+let run (command: Command) (args: string[]) =
     build ()
     resolveNativeLibraries ()
+    let typeName, methodName = entryPoint command
     let assembly = Assembly.LoadFrom library
     let method = assembly.GetType(typeName, throwOnError = true).GetMethod(methodName)
     let code =

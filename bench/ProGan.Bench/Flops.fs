@@ -3,7 +3,7 @@ module ProGan.Bench.Flops
 
 open ProGan.Keras.Layers
 open ProGan.Keras.Models
-open ProGan.Training
+open ProGan.Training.Config
 
 /// 2·MACs of a k×k convolution at r×r.
 let private conv (cin: int) (cout: int) (k: int) (r: int) = 2.0 * float cin * float cout * float (k * k) * float (r * r)

@@ -9,7 +9,9 @@ open System
 open System.Diagnostics
 open System.Threading
 open TorchSharp
-open ProGan.Training
+open ProGan.Training.Config
+open ProGan.Training.Data
+open ProGan.Training.Loop
 
 /// Trains for `seconds` under the GC hammer; returns 0 when no step faulted, 2 when one did (with the error).
 let run (seconds: int) (resolution: int) (seed: int) =

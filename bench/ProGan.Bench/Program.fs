@@ -13,7 +13,10 @@ open Microsoft.ML.OnnxRuntime
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Keras.Models
-open ProGan.Training
+open ProGan.Training.Config
+open ProGan.Training.Data
+open ProGan.Training.Loop
+open ProGan.Training.Commands
 
 type Row =
     { Shape: string; Resolution: int; Phase: string

@@ -5,9 +5,12 @@ open System
 open System.IO
 open System.IO.Compression
 open StbImageWriteSharp
-open ProGan.Keras.Backend
-open ProGan.Training
-
+open ProGan.Training.Config
+open ProGan.Training.Progress
+open ProGan.Training.Data
+open ProGan.Training.Runs
+open ProGan.Training.Loop
+open ProGan.Training.Commands
 /// A fresh temporary folder, deleted on dispose.
 type TempFolder() =
     let path = Path.Combine(Path.GetTempPath(), "progan-tests-" + Guid.NewGuid().ToString("N"))

@@ -7,7 +7,7 @@ open Xunit.Sdk
 
 type Startup(sink: IMessageSink) =
     inherit XunitTestFramework(sink)
-    do ProGan.Training.TensorSyntax.ensureTorch ()
+    do ProGan.Training.Basics.TensorSyntax.ensureTorch ()
 
 module private Registration =
     [<assembly: Xunit.TestFramework("ProGan.Training.Tests.Startup", "ProGan.Training.Tests")>]

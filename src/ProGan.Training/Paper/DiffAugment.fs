@@ -1,0 +1,69 @@
+namespace ProGan.Training.Paper
+open System
+open TorchSharp
+open ProGan.Keras.Backend
+open ProGan.Training.Basics
+
+/// Differentiable augmentation (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"):
+/// the same random transformations applied to reals and fakes before D, in D's step and in G's, so that D cannot
+/// memorise a small data set and G still gets gradients through the transformation. Each transformation draws its
+/// parameters per sample from a generator (the run's noise stream), and is made of differentiable tensor operations.
+module DiffAugment =
+
+    /// The transformations of the paper's policy "color,translation,cutout".
+    let names = [ "color"; "translation"; "cutout" ]
+
+    /// Parses a policy (`color,translation,cutout`, any subset); None names what is not a transformation.
+    let tryParse (policy: string) =
+        let parts = policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
+        match parts |> List.tryFind (fun p -> not (List.contains p names)) with
+        | Some bad -> Error bad
+        | None -> Ok parts
+
+    let private uniform (x: torch.Tensor) (generator: torch.Generator) =
+        torch.rand([| x.shape[0]; 1L; 1L; 1L |], generator = generator).``to``(x.device)
+
+    /// Brightness x + (u − ½), saturation (x − mean_c)·2u + mean_c, contrast (x − mean)·(u + ½) + mean, each with its
+    /// own u ~ U(0, 1) per sample (the paper's `rand_brightness`, `rand_saturation`, `rand_contrast`).
+    let color (x: torch.Tensor) (generator: torch.Generator) =
+        let x = x.Plus(uniform x generator - scalar 0.5)
+        let meanChannels = x.mean([| 1L |], keepdim = true)
+        let x = ((x - meanChannels) * (uniform x generator * scalar 2.0)).Plus meanChannels
+        let meanAll = x.mean([| 1L; 2L; 3L |], keepdim = true)
+        ((x - meanAll) * (uniform x generator).Plus(scalar 0.5)).Plus meanAll
+
+    /// Shifts each image by up to ⅛ of its side in each direction (integer pixels), zeros coming in at the border
+    /// (the paper's `rand_translation`, ratio 0.125), as a gather over the zero-padded image.
+    let translation (x: torch.Tensor) (generator: torch.Generator) =
+        let n, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+        let sh, sw = max 1L (h / 8L), max 1L (w / 8L)
+        let shiftY = torch.randint(-sh, sh + 1L, [| n; 1L; 1L |], generator = generator).``to``(x.device)
+        let shiftX = torch.randint(-sw, sw + 1L, [| n; 1L; 1L |], generator = generator).``to``(x.device)
+        // Integer bounds keep the indices integers.
+        let rows = (Scalars.Arange(h, x.device).view(1L, h, 1L).Plus shiftY).clamp(whole -1L, whole h).Plus(whole 1L)
+        let cols = (Scalars.Arange(w, x.device).view(1L, 1L, w).Plus shiftX).clamp(whole -1L, whole w).Plus(whole 1L)
+        let padded = torch.nn.functional.pad(x, [| 1L; 1L; 1L; 1L |])                          // [N, C, H+2, W+2], zero border
+        let index = (rows * whole (w + 2L)).Plus(cols).view(n, 1L, h * w).expand(n, c, h * w)  // flat positions
+        padded.flatten(2L).gather(2L, index).view(n, c, h, w)
+
+    /// Zeroes a square of half the image's side at a random place in each image (the paper's `rand_cutout`, ratio ½).
+    let cutout (x: torch.Tensor) (generator: torch.Generator) =
+        let n, h, w = x.shape[0], x.shape[2], x.shape[3]
+        let ch, cw = h / 2L, w / 2L
+        let top = torch.randint(0L, h - ch + 1L, [| n; 1L; 1L |], generator = generator).``to``(x.device)
+        let left = torch.randint(0L, w - cw + 1L, [| n; 1L; 1L |], generator = generator).``to``(x.device)
+        let y = Scalars.Arange(h, x.device).view(1L, h, 1L)
+        let xs = Scalars.Arange(w, x.device).view(1L, 1L, w)
+        let inside = (y.ge(top).logical_and(y.lt(top.Plus(whole ch)))).logical_and(xs.ge(left).logical_and(xs.lt(left.Plus(whole cw))))
+        x * inside.logical_not().unsqueeze(1L).to_type(x.dtype)
+
+    /// Applies the transformations of `policy`, in the paper's order.
+    let apply (policy: string list) (x: torch.Tensor) (generator: torch.Generator) =
+        let step (name: string) (t: torch.Tensor) =
+            if not (List.contains name policy) then t
+            else
+                match name with
+                | "color" -> color t generator
+                | "translation" -> translation t generator
+                | _ -> cutout t generator
+        x |> step "color" |> step "translation" |> step "cutout"

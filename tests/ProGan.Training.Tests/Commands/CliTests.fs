@@ -1,0 +1,101 @@
+module ProGan.Training.Tests.Commands.CliTests
+
+open Xunit
+open ProGan.Training.Basics
+open ProGan.Training.Config
+open ProGan.Training.Progress
+open ProGan.Training.Commands
+open ProGan.Training.Tests
+/// What train.fsx makes of the arguments: parsed, then planned (reading nothing but a run folder's config.json).
+let private plan (args: string list) = TrainCommand.plan (CommandLine.parse TrainCommand.command args)
+
+let private error (args: string list) =
+    let e = Assert.Throws<UsageException>(fun () -> plan args |> ignore)
+    e.Message
+
+[<Fact>]
+let ``bad arguments give one line that names them`` () =
+    Assert.Equal("Unknown option --bogus; --help lists the options.", error [ "--bogus"; "1" ])
+    Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "48" ])
+    Assert.StartsWith("--resolution must be a power of two ≥ 8", error [ "--resolution"; "4" ])
+    Assert.Equal("--data: the folder '/no/such' does not exist.", error [ "--data"; "/no/such" ])
+    Assert.Equal("--lr expects a number; got 'fast'.", error [ "--lr"; "fast" ])
+    Assert.Equal("--out needs a value (FOLDER).", error [ "--out" ])
+    Assert.Contains("multiple of the minibatch-stddev group size 4", error [ "--minibatch"; "6" ])
+    Assert.StartsWith("--ema-beta 1.5 is invalid; it must be in [0, 1)", error [ "--ema-beta"; "1.5" ])
+    Assert.Contains("--penalty-interval 0 is invalid; it must be from 1", error [ "--penalty-interval"; "0" ])
+    Assert.Equal("--d-repeats 0 is invalid; it must be from 1 to 16.", error [ "--d-repeats"; "0" ])
+    Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
+    Assert.Contains("--lr-decay 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
+    Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
+    Assert.Equal("--precision takes float32 or bfloat16; got 'float16'.", error [ "--precision"; "float16" ])
+    Assert.Equal("bfloat16", (plan [ "--precision"; "bfloat16" ]).Config.Precision)
+    Assert.Equal("float32", (plan []).Config.Precision)
+    // --init-from names itself: a path that is not there, a file that is not a checkpoint (a run's config.json).
+    Assert.Equal("--init-from: '/no/such.ckpt' does not exist; pass a run folder or one of its checkpoint-*.ckpt files.", error [ "--init-from"; "/no/such.ckpt" ])
+    let config = System.IO.Path.GetTempFileName()
+    System.IO.File.WriteAllText(config, "{\"Architecture\": {}}")
+    try Assert.Equal(sprintf "--init-from: '%s' is not a checkpoint; pass a run folder or one of its checkpoint-*.ckpt files." config, error [ "--init-from"; config ])
+    finally System.IO.File.Delete config
+    for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
+        Assert.DoesNotContain("\n", message)
+
+[<Fact>]
+let ``defaults train the cpu preset to 32² on the embedded data, and every setting can be overridden`` () =
+    let args = plan []
+    Assert.Equal(32, args.Config.Architecture.Resolution)
+    Assert.Equal("", args.Config.DataFolder)
+    Assert.Equal((TrainingConfig.cpu 32).StabiliseImages, args.Config.StabiliseImages)
+    // The preset the quality study chose: 12k-image phases, the final level 80k, 152k images in all, the logistic
+    // loss with R1 on every 16th minibatch, minibatches of 8 at a learning rate of 0.012, EMA β = 0.999 warmed up
+    // over 5 % of the images shown.
+    Assert.Equal(152_000L, TrainingConfig.totalImages args.Config)
+    Assert.Equal(("logistic", 1.0, 16), (args.Config.Loss, args.Config.R1Weight, args.Config.PenaltyInterval))
+    Assert.Equal<int[]>([| 8 |], args.Config.Minibatch)
+    Assert.Equal(0.012, args.Config.LearningRate)
+    Assert.Equal((0.999, 0.05), (args.Config.EmaBeta, args.Config.EmaRampup))
+    Assert.Empty((plan [ "--stabilise-images"; "500" ]).Config.StabiliseImagesAt)
+    let custom = plan [ "--preset"; "paper"; "--resolution"; "64"; "--lr"; "0.002"; "--minibatch"; "16,8"; "--latent-size"; "256"; "--mirror"; "--seed"; "9" ]
+    Assert.Equal(64, custom.Config.Architecture.Resolution)
+    Assert.Equal(0.002, custom.Config.LearningRate)
+    Assert.Equal<int[]>([| 16; 8 |], custom.Config.Minibatch)
+    Assert.Equal(256, custom.Config.Architecture.LatentSize)
+    Assert.Equal(512, custom.Config.Architecture.FmapMax) // from the paper preset
+    Assert.True(custom.Config.Mirror)
+    Assert.Equal(9, custom.Config.Seed)
+    let phases = plan [ "--stabilise-images"; "4:24000,16:12000"; "--fade-images"; "32:6000" ]
+    Assert.Equal<ResolutionImages[]>([| { Resolution = 4; Images = 24000 }; { Resolution = 16; Images = 12000 } |], phases.Config.StabiliseImagesAt)
+    Assert.Equal<ResolutionImages[]>([| { Resolution = 32; Images = 6000 } |], phases.Config.FadeImagesAt)
+    Assert.Contains("--fade-images 4 is invalid", error [ "--fade-images"; "4:100" ])
+
+[<Fact>]
+let ``help and usage list every option`` () =
+    let usage = CommandLine.usage TrainCommand.command
+    for flag in [ "--data"; "--out"; "--resolution"; "--preset"; "--seed"; "--resume"; "--help" ] do
+        Assert.Contains(flag, usage)
+    Assert.Contains(About.version, usage)
+    for f in TrainCommand.flags do Assert.Contains(f.Name, usage)
+
+[<Fact>]
+let ``the paper preset is valid as it is, and runs past growth to its total`` () =
+    let paper = (plan [ "--preset"; "paper"; "--resolution"; "1024" ]).Config
+    Assert.Equal(15_000_000L, TrainingConfig.totalImages paper)
+    Assert.Equal(10_200_000L, TrainingConfig.growthImages paper)
+    Assert.Equal(1024, (Schedule.at paper 14_000_000L).Resolution)
+    Assert.StartsWith("--total-images 1000 is invalid", error [ "--total-images"; "1000"; "--resolution"; "16" ])
+
+[<Fact>]
+let ``--stop-after-minutes stops the run with a checkpoint of where it stands, exit code 0`` () =
+    Assert.StartsWith("--stop-after-minutes must be a number of minutes above 0", error [ "--stop-after-minutes"; "0" ])
+    Assert.Equal(Some(System.TimeSpan.FromSeconds 90.0), (plan [ "--stop-after-minutes"; "1.5" ]).StopAfter)
+    use run = new Fixtures.TempFolder()
+    let folder = run.File "budget"
+    // The cpu preset at 8² shows 56,000 images: far more than two seconds' worth on any machine.
+    let clock = System.Diagnostics.Stopwatch.StartNew()
+    let code = TrainCommand.run [| "--resolution"; "8"; "--out"; folder; "--stop-after-minutes"; "0.035"; "--no-tensorboard" |]
+    Assert.Equal(0, code)
+    Assert.True(clock.Elapsed.TotalSeconds < 60.0, sprintf "took %O" clock.Elapsed)
+    let newest = Fixtures.checkpoints folder |> List.head
+    let shown = (Fixtures.logRows folder |> List.last).ImagesShown
+    Assert.Equal(Fixtures.checkpointAt folder shown, newest)
+    Assert.InRange(shown, 1L, TrainingConfig.growthImages (TrainingConfig.cpu 8) - 1L)
