@@ -8,7 +8,7 @@ public class ResamplingTests
     [Theory]
     [InlineData(8, 6)]
     [InlineData(7, 9)] // odd sides: the last row/column is dropped, as avg_pool2d does
-    public void Down_equals_average_pooling_in_value_gradient_and_second_derivative(int h, int w)
+    public void Downscale2D_equals_average_pooling_in_value_gradient_and_second_derivative(int h, int w)
     {
         using var scope = torch.NewDisposeScope();
         var x = torch.randn([3, 5, h, w], generator: torch.manual_seed(h * 10 + w)).requires_grad_(true);
