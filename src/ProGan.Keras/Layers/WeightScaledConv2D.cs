@@ -8,10 +8,11 @@ namespace ProGan.Keras.Layers;
 /// <summary>
 /// A 2-D convolution with equalized learning rate (Karras et al. 2018, §4.1): <c>conv(x, c·w) + b</c> with
 /// w ~ N(0, 1), c = gain / sqrt(in_channels·k·k), b initialised to zero and not scaled. Stride 1, "same" padding.
-/// With <c>upscale</c> it computes <c>conv(upsample2x(x), c·w) + b</c> (nearest-neighbour ×2 first), the generator's
-/// upsample-then-convolve, fused as the reference's <c>upscale2d_conv2d</c> where that is faster. With
-/// <c>downscale</c> it computes <c>avgpool2x2(conv(x, c·w)) + b</c>, the reference's <c>conv2d_downscale2d</c>: the
-/// discriminator's convolve-then-downscale as one stride-2 convolution, with the bias added after the downscale.
+/// With <c>upscale</c> it computes <c>conv(upsample2x(x), c·w) + b</c> (nearest-neighbour ×2 first,
+/// <see cref="Resampling.Upscale2D"/>), the generator's upsample-then-convolve, fused as the reference's
+/// <c>upscale2d_conv2d</c> where that is faster. With <c>downscale</c> it computes <c>avgpool2x2(conv(x, c·w)) + b</c>
+/// (<see cref="Resampling.Downscale2D"/>), the reference's <c>conv2d_downscale2d</c>: the discriminator's
+/// convolve-then-downscale as one stride-2 convolution, with the bias added after the downscale.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -29,8 +30,8 @@ namespace ProGan.Keras.Layers;
 /// full-resolution output is ever stored. On 8² inputs oneDNN's stride-2 convolution is slower than convolving then
 /// pooling, so the layer fuses from an input side of <see cref="FusedDownscaleMinInputSize"/> and below it computes
 /// the same function in two steps. Pooling is linear, so the bias may be added before or after it; what differs
-/// between the reference's two discriminators is where the activation goes, which is the model's business
-/// (<see cref="Models.DiscriminatorBlock"/>).
+/// between the reference's two discriminators is where the activation goes, and that is for the model's
+/// discriminator block to decide.
 /// </para>
 /// </remarks>
 public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
@@ -118,17 +119,17 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
     /// <inheritdoc/>
     /// <remarks>
     /// The parameters are float32; they meet activations of the model's compute type (mixed precision,
-    /// <see cref="Models.IMixedPrecisionModel"/>): the kernel, built in float32, and the bias are cast to
-    /// <paramref name="x"/>'s type, and the result is of that type.
+    /// <see cref="ComputeCast"/>): the kernel, built in float32, and the bias are cast to <paramref name="x"/>'s type,
+    /// and the result is of that type.
     /// </remarks>
     public override Tensor forward(Tensor x)
     {
         long pad = KernelSize / 2;
         using var scaled = scaling.call(weight);
-        using var b = bias is null ? null : Models.MixedPrecision.Cast(bias, x.dtype);
+        using var b = bias is null ? null : ComputeCast.To(bias, x.dtype);
         if (!Upscale && !Downscale)
         {
-            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
+            using var w = ComputeCast.To(scaled, x.dtype);
             return nn.functional.conv2d(x, w, b, padding: [pad, pad]);
         }
         if (x.dim() != 4)
@@ -136,9 +137,9 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
                 $"{(Upscale ? "An upscaling" : "A downscaling")} WeightScaledConv2D expects NCHW input; got shape [{string.Join(", ", x.shape)}].", nameof(x));
         if (Downscale && Math.Min(x.shape[2], x.shape[3]) < FusedDownscaleMinInputSize)
         {
-            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
+            using var w = ComputeCast.To(scaled, x.dtype);
             using var full = nn.functional.conv2d(x, w, padding: [pad, pad]);
-            var pooled = Models.Resample.Down(full);
+            var pooled = Resampling.Downscale2D(full);
             if (b is null) return pooled;
             using (pooled)
             using (var perChannel = b.view(1, -1, 1, 1))
@@ -147,17 +148,17 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         if (Downscale)
         {
             using var box = DownscaleKernel(scaled);
-            using var w = Models.MixedPrecision.Cast(box, x.dtype);
+            using var w = ComputeCast.To(box, x.dtype);
             return nn.functional.conv2d(x, w, b, strides: [2, 2], padding: [pad, pad]);
         }
         if (Math.Min(x.shape[2], x.shape[3]) < FusedUpscaleMinInputSize)
         {
-            using var w = Models.MixedPrecision.Cast(scaled, x.dtype);
-            using var upsampled = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+            using var w = ComputeCast.To(scaled, x.dtype);
+            using var upsampled = Resampling.Upscale2D(x);
             return nn.functional.conv2d(upsampled, w, b, padding: [pad, pad]);
         }
         using var kernel = UpscaleKernel(scaled);
-        using var k = Models.MixedPrecision.Cast(kernel, x.dtype);
+        using var k = ComputeCast.To(kernel, x.dtype);
         return nn.functional.conv_transpose2d(x, k, b, strides: [2, 2], padding: [pad, pad]);
     }
 

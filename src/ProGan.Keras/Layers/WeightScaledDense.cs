@@ -63,8 +63,8 @@ public sealed class WeightScaledDense : nn.Module<Tensor, Tensor>, ILayerConfig
         if (flat.shape[1] != InFeatures)
             throw new ArgumentException($"WeightScaledDense expects {InFeatures} input features; got shape [{string.Join(", ", x.shape)}].", nameof(x));
         using var scaledWeight = scaling.call(weight);
-        using var scaled = Models.MixedPrecision.Cast(scaledWeight, x.dtype); // as WeightScaledConv2D: the activations' type
-        using var b = bias is null ? null : Models.MixedPrecision.Cast(bias, x.dtype);
+        using var scaled = ComputeCast.To(scaledWeight, x.dtype); // as WeightScaledConv2D: the activations' type
+        using var b = bias is null ? null : ComputeCast.To(bias, x.dtype);
         return nn.functional.linear(flat, scaled, b);
     }
 }

@@ -99,7 +99,7 @@ public sealed class GeneratorInputBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor latent)
     {
         // The bias in the activations' type: a float32 bias would promote a bfloat16 generator to float32 (mixed precision).
-        using var b = MixedPrecision.Cast(bias, latent.dtype);
+        using var b = ComputeCast.To(bias, latent.dtype);
         var x = dense.call(latentNorm.call(latent)).view(-1, channels, 4, 4).Plus(b.view(1, -1, 1, 1)); // [N, C, 4, 4]
         x = norm.call(x.leaky_relu_(Scalars.Of(slope)));
         return conv.call(x);
@@ -169,8 +169,11 @@ public sealed class DiscriminatorBlock : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// The discriminator's last block, the mirror of <see cref="GeneratorInputBlock"/> (Appendix A): minibatch stddev,
-/// a 3×3 convolution unit, a dense layer 4·4·nf(1) → nf(0) with LeakyReLU, and a linear dense layer to one score.
+/// The discriminator's last block, the mirror of <see cref="GeneratorInputBlock"/> (Appendix A): minibatch stddev
+/// (nf(1) + 1 feature maps), a 3×3 convolution unit back to nf(1), a dense layer 4·4·nf(1) → nf(0) with LeakyReLU (the
+/// paper's 4×4 convolution), and a linear dense layer (gain 1) to 1 + <see cref="ProGanConfig.LabelSize"/> values per
+/// image: the score, then the class logits of a conditional network (the reference's <c>D_paper</c>, whose last layer
+/// has <c>1 + label_size</c> outputs).
 /// </summary>
 public sealed class DiscriminatorOutputBlock : nn.Module<Tensor, Tensor>
 {
@@ -195,24 +198,4 @@ public sealed class DiscriminatorOutputBlock : nn.Module<Tensor, Tensor>
     /// <inheritdoc/>
     public override Tensor forward(Tensor x) =>
         dense1.call(dense0.call(conv.call(stdev.call(x))).leaky_relu_(Scalars.Of(slope)));
-}
-
-/// <summary>Resolution changes between levels of detail, as in the reference.</summary>
-public static class Resample
-{
-    /// <summary>Nearest-neighbour ×2 upsampling.</summary>
-    public static Tensor Up(Tensor x) => nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-
-    /// <summary>2×2 box averaging (average pooling), halving the resolution.</summary>
-    /// <remarks>
-    /// Computed as a depthwise stride-2 convolution with a constant ¼ kernel, which equals <c>avg_pool2d(x, 2)</c> up
-    /// to the order of the four-term sum (float rounding) and, through oneDNN, runs forward + backward about 2.7× faster
-    /// on a 2-core CPU (32×128×64², 67 → 25 ms); the gradient penalty's double backward goes through it too.
-    /// </remarks>
-    public static Tensor Down(Tensor x)
-    {
-        if (x.dim() != 4) return nn.functional.avg_pool2d(x, [2, 2]);
-        using var box = torch.full([x.shape[1], 1, 2, 2], Scalars.Of(0.25), dtype: x.dtype, device: x.device);
-        return nn.functional.conv2d(x, box, strides: [2, 2], groups: x.shape[1]);
-    }
 }

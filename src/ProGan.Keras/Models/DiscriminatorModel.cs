@@ -7,7 +7,8 @@ namespace ProGan.Keras.Models;
 
 /// <summary>
 /// The discriminator at one resolution, straight-through or fade-in, the mirror image of <see cref="GeneratorModel"/>:
-/// image <c>[N, 3, r, r]</c> → score <c>[N, 1]</c>. Layers are shared with every other model of the same
+/// image <c>[N, 3, r, r]</c> → <c>[N, 1 + K]</c>: the score, then the K = <see cref="ProGanConfig.LabelSize"/> class
+/// logits of a conditional network (none by default). Layers are shared with every other model of the same
 /// <see cref="ProgressiveDiscriminator"/>.
 /// </summary>
 /// <remarks>

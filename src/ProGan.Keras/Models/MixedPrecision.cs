@@ -1,3 +1,4 @@
+using ProGan.Keras.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,9 +8,9 @@ namespace ProGan.Keras.Models;
 /// A model that can compute in a narrower floating-point type than its parameters: mixed precision (Micikevicius et
 /// al. 2018), as Keras's <c>mixed_bfloat16</c> policy. The parameters, their gradients and the optimiser's state stay
 /// float32; the model casts its input to <see cref="ComputeType"/>, every weight-scaled layer casts its scaled weight
-/// to the type of the activations it receives, and the model returns its input's type (float32 in training). Every
-/// layer keeps the activations' type: a float32 parameter added to bfloat16 activations would promote the rest of the
-/// network to float32, silently.
+/// to the type of the activations it receives (<see cref="ComputeCast"/>), and the model returns its input's type
+/// (float32 in training). Every layer keeps the activations' type: a float32 parameter added to bfloat16 activations
+/// would promote the rest of the network to float32, silently.
 /// </summary>
 public interface IMixedPrecisionModel
 {
@@ -46,12 +47,6 @@ public static class MixedPrecision
     /// <summary>Returns <paramref name="type"/> if it is one of <see cref="ComputeTypes"/>.</summary>
     /// <exception cref="ArgumentException">Any other type.</exception>
     public static ScalarType Validate(ScalarType type) => ComputeTypes.Contains(type) ? type : throw Unsupported(type);
-
-    /// <summary>
-    /// <paramref name="x"/> in <paramref name="type"/>: a new tensor (the caller disposes it) whose gradient flows back
-    /// to <paramref name="x"/> in <paramref name="x"/>'s own type.
-    /// </summary>
-    public static Tensor Cast(Tensor x, ScalarType type) => x.dtype == type ? x.alias() : x.to(type);
 
     /// <summary>
     /// A model's forward pass in <paramref name="computeType"/>: <paramref name="compute"/> of <paramref name="x"/>
