@@ -64,8 +64,8 @@ module ExportCommand =
                 args.Out |> Option.defaultWith (fun () ->
                     if checkpointFormat then folder.GeneratorCheckpoint position.Resolution else folder.Onnx position.Resolution)
             // Only an export of this library is replaced without --force: nothing else of the user's is overwritten.
-            if checkpointFormat then AtomicFile.CheckTarget(out, "--out", "a generator checkpoint", (fun p -> CheckpointFile.IsCheckpointFile p), args.Force)
-            else AtomicFile.CheckTarget(out, "--out", "an ONNX model", (fun p -> OnnxExport.IsExport p), args.Force)
+            if checkpointFormat then OutputTargets.CheckTarget(out, "--out", "a generator checkpoint", (fun p -> CheckpointFile.IsCheckpointFile p), args.Force)
+            else OutputTargets.CheckTarget(out, "--out", "an ONNX model", (fun p -> OnnxExport.IsExport p), args.Force)
             printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
             if checkpointFormat then
                 trained.SaveGeneratorOnly out

@@ -70,9 +70,9 @@ module PrepareCommand =
             | None, None ->
                 let out = match args.Out with Some o -> o | None -> bad "--out DATASET is required."
                 match FileKind.at out with
-                | Missing -> AtomicFile.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
+                | Missing -> OutputTargets.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
                 | Folder when not (Directory.EnumerateFileSystemEntries(out).GetEnumerator().MoveNext()) ->
-                    AtomicFile.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
+                    OutputTargets.CheckFolderTarget(out, "--out", "prepare.fsx", (fun _ -> false), false, null) |> ignore
                     Directory.Delete out
                 | _ -> bad "--out: '%s' already exists; prepare into a new folder." out
                 use stop = new StopSignals()

@@ -162,9 +162,9 @@ module RunFolder =
     let isGeneratedName (name: string) = generatedName.IsMatch name
 
     /// The output folder of `generate.fsx` (`--out`), created when missing: a folder that holds anything generate
-    /// did not write is refused unless `force` (`AtomicFile.CheckFolderTarget`, the rule of every command that writes).
+    /// did not write is refused unless `force` (`OutputTargets.CheckFolderTarget`, the rule of every command that writes).
     let generatedFolder (path: string) (force: bool) =
-        let full = AtomicFile.CheckFolderTarget(path, "--out", "generate.fsx", (fun entry -> isGeneratedName (Path.GetFileName entry) && FileKind.isRegular entry), force)
+        let full = OutputTargets.CheckFolderTarget(path, "--out", "generate.fsx", (fun entry -> isGeneratedName (Path.GetFileName entry) && FileKind.isRegular entry), force)
         Directory.CreateDirectory full |> ignore
         full
 
