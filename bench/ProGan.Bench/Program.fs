@@ -189,7 +189,7 @@ type PyTorchReference private (p: Process) =
             try p.StandardInput.Close(); p.WaitForExit 10000 |> ignore with _ -> ()
             p.Dispose()
 
-/// The comparison shape's rows as the README's table (markdown): a column per resolution, one group of lines per
+/// The comparison shape's rows as docs/benchmark.md's table (markdown): a column per resolution, one group of lines per
 /// phase and discriminator order.
 let readmeTable (rows: Row list) (rounds: int) =
     let rows = rows |> List.filter (fun r -> r.Shape = "comparison")

@@ -85,7 +85,7 @@ public sealed class PackageFeed : IDisposable
 }
 
 /// <summary>
-/// The libraries as a user gets them: `dotnet pack`, then the samples, the README's snippets and a trained run used
+/// The libraries as a user gets them: `dotnet pack`, then the samples, the snippets of docs/trained-model.md and a trained run used
 /// from projects outside the repository against a local folder feed, with no manual step — the native fix included.
 /// </summary>
 public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFeed>
@@ -94,12 +94,15 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
 
     private static (int code, string output) Dotnet(string workingDirectory, params string[] args) => PackageFeed.Dotnet(workingDirectory, args);
 
-    /// <summary>The fenced code block after <c>&lt;!-- snippet: name --&gt;</c> in the README.</summary>
-    public static string ReadmeSnippet(string name)
+    /// <summary>The page that shows a trained model used from C#, F#, Python and the browser.</summary>
+    public const string TrainedModelPage = "docs/trained-model.md";
+
+    /// <summary>The fenced code block after <c>&lt;!-- snippet: name --&gt;</c> in a documentation page (a path from the repository root).</summary>
+    public static string DocSnippet(string page, string name)
     {
-        string readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md"));
-        var match = Regex.Match(readme, $@"<!-- snippet: {Regex.Escape(name)} -->\s*```[a-z]*\n(.*?)```", RegexOptions.Singleline);
-        Assert.True(match.Success, $"the README has no snippet '{name}'");
+        string text = File.ReadAllText(Path.Combine(RepositoryRoot(), page));
+        var match = Regex.Match(text, $@"<!-- snippet: {Regex.Escape(name)} -->\s*```[a-z]*\n(.*?)```", RegexOptions.Singleline);
+        Assert.True(match.Success, $"{page} has no snippet '{name}'");
         return match.Groups[1].Value;
     }
 
@@ -132,7 +135,7 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
 
     /// <summary>
     /// A run trained by train.fsx into its 8² fade-in, sampled by generate.fsx, exported by export.fsx; then, outside
-    /// the repository, the README's C# and F# snippets load it through the ProGan.Keras.Serving package and the
+    /// the repository, the C# and F# snippets of docs/trained-model.md load it through the ProGan.Keras.Serving package and the
     /// OnnxGenerate sample runs the exported model on ONNX Runtime alone: all three grids are generate.fsx's.
     /// </summary>
     [Fact]
@@ -153,7 +156,7 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
         Assert.True(code == 0, output);
         Assert.Contains("8² fade-in, α = 0.2 ", output);
 
-        // C#, the README's snippet as a program of its own.
+        // C#, the page's snippet as a program of its own.
         string csharp = packages.ConsumerFolder("serving-csharp");
         File.WriteAllText(Path.Combine(csharp, "Consumer.csproj"), $"""
             <Project Sdk="Microsoft.NET.Sdk">
@@ -164,15 +167,15 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
               </ItemGroup>
             </Project>
             """);
-        File.WriteAllText(Path.Combine(csharp, "Program.cs"), ReadmeSnippet("serving-csharp"));
+        File.WriteAllText(Path.Combine(csharp, "Program.cs"), DocSnippet(TrainedModelPage, "serving-csharp"));
         string fromCsharp = Path.Combine(packages.Work, "csharp.png");
         (code, output) = Dotnet(csharp, "run", "--", run, fromCsharp);
         Assert.True(code == 0, output);
         Assert.Equal(Pixels(expected), Pixels(fromCsharp));
         Assert.True(File.Exists(Path.ChangeExtension(fromCsharp, ".onnx")), output);
 
-        // F#, the README's script snippet against the same feed.
-        string fsharp = ReadmeSnippet("serving-fsharp")
+        // F#, the page's script snippet against the same feed.
+        string fsharp = DocSnippet(TrainedModelPage, "serving-fsharp")
             .Replace("nuget: ../artifacts/packages", "nuget: " + packages.Feed)
             .Replace("ProGan.Keras.Serving, " + PackageFeed.LibraryVersion(), "ProGan.Keras.Serving, " + packages.Version);
         Assert.Contains(packages.Version, fsharp);

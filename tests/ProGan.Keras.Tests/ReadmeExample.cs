@@ -1,4 +1,5 @@
-// The README's "use the layers in your own model" example, compiled and run by the suite so it cannot rot.
+// The layers in a model of one's own (docs/layers.md) and the README's models example, compiled and run by the suite
+// so they cannot rot.
 using ProGan.Keras.Layers;
 using ProGan.Keras.Models;
 using TorchSharp.Modules;

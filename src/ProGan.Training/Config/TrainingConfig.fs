@@ -266,7 +266,7 @@ module TrainingConfig =
     /// Small enough that 4² → 32² finishes in about ten minutes on two CPU cores: narrow networks
     /// (latent 64, at most 64 feature maps), short phases (12k images instead of 600k), the final level trained on
     /// for 80k images. The rest comes from the quality study
-    /// (README, "Quality per CPU-minute"): a 32² step costs ten 4²–16² steps here, so longer low phases are nearly free
+    /// (docs/quality-study.md, "Quality per CPU-minute"): a 32² step costs ten 4²–16² steps here, so longer low phases are nearly free
     /// (12k-image phases: 16² at 2.7× the SWD floor, against 3.5–8× with 6k), and time at the final level is what
     /// brings its SWD down; so the loss is the non-saturating logistic one with R1 (γ = 1) computed on every 16th
     /// minibatch only (lazy regularisation: WGAN-GP's penalty is 40 % of a 32² step; 1.75× the images per minute,

@@ -121,14 +121,14 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
     }
 }
 
-/// <summary>The README's Python snippet runs an exported model, where Python has onnxruntime and numpy.</summary>
-public sealed class ReadmePythonSnippetTests
+/// <summary>The Python snippet of docs/trained-model.md runs an exported model, where Python has onnxruntime and numpy.</summary>
+public sealed class DocsPythonSnippetTests
 {
     [SkippableFact]
-    public void The_readme_python_snippet_runs_an_exported_model()
+    public void The_docs_python_snippet_runs_an_exported_model()
     {
         const string python = "/usr/bin/python3";
-        Skip.IfNot(File.Exists(python), $"{python} is not installed; the README's Python snippet needs Python with onnxruntime and numpy.");
+        Skip.IfNot(File.Exists(python), $"{python} is not installed; the Python snippet of docs/trained-model.md needs Python with onnxruntime and numpy.");
         var probe = PackageFeed.Run(Path.GetTempPath(), python, "-c", "import onnxruntime, numpy");
         Skip.If(probe.code != 0, $"{python} cannot import onnxruntime and numpy (pip install onnxruntime numpy; Debian has no package): {probe.output.Trim().Split('\n')[^1]}");
         string folder = Directory.CreateTempSubdirectory("progan-python-").FullName;
@@ -139,7 +139,7 @@ public sealed class ReadmePythonSnippetTests
             string model = Path.Combine(folder, "g.onnx"), latents = Path.Combine(folder, "z.npy"), script = Path.Combine(folder, "run.py");
             OnnxExport.Save(model, g, GeneratorPosition.StraightThrough(16));
             using (var z = torch.randn(5, 8)) Npy.Write(latents, z);
-            File.WriteAllText(script, PackageTests.ReadmeSnippet("onnx-python"));
+            File.WriteAllText(script, PackageTests.DocSnippet(PackageTests.TrainedModelPage, "onnx-python"));
             var (code, output) = PackageFeed.Run(folder, python, script, model, latents);
             Assert.True(code == 0, output);
             Assert.Contains("16 (5, 16, 16, 3)", output);

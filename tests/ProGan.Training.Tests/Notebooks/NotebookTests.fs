@@ -141,7 +141,7 @@ type Notebooks(output: ITestOutputHelper) =
         Assert.Equal(2, pngs cells[6])
         Assert.True(number @"max \|ONNX Runtime − TorchSharp\| = (\S+)" cells[6].Text < 1e-4, cells[6].Text)
 
-/// The SHA-256 of the committed showcase model (README, "The showcase model", has the command that makes it).
+/// The SHA-256 of the committed showcase model (docs/notebooks.md, "The showcase model", has the command that makes it).
 let private showcaseSha256 = "bf1e12a5444d738fc9d171da3aa25e1c9395a554e133b8937de92482b321c19a"
 
 [<Fact>]
