@@ -1,5 +1,7 @@
+// The library's name and version, as commands and the files they write state them.
 /// The library's name and version, as the commands and the files they write state them.
 module ProGan.Training.Basics.About
+
 open System.Reflection
 
 /// The informational version of this build (`0.1.0`), without source-control metadata.

@@ -1,4 +1,6 @@
+// What a path is on disk (file, folder, FIFO, device, missing), before anything opens it.
 namespace ProGan.Training.Basics
+
 open ProGan.Keras.IO
 
 /// What a path is on disk, after following symbolic links. .NET reports FIFOs and devices as ordinary files, and

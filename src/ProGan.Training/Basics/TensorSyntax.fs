@@ -1,6 +1,8 @@
+// Bridges from F# to TorchSharp: kept Scalars (`scalar`, `whole`), loading TorchSharp first.
 /// Small bridges between F# and TorchSharp's C#-shaped API.
 [<AutoOpen>]
 module ProGan.Training.Basics.TensorSyntax
+
 open System
 open TorchSharp
 

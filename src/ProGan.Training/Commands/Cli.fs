@@ -1,3 +1,4 @@
+// The entry points of the scripts and of the `progan` executable: one function per command.
 namespace ProGan.Training.Commands
 
 open ProGan.Training.Basics

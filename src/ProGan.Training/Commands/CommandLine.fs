@@ -1,4 +1,6 @@
+// Command-line parsing for every command: one flag table drives parsing, usage and the resume whitelist.
 namespace ProGan.Training.Commands
+
 open System
 open System.Globalization
 open System.IO

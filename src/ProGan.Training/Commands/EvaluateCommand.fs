@@ -1,4 +1,6 @@
+// `evaluate.fsx`: a run's SWD beside the real-vs-real floor, and MS-SSIM beside the real images'.
 namespace ProGan.Training.Commands
+
 open System.IO
 open System.Threading
 open ProGan.Keras.Backend

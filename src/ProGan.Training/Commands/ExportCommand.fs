@@ -1,4 +1,6 @@
+// `export.fsx`: the EMA generator as an ONNX model or a generator-only checkpoint.
 namespace ProGan.Training.Commands
+
 open System
 open System.IO
 open ProGan.Keras.IO

@@ -1,4 +1,6 @@
+// `generate.fsx`: samples, interpolations and videos from a trained run.
 namespace ProGan.Training.Commands
+
 open System.IO
 open ProGan.Keras.Backend
 open ProGan.Training.Config

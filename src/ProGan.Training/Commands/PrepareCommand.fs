@@ -1,4 +1,6 @@
+// `prepare.fsx`: a data set prepared on disk, checked, or described.
 namespace ProGan.Training.Commands
+
 open System
 open System.IO
 open ProGan.Keras.IO

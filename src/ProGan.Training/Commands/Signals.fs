@@ -1,4 +1,6 @@
+// SIGINT, SIGTERM, SIGHUP and a dead parent turned into one cancellation.
 namespace ProGan.Training.Commands
+
 open System
 open System.Runtime.InteropServices
 open System.Threading

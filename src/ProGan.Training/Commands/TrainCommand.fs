@@ -1,4 +1,6 @@
+// `train.fsx`: flags and presets into a TrainingConfig, then the run.
 namespace ProGan.Training.Commands
+
 open System
 open System.IO
 open System.Threading

@@ -1,3 +1,4 @@
+// What the run loop does after a step (log row, phase end, tick), as pure functions of images shown.
 namespace ProGan.Training.Config
 
 /// What the run loop does after a step, besides training (reference `train.py`: a tick of maintenance every

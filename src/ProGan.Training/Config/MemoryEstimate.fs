@@ -1,4 +1,6 @@
+// Whether a run fits in this machine's memory, estimated before anything is allocated.
 namespace ProGan.Training.Config
+
 open System
 open System.IO
 open ProGan.Keras.Models

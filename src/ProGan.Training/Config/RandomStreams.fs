@@ -1,3 +1,4 @@
+// Every random stream of a run, each seeded from the run's one seed.
 namespace ProGan.Training.Config
 
 /// Every random stream of a run, each seeded from the run's one seed at its own offset, so that one stream's draws

@@ -1,3 +1,4 @@
+// The progressive schedule (§3, A.1): images shown → level, phase and α.
 namespace ProGan.Training.Config
 
 /// Whether a level is being blended in or trained on its own.

@@ -1,4 +1,6 @@
+// The one immutable configuration of a run, with the paper's defaults and the CPU preset.
 namespace ProGan.Training.Config
+
 open System
 open ProGan.Keras.Models
 

@@ -1,4 +1,6 @@
+// Image channels a run learns: 1, 3 or 4.
 namespace ProGan.Training.Data
+
 open TorchSharp
 open ProGan.Training.Basics
 

@@ -1,4 +1,6 @@
+// A folder of images read recursively into an ImagePyramid, with classes from subfolders.
 namespace ProGan.Training.Data
+
 open System
 open System.IO
 open System.Security.Cryptography

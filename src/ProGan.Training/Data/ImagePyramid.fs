@@ -1,4 +1,6 @@
+// Training images in memory, every level of detail at once.
 namespace ProGan.Training.Data
+
 open System
 open System.Security.Cryptography
 open TorchSharp

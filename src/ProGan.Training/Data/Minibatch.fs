@@ -1,4 +1,6 @@
+// Which images one training step sees, drawn ahead on another thread.
 namespace ProGan.Training.Data
+
 open TorchSharp
 
 /// Which images one training step sees, and whether each is mirrored.

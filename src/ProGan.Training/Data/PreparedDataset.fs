@@ -1,4 +1,6 @@
+// A data set prepared on disk (level files + dataset.json), streamed and verified.
 namespace ProGan.Training.Data
+
 open System
 open System.IO
 open System.Security.Cryptography

@@ -1,4 +1,6 @@
+// The embedded procedural data set: seeded pictures with structure at three scales.
 namespace ProGan.Training.Data
+
 open System.Threading
 open TorchSharp
 open ProGan.Keras.Backend

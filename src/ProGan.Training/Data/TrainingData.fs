@@ -1,4 +1,6 @@
+// The images a configuration trains on: its folder, prepared set, or the procedural shapes.
 namespace ProGan.Training.Data
+
 open System
 open System.Threading
 open ProGan.Training.Config

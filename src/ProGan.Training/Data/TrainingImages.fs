@@ -1,4 +1,6 @@
+// What every source of training images offers: levels, classes, gathering a minibatch.
 namespace ProGan.Training.Data
+
 open System
 open TorchSharp
 open ProGan.Training.Basics

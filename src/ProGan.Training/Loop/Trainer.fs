@@ -1,4 +1,6 @@
+// One training step of the paper's algorithm: D (with penalty), G through the frozen D, the EMA.
 namespace ProGan.Training.Loop
+
 open System
 open System.Collections.Generic
 open TorchSharp

@@ -1,4 +1,6 @@
+// The run loop: start or resume, steps, ticks, recovery, and the run folder's upkeep.
 namespace ProGan.Training.Loop
+
 open System
 open System.Diagnostics
 open System.IO

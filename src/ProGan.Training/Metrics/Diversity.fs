@@ -1,4 +1,6 @@
+// A cheap guard against mode collapse: sample variation against the data's.
 namespace ProGan.Training.Metrics
+
 open TorchSharp
 open ProGan.Keras.Models
 open ProGan.Training.Config

@@ -1,4 +1,6 @@
+// Scoring a generator: SWD with its real-vs-real floor, and MS-SSIM (§5).
 namespace ProGan.Training.Metrics
+
 open System
 open System.Text.Json
 open TorchSharp

@@ -1,4 +1,6 @@
+// Multi-scale structural similarity of image pairs (Wang et al. 2003), as §5 uses it.
 namespace ProGan.Training.Metrics
+
 open System
 open TorchSharp
 open ProGan.Keras.Backend

@@ -1,4 +1,6 @@
+// The multi-scale sliced Wasserstein distance (§5, Appendix D).
 namespace ProGan.Training.Metrics
+
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Training.Basics

@@ -1,4 +1,6 @@
+// A trained run loaded for sampling: grids, numbered images, interpolations.
 namespace ProGan.Training.Output
+
 open System
 open System.IO
 open System.Threading

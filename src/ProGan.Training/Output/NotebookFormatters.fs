@@ -1,4 +1,6 @@
+// How the notebooks show the library's values as HTML.
 namespace ProGan.Training.Output
+
 open System
 open System.IO
 open System.Net

@@ -1,4 +1,6 @@
+// Videos of a run: latent walks and the training time-lapse (GIF, MP4 with ffmpeg).
 namespace ProGan.Training.Output
+
 open System
 open System.Diagnostics
 open System.IO

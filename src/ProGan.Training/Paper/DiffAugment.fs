@@ -1,4 +1,6 @@
+// Differentiable augmentation of reals and fakes before D (Zhao et al. 2020).
 namespace ProGan.Training.Paper
+
 open System
 open TorchSharp
 open ProGan.Keras.Backend

@@ -1,4 +1,6 @@
+// The generator's exponential moving average Gs (§A.1, `G_smoothing`).
 namespace ProGan.Training.Paper
+
 open TorchSharp
 
 /// The generator's exponential moving average `Gs` (Karras et al. 2018, §A.1; reference `G_smoothing`), which draws

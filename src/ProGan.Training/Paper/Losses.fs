@@ -1,4 +1,6 @@
+// The GAN losses and their named terms: WGAN-GP with drift (§A.1), LSGAN, logistic, hinge, R1, AC-GAN.
 namespace ProGan.Training.Paper
+
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Keras.Layers

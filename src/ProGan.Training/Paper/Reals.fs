@@ -1,4 +1,6 @@
+// The real images D sees at a schedule position (`process_reals`: the fade of §3).
 namespace ProGan.Training.Paper
+
 open TorchSharp
 open ProGan.Keras.Models
 

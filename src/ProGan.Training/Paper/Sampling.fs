@@ -1,4 +1,6 @@
+// Images from a progressive generator at a schedule position, and the latents they come from.
 namespace ProGan.Training.Paper
+
 open TorchSharp
 open ProGan.Keras.Models
 open ProGan.Keras.Serving

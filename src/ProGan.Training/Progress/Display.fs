@@ -1,4 +1,6 @@
+// A run shown to a person: a live display on a terminal, plain lines otherwise.
 namespace ProGan.Training.Progress
+
 open System
 open Spectre.Console
 open ProGan.Training.Config

@@ -1,3 +1,4 @@
+// One row of figures a run reports: log.csv, the display, TensorBoard.
 namespace ProGan.Training.Progress
 
 /// One row of log.csv.

@@ -1,3 +1,4 @@
+// What a run tells whoever watches it.
 namespace ProGan.Training.Progress
 
 open ProGan.Training.Config

@@ -1,4 +1,6 @@
+// The whole training state as a checkpoint file: written, read, checked against a configuration.
 namespace ProGan.Training.Runs
+
 open System
 open System.IO
 open TorchSharp

@@ -1,4 +1,6 @@
+// loss.png: the loss curves of a run.
 namespace ProGan.Training.Runs
+
 open ProGan.Keras.IO
 open ProGan.Training.Progress
 

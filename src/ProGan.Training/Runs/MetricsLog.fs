@@ -1,4 +1,6 @@
+// metrics.csv and metrics.png: the metrics of every kept checkpoint.
 namespace ProGan.Training.Runs
+
 open System
 open System.Globalization
 open System.IO

@@ -1,4 +1,6 @@
+// The run folder: every name in it, run.json, config.json, creating and opening one.
 namespace ProGan.Training.Runs
+
 open System
 open System.IO
 open System.Text.Json

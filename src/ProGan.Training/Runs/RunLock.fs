@@ -1,4 +1,6 @@
+// run.lock: one process trains in a run folder at a time.
 namespace ProGan.Training.Runs
+
 open System
 open System.IO
 

@@ -1,4 +1,6 @@
+// log.csv: appended as training goes, cut back to the checkpoint a run resumes from.
 namespace ProGan.Training.Runs
+
 open System
 open System.Globalization
 open System.IO

@@ -1,4 +1,6 @@
+// report.html: one self-contained page per run.
 namespace ProGan.Training.Runs
+
 open System
 open System.Collections.Concurrent
 open System.IO

@@ -1,4 +1,6 @@
+// tensorboard/: the run's event files, written by TorchSharp's writer.
 namespace ProGan.Training.Runs
+
 open System
 open System.IO
 open TorchSharp
