@@ -287,6 +287,35 @@ let ``SIGTERM stops generate --count between batches, keeping the images written
     Assert.Empty(Directory.GetFiles(out, "*.tmp"))
 
 [<Fact>]
+let ``SIGTERM stops evaluate within seconds, writes nothing and says how far it got`` () =
+    use run = new TempFolder()
+    // 4096 real images and 2048 per set on the CPU: seconds of work per checkpoint, so the signal comes mid-way.
+    train { tiny with ProceduralImages = 4096 } run.Path false None |> ignore
+    let folder = RunFolder run.Path
+    let checkpointCount = (checkpoints run.Path).Length
+    // Results of an earlier evaluation, which an interrupted one must not replace.
+    File.WriteAllText(folder.Swd, "earlier")
+    File.WriteAllText(folder.Metrics, "earlier")
+    let evaluate = [ "evaluate"; "--run"; run.Path; "--images"; "2048"; "--device"; "cpu" ]
+    // One checkpoint: signalled once its real images are being rendered (the first line the command prints).
+    // Every checkpoint: signalled once the table's header is out, while the first checkpoint is evaluated.
+    for extra, ready, expected in
+        [ [], "Rendering 4096 procedural images", @"stopped by SIGTERM before the evaluation of checkpoint-\d{12}\.ckpt was finished; swd\.json is left as it was\."
+          [ "--all-checkpoints" ], "SWD ×10³", sprintf @"stopped by SIGTERM after (\d+) of %d checkpoints; metrics\.csv, metrics\.png and report\.html are left as they were" checkpointCount ] do
+        let p, output = startUntil (evaluate @ extra) ready
+        signal "TERM" p.Id
+        Assert.True(p.WaitForExit 60_000, sprintf "evaluate was still running 60 s after SIGTERM:\n%O" output)
+        p.WaitForExit()
+        Assert.Equal(143, p.ExitCode)
+        let m = Text.RegularExpressions.Regex.Match(string output, expected)
+        Assert.True(m.Success, sprintf "no '%s' in:\n%O" expected output)
+        if m.Groups.Count > 1 then Assert.True(int m.Groups[1].Value < checkpointCount, string output)
+        Assert.Equal("earlier", File.ReadAllText folder.Swd)
+        Assert.Equal("earlier", File.ReadAllText folder.Metrics)
+        Assert.False(File.Exists folder.MetricsChart)
+        Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"))
+
+[<Fact>]
 let ``a run whose parent process is killed stops with a checkpoint instead of training on as an orphan`` () =
     use run = new TempFolder()
     let log = Path.Combine(Path.GetTempPath(), Path.GetFileName run.Path + ".log") // outside the run folder, which must stay empty
