@@ -315,6 +315,45 @@ let ``SIGTERM stops evaluate within seconds, writes nothing and says how far it 
         Assert.False(File.Exists folder.MetricsChart)
         Assert.Empty(Directory.GetFiles(run.Path, "*.tmp"))
 
+/// Whether `strace` can run a traced child here with the options the export test gives it (installed, ptrace allowed).
+let private straceWorks () =
+    try
+        use p = Process.Start(ProcessStartInfo("strace", [ "-f"; "-qq"; "--seccomp-bpf"; "-e"; "trace=fsync"; "-e"; "inject=fsync:delay_enter=1"; "-o"; "/dev/null"; "true" ],
+                                               RedirectStandardError = true, UseShellExecute = false))
+        p.WaitForExit 10_000 && p.ExitCode = 0
+    with _ -> false
+
+[<SkippableFact>]
+let ``SIGTERM in the middle of an export's write leaves the complete model and no temporary file`` () =
+    Skip.IfNot(straceWorks (), "needs strace, allowed to trace a child, to hold the export inside its write")
+    use run = new TempFolder()
+    train tiny run.Path false (Some 16L) |> ignore
+    let out = run.File "model.onnx"
+    let temporary = ProGan.Keras.IO.AtomicFile.TemporaryPath out
+    // strace delays the write's fsync by 10 s: the temporary file exists and is not renamed yet when the signal comes.
+    let info = ProcessStartInfo("strace", [ "-f"; "-qq"; "--seccomp-bpf"; "-e"; "trace=fsync"; "-e"; "inject=fsync:delay_enter=10000000"; "-o"; "/dev/null"
+                                            "dotnet"; progan; "export"; "--run"; run.Path; "--out"; out ],
+                                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    use tracer = Process.Start info
+    let output = Text.StringBuilder()
+    tracer.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
+    tracer.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
+    tracer.BeginOutputReadLine()
+    tracer.BeginErrorReadLine()
+    let deadline = DateTime.UtcNow.AddMinutes 2.0
+    while not (File.Exists temporary) && not tracer.HasExited && DateTime.UtcNow < deadline do
+        Threading.Thread.Sleep 20
+    Assert.True(File.Exists temporary, sprintf "the export never began its write:\n%O" output)
+    // The traced export is strace's only child.
+    let child = File.ReadAllText(sprintf "/proc/%d/task/%d/children" tracer.Id tracer.Id).Split(' ', StringSplitOptions.RemoveEmptyEntries) |> Array.exactlyOne |> int
+    signal "TERM" child
+    Assert.True(tracer.WaitForExit 60_000, sprintf "export was still running 60 s after SIGTERM:\n%O" output)
+    tracer.WaitForExit()
+    Assert.False(File.Exists temporary, sprintf "the temporary file was left behind:\n%O" output)
+    Assert.Contains(sprintf "stopped by SIGTERM while %s was being written; the write was finished first, so it is complete." out, string output)
+    Assert.True(ProGan.Keras.Serving.Onnx.OnnxExport.IsExport out, "no complete model")
+    Assert.Equal(143, tracer.ExitCode) // strace exits as its child did
+
 [<Fact>]
 let ``a run whose parent process is killed stops with a checkpoint instead of training on as an orphan`` () =
     use run = new TempFolder()
