@@ -7,13 +7,18 @@ open ProGan.Training.Basics
 /// makes TorchSharp loadable, then runs its command and returns the process exit code.
 module Cli =
 
+    /// Training, once the run folder is known not to be locked: kept out of `main`, whose compiled code would
+    /// otherwise call into ProGan.Keras and so run its module initializer (the native load) before the lock check.
+    [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)>]
+    let private train (argv: string[]) : int =
+        ensureTorch ()
+        TrainCommand.run argv
+
     /// train.fsx and `progan`.
     let main (argv: string[]) : int =
         match TrainCommand.refuseIfLocked argv with
         | Some code -> code
-        | None ->
-            ensureTorch ()
-            TrainCommand.run argv
+        | None -> train argv
 
     /// generate.fsx.
     let generate (argv: string[]) : int =

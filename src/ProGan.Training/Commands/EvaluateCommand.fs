@@ -1,6 +1,7 @@
 // `evaluate.fsx`: a run's SWD beside the real-vs-real floor, and MS-SSIM beside the real images'.
 namespace ProGan.Training.Commands
 
+open System
 open System.IO
 open System.Threading
 open ProGan.Keras.Backend
@@ -56,25 +57,71 @@ module EvaluateCommand =
             printfn "written to %s" path
         with :? IOException as e -> eprintfn "warning: could not write %s (%s); the result is above." path (CommandLine.firstLine e.Message)
 
+    /// Plain progress lines for the steps of one evaluation: a line every two seconds for a step that lasts longer
+    /// than that (images gathered, generated, SWD projections, MS-SSIM pairs: done of total, rate, time left).
+    let private progress () =
+        let mutable current : (string * ProgressLines) option = None
+        fun (step: EvaluationStep) ->
+            let what, done', total =
+                match step with
+                | RealsGathered(d, t) -> "gathering real images", d, t
+                | FakesGenerated(d, t) -> "generating images", d, t
+                | SwdProjections(d, t) -> "SWD projections", d, t
+                | MsSsimPairs(d, t) -> "MS-SSIM pairs", d, t
+            let lines =
+                match current with
+                | Some(w, lines) when w = what -> lines
+                | _ ->
+                    let lines = ProgressLines(what, total, quiet = true)
+                    current <- Some(what, lines)
+                    lines
+            lines.Report done'
+
+    /// Says that the command was stopped, in one line, and returns the exit code.
+    let private stopped (stop: StopSignals) (what: string) =
+        eprintfn "stopped by %s %s" stop.Name what
+        stop.ExitCode
+
+    /// The exit code once the results are written: 0, or for a signal that came after the last step (the writes
+    /// take milliseconds, so they were finished first) the signal's, with a line saying so.
+    let private finished (stop: StopSignals) (what: string) =
+        if stop.Reason.IsSome then stopped stop what else 0
+
     /// SWD and MS-SSIM of every kept checkpoint, oldest first, printed as they come, then metrics.csv, metrics.png and
-    /// the report page.
-    let private allCheckpoints (runFolder: string) (data: TrainingImages) (config: TrainingConfig) (args: EvaluateArguments) =
+    /// the report page. A stop between steps writes none of them: a partial table never replaces a complete one.
+    let private allCheckpoints (runFolder: string) (data: TrainingImages) (config: TrainingConfig) (args: EvaluateArguments) (stop: StopSignals) =
         let folder = RunFolder(Path.GetFullPath runFolder)
+        let checkpoints = folder.Checkpoints() |> List.rev
         printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real"
-        let rows =
-            [ for checkpoint in folder.Checkpoints() |> List.rev do
+        let lines = ProgressLines("checkpoints", checkpoints.Length, quiet = true)
+        let rows = ResizeArray<CheckpointMetrics>()
+        let mutable evaluated = 0
+        try
+            for checkpoint in checkpoints do
+                stop.Token.ThrowIfCancellationRequested()
                 // A run still training prunes old checkpoints: one gone since the listing is passed over, not fatal.
                 match (try Some(Generation.load runFolder (Some checkpoint)) with :? ProGan.Keras.Serving.CheckpointException when not (File.Exists checkpoint) -> None) with
                 | None -> eprintfn "warning: %s was removed (the run pruned it) before it was evaluated; passed over." (Path.GetFileName checkpoint)
                 | Some loaded ->
                     use loaded = loaded
-                    let result = Evaluation.withFloor loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
+                    let result = Evaluation.withFloorUntil stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
                     let row = MetricsLog.ofEvaluation loaded.Position result
                     printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
-                    yield row ]
-        keep folder.Metrics (fun () -> MetricsLog.write folder rows)
-        keep folder.MetricsChart (fun () -> MetricsLog.chart folder rows)
-        keep folder.Report (fun () -> RunReport.write folder config)
+                    rows.Add row
+                evaluated <- evaluated + 1
+                lines.Report evaluated
+            let rows = List.ofSeq rows
+            keep folder.Metrics (fun () -> MetricsLog.write folder rows)
+            keep folder.MetricsChart (fun () -> MetricsLog.chart folder rows)
+            keep folder.Report (fun () -> RunReport.write folder config)
+            finished stop "after every checkpoint was evaluated; metrics.csv, metrics.png and report.html were written first (the rows are above)."
+        with :? OperationCanceledException when stop.Token.IsCancellationRequested ->
+            let measured =
+                match rows.Count with
+                | 0 -> "no row was measured"
+                | 1 -> "the row measured is above"
+                | n -> sprintf "the %d rows measured are above" n
+            stopped stop (sprintf "after %d of %d checkpoints; metrics.csv, metrics.png and report.html are left as they were (%s)." evaluated checkpoints.Length measured)
 
     let run (argv: string[]) =
         CommandLine.run command argv (fun args ->
@@ -83,13 +130,23 @@ module EvaluateCommand =
             args.Device |> Option.iter (fun d -> TorchBackend.Device <- TrainCommand.device d)
             use loaded = Generation.load runFolder args.Checkpoint
             let config = { loaded.Config with DataFolder = args.Data |> Option.map Path.GetFullPath |> Option.defaultValue loaded.Config.DataFolder }
-            use data = TrainingData.load config Display.plain CancellationToken.None
-            if data.Count < 2 * Evaluation.minimumImages then
-                bad "The SWD and its floor need two sets of at least %d real images; %s has %d." Evaluation.minimumImages (TrainingData.describe config) data.Count
-            if args.AllCheckpoints then allCheckpoints runFolder data loaded.Config args
-            else
-                let result = Evaluation.withFloor loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
-                printfn "%s" (Evaluation.format result)
-                let path = RunFolder(Path.GetFullPath runFolder).Swd
-                keep path (fun () -> Evaluation.save path result)
-            0)
+            // SIGTERM and Ctrl+C stop the work between steps (a batch of images, a projection, a checkpoint), within
+            // seconds; what an interrupted evaluation would have written is left as it was.
+            use stop = new StopSignals()
+            let swd = RunFolder(Path.GetFullPath runFolder).Swd
+            let notWritten () =
+                if args.AllCheckpoints then
+                    sprintf "after 0 of %d checkpoints; metrics.csv, metrics.png and report.html are left as they were (no row was measured)." (RunFolder(Path.GetFullPath runFolder).Checkpoints()).Length
+                else sprintf "before the evaluation of %s was finished; %s is left as it was." (Path.GetFileName loaded.Checkpoint) (Path.GetFileName swd)
+            try
+                use data = TrainingData.load config Display.plain stop.Token
+                stop.Token.ThrowIfCancellationRequested()
+                if data.Count < 2 * Evaluation.minimumImages then
+                    bad "The SWD and its floor need two sets of at least %d real images; %s has %d." Evaluation.minimumImages (TrainingData.describe config) data.Count
+                if args.AllCheckpoints then allCheckpoints runFolder data loaded.Config args stop
+                else
+                    let result = Evaluation.withFloorUntil stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
+                    printfn "%s" (Evaluation.format result)
+                    keep swd (fun () -> Evaluation.save swd result)
+                    finished stop (sprintf "after the evaluation was complete; %s was written first (the result is above)." swd)
+            with :? OperationCanceledException when stop.Token.IsCancellationRequested -> stopped stop (notWritten ()))

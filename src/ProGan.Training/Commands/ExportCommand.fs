@@ -69,14 +69,20 @@ module ExportCommand =
             if checkpointFormat then OutputTargets.CheckTarget(out, "--out", "a generator checkpoint", (fun p -> CheckpointFile.IsCheckpointFile p), args.Force)
             else OutputTargets.CheckTarget(out, "--out", "an ONNX model", (fun p -> OnnxExport.IsExport p), args.Force)
             printfn "%s: %O after %d images" (Path.GetFileName loaded.Checkpoint) position trained.Header.ImagesShown
+            // From here SIGTERM and Ctrl+C wait for the export to finish (seconds at most: the model is built in
+            // memory, written to a temporary file and renamed over `out`), since a process ended in the middle of the
+            // write leaves that temporary file beside `out`. While the checkpoint is read a signal ends the process at
+            // once, as nothing is being written then.
+            use stop = new StopSignals()
             if checkpointFormat then
+                printfn "writing %s: the EMA generator alone, every level" out
                 trained.SaveGeneratorOnly out
                 printfn "wrote %s (%.1f MB): the EMA generator alone, every level; TrainedGenerator.Load reads it" out (float (FileInfo(out).Length) / 1e6)
-                0
             else
                 let metadata =
                     [ "config", File.ReadAllText folder.Config; "checkpoint", Path.GetFileName loaded.Checkpoint
                       if loaded.ClassNames.Length > 0 then "class_names", String.Join(",", loaded.ClassNames) ]
+                printfn "building the ONNX graph of the generator at %d² and writing %s" position.Resolution out
                 trained.ExportOnnx(out, position, readOnlyDict metadata)
                 let label =
                     if trained.Architecture.LabelSize = 0 then ""
@@ -84,4 +90,7 @@ module ExportCommand =
                 printfn "wrote %s (ONNX opset %d): %s [batch, %d]%s → %s [batch, %d, %d, %d] in [−1, 1]"
                     out OnnxExport.Opset OnnxExport.InputName trained.LatentSize label OnnxExport.OutputName
                     trained.Architecture.ImageChannels position.Resolution position.Resolution
-                0)
+            if stop.Reason.IsSome then
+                eprintfn "stopped by %s while %s was being written; the write was finished first, so it is complete." stop.Name out
+                stop.ExitCode
+            else 0)

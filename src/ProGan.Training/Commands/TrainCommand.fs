@@ -261,12 +261,19 @@ module TrainCommand =
               StopAfter = stopAfter; Device = device }
 
     /// A `--resume` of a run folder that another process is training in, refused before anything is loaded (the
-    /// native libraries take seconds to load on a busy machine): the exit code, or None to go on. Anything else,
-    /// bad arguments included, is left to `run`.
+    /// native libraries take seconds to load on a busy machine): the exit code, or None to go on. Anything else is
+    /// left to `run`, which parses the whole line. Touches nothing of ProGan.Keras, whose module initializer loads
+    /// TorchSharp's native libraries (libtorch: about a second on a loaded machine) on first use — not `command`,
+    /// whose flag table refers to its types, and not `FileKind.at` (`PathKinds`) — so the argument is picked out
+    /// by hand.
     let refuseIfLocked (argv: string[]) =
-        let args = try Some(CommandLine.parse command (CommandLine.scriptArguments argv)) with _ -> None
-        match args |> Option.bind (fun a -> a.Resume) |> Option.map Path.GetFullPath with
-        | Some folder when FileKind.at folder = Folder && RunFiles.IsRunFolder folder ->
+        let rec resumed found (args: string list) = // the last one wins, as in `CommandLine.parse`
+            match args with
+            | "--resume" :: folder :: rest when not (folder.StartsWith "--") -> resumed (Some folder) rest
+            | _ :: rest -> resumed found rest
+            | [] -> found
+        match resumed None (CommandLine.scriptArguments argv) |> Option.bind (fun f -> try Some(Path.GetFullPath f) with _ -> None) with
+        | Some folder when Directory.Exists folder && RunFiles.IsRunFolder folder ->
             try
                 (RunLock.acquire (RunFolder folder)).Dispose()
                 None

@@ -6,20 +6,26 @@ open Spectre.Console
 open ProGan.Training.Config
 
 /// Plain lines of counted work (images prepared, generated) for a log or a pipe: done of total, the rate and the time
-/// left, at most one every two seconds and always the last.
-type ProgressLines(what: string, total: int) =
+/// left, at most one every two seconds and always the last. `quiet`: none for work that is over within two seconds
+/// (the first line comes two seconds in), for steps that are usually short.
+type ProgressLines(what: string, total: int, ?quiet: bool) =
     let clock = Diagnostics.Stopwatch.StartNew()
-    let mutable shown = Double.NegativeInfinity
+    let quiet = defaultArg quiet false
+    let mutable shown = if quiet then 0.0 else Double.NegativeInfinity
+    let mutable any = false
     /// The total this counts to.
     member _.Total = total
     /// Reports `done'` of the total done.
     member _.Report(done': int) =
         let t = clock.Elapsed.TotalSeconds
-        if done' >= total || t - shown >= 2.0 then
+        if (done' >= total && (any || not quiet)) || t - shown >= 2.0 then
             shown <- t
+            any <- true
             let rate = float done' / max t 1e-3
             let left = if rate > 0.0 then TimeSpan.FromSeconds(float (total - done') / rate).ToString(@"hh\:mm\:ss") else "?"
-            printfn "%s %d/%d (%.0f/s, %s left)" what done' total rate left
+            // Slow work (checkpoints evaluated) keeps two digits rather than showing 0/s.
+            let rate = if rate >= 10.0 then sprintf "%.0f" rate else sprintf "%.2g" rate
+            printfn "%s %d/%d (%s/s, %s left)" what done' total rate left
 
 /// Shows a training run to a person: a live Spectre.Console progress display on a terminal, plain periodic lines
 /// when the output is redirected (CI, log files).
