@@ -57,6 +57,6 @@ let discriminator (executed: bool) (a: ProGanConfig) (level: int) (fading: bool)
 let iteration (executed: bool) (config: TrainingConfig) (level: int) (fading: bool) =
     let a = config.Architecture
     let weights = TrainingConfig.lossWeights config
-    let penalised = match TrainingConfig.loss config with WganGp -> weights.Lambda > 0.0 | _ -> weights.R1 > 0.0
+    let penalised = match config.Loss with WganGp -> weights.Lambda > 0.0 | _ -> weights.R1 > 0.0
     let penalty = if penalised && config.PenaltyInterval = 1 then 6.0 else 0.0
     4.0 * generator executed a level fading + (8.0 + penalty) * discriminator executed a level fading

@@ -251,7 +251,7 @@ let run (args: Arguments) =
                     let shape = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> List.contains (if f then "fade-in" else "stabilise") phases) do
                         for fusedScale in fusedScales do
-                            let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale); Precision = args.Precision }
+                            let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale); Precision = (Precision.tryParse args.Precision).Value }
                             let arch = config.Architecture
                             let batch = TrainingConfig.minibatchAt config (arch.LevelOf r)
                             let ours () = float batch / timeSteps config r fading warmup iterations
@@ -359,7 +359,7 @@ let command : Command<Arguments> =
           flag "--no-pytorch" "" "skip the PyTorch reference" false (fun _ a -> { a with NoPyTorch = true })
           flag "--precision" "float32|bfloat16" "what G and D compute in (float32; bfloat16 skips the PyTorch reference)" false
             (fun v a ->
-                if not (ProGan.Keras.Models.MixedPrecision.TryParse v).HasValue then
+                if (Precision.tryParse v).IsNone then
                     raise (UsageException(sprintf "--precision takes float32 or bfloat16; got '%s'." v))
                 { a with Precision = v })
           flag "--generation" "R,R…" "resolutions of the generation timings, TorchSharp beside ONNX Runtime (the timed ones ≥ 8², and 32, 64)" false

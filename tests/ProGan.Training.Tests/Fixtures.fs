@@ -66,7 +66,7 @@ let writePalettePng (path: string) (w: int) (h: int) (palette: (byte * byte * by
 let tiny =
     { TrainingConfig.cpu 8 with
         Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)
-        Loss = "wgan-gp"
+        Loss = WganGp
         R1Weight = 0.0
         PenaltyInterval = 1
         StabiliseImages = 64

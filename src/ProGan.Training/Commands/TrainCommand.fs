@@ -109,12 +109,14 @@ module TrainCommand =
             (parsed float' (fun x c -> { c with LearningRateDecay = x }))
           setting "--precision" "TYPE" "float32, or bfloat16: G and D compute in bfloat16, parameters and samples stay float32 (faster where the CPU has AVX512-BF16)"
             (fun name v ->
-                if not (ProGan.Keras.Models.MixedPrecision.TryParse v).HasValue then bad "%s takes float32 or bfloat16; got '%s'." name v
-                fun c -> { c with Precision = v })
+                match Precision.tryParse v with
+                | Some precision -> fun c -> { c with Precision = precision }
+                | None -> bad "%s takes float32 or bfloat16; got '%s'." name v)
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
             (fun name v ->
-                if (GanLoss.tryParse v).IsNone then bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v
-                fun c -> { c with Loss = v })
+                match GanLoss.tryParse v with
+                | Some loss -> fun c -> { c with Loss = loss }
+                | None -> bad "%s must be one of %s; got '%s'." name (String.Join(", ", GanLoss.names |> List.map fst)) v)
           setting "--r1" "γ" "R1 penalty (γ/2)·‖∇D(real)‖² for the non-WGAN losses" (parsed float' (fun x c -> { c with R1Weight = x }))
           setting "--penalty-interval" "K" "lazy regularisation: the gradient penalty (WGAN-GP's or R1) on every K-th minibatch only, weighted K times (StyleGAN2)"
             (parsed int' (fun x c -> { c with PenaltyInterval = x }))
@@ -131,9 +133,9 @@ module TrainCommand =
             (parsed float' (fun x c -> { c with EmaRampup = x }))
           setting "--augment" "POLICY" "DiffAugment of reals and fakes before D: any of color,translation,cutout"
             (fun name v ->
-                match DiffAugment.tryParse v with
-                | Ok _ -> fun c -> { c with Augment = v }
-                | Error t -> bad "%s takes %s; got '%s'." name (String.Join(",", DiffAugment.names)) t)
+                match Augmentation.tryParsePolicy v with
+                | Ok policy -> fun c -> { c with Augment = policy }
+                | Error t -> bad "%s takes %s; got '%s'." name (String.Join(",", Augmentation.Names |> List.map fst)) t)
           setting "--latent-size" "N" "latent vector length" (arch (fun f v a -> a.With(latentSize = int' f v)))
           setting "--fmap-base" "N" "fmap_base" (arch (fun f v a -> a.With(fmapBase = int' f v)))
           setting "--fmap-max" "N" "fmap_max" (arch (fun f v a -> a.With(fmapMax = int' f v)))
@@ -143,8 +145,9 @@ module TrainCommand =
             (arch (fun f v a -> a.With(imageChannels = CommandLine.channels f v)))
           setting "--labels" "folders|shapes" "conditional training (AC-GAN): each subfolder of --data a class, or the procedural set by shape"
             (fun name v ->
-                if v <> "folders" && v <> "shapes" then bad "%s takes folders (subfolders of --data are the classes) or shapes (the embedded set); got '%s'." name v
-                fun c -> { c with Labels = v })
+                match LabelSource.tryParse v with
+                | Some labels when labels <> Unlabelled -> fun c -> { c with Labels = labels }
+                | _ -> bad "%s takes folders (subfolders of --data are the classes) or shapes (the embedded set); got '%s'." name v)
           setting "--cond-weight" "X" "weight of the auxiliary classification terms (the reference's cond_weight, 1)"
             (parsed float' (fun x c -> { c with ConditionWeight = x }))
           setting "--no-fused-scale" "" "D pools before its bias and LeakyReLU (the paper's Table 2 order, official fused_scale=False)"

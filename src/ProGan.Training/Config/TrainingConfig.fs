@@ -2,21 +2,112 @@
 namespace ProGan.Training.Config
 
 open System
+open System.Text.Json
+open System.Text.Json.Serialization
 open ProGan.Keras.Models
+
+/// A choice among named cases, read and written as its name (config.json keeps the strings the command line takes;
+/// an unknown name is refused with the names allowed, never read as a default).
+type NamedCasesJson<'T when 'T: equality>(names: (string * 'T) list, what: string) =
+    inherit JsonConverter<'T>()
+    override _.Read(reader, _, _) =
+        let text = if reader.TokenType = JsonTokenType.String then reader.GetString() else null
+        match names |> List.tryFind (fun (name, _) -> name = text) with
+        | Some(_, value) -> value
+        | None ->
+            let allowed = String.Join(", ", names |> List.map (fun (name, _) -> "\"" + name + "\""))
+            raise (JsonException(sprintf "%s must be one of %s" what allowed))
+    override _.Write(writer, value, _) = writer.WriteStringValue(names |> List.find (fun (_, v) -> v = value) |> fst)
 
 /// The GAN loss D and G minimise (`Losses`): the paper's WGAN-GP, or one of the losses the paper's LSUN comparison,
 /// the reference's `loss.py` and the PyTorch GAN zoo offer.
+[<JsonConverter(typeof<GanLossJson>)>]
 type GanLoss =
     | WganGp
     | Lsgan
     | Logistic
     | Hinge
+    /// The names `--loss` and config.json use.
+    static member Names = [ "wgan-gp", WganGp; "lsgan", Lsgan; "logistic", Logistic; "hinge", Hinge ]
+and GanLossJson() =
+    inherit NamedCasesJson<GanLoss>(GanLoss.Names, "Loss")
 
 module GanLoss =
     /// The names `--loss` and config.json use.
-    let names = [ "wgan-gp", WganGp; "lsgan", Lsgan; "logistic", Logistic; "hinge", Hinge ]
+    let names = GanLoss.Names
     let name (loss: GanLoss) = names |> List.find (snd >> (=) loss) |> fst
     let tryParse (text: string) = names |> List.tryFind (fst >> (=) text) |> Option.map snd
+
+/// One transformation of differentiable augmentation (DiffAugment, Zhao et al. 2020; `Paper/DiffAugment.fs`).
+[<JsonConverter(typeof<AugmentationJson>)>]
+type Augmentation =
+    | Color
+    | Translation
+    | Cutout
+    /// The names of the paper's policy "color,translation,cutout", in the order they are applied.
+    static member Names = [ "color", Color; "translation", Translation; "cutout", Cutout ]
+and AugmentationJson() =
+    inherit NamedCasesJson<Augmentation>(Augmentation.Names, "an augmentation")
+
+module Augmentation =
+    /// Every transformation, in the order they are applied.
+    let all = Augmentation.Names |> List.map snd
+    let name (a: Augmentation) = Augmentation.Names |> List.find (snd >> (=) a) |> fst
+    /// Parses a policy (`color,translation,cutout`, any subset, empty for none); Error names what is not a transformation.
+    let tryParsePolicy (policy: string) =
+        let parts = policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
+        match parts |> List.tryFind (fun p -> not (List.exists (fst >> (=) p) Augmentation.Names)) with
+        | Some bad -> Error bad
+        | None -> Ok(parts |> List.map (fun p -> Augmentation.Names |> List.find (fst >> (=) p) |> snd))
+    /// A policy as `--augment` and config.json write it.
+    let formatPolicy (policy: Augmentation list) = String.Join(",", policy |> List.map name)
+
+/// A DiffAugment policy in config.json: the comma-separated names `--augment` takes ("" for none).
+type AugmentPolicyJson() =
+    inherit JsonConverter<Augmentation list>()
+    override _.Read(reader, _, _) =
+        let text = if reader.TokenType = JsonTokenType.String then reader.GetString() else null
+        match (if isNull text then Error "(not a string)" else Augmentation.tryParsePolicy text) with
+        | Ok policy -> policy
+        | Error bad -> raise (JsonException(sprintf "Augment names '%s'; the transformations are %s" bad (String.Join(", ", Augmentation.Names |> List.map fst))))
+    override _.Write(writer, value, _) = writer.WriteStringValue(Augmentation.formatPolicy value)
+
+/// The type G and D compute their activations in (mixed precision, `IMixedPrecisionModel`).
+[<JsonConverter(typeof<PrecisionJson>)>]
+type Precision =
+    | Float32
+    | BFloat16
+    /// The names `--precision` and config.json use.
+    static member Names = [ "float32", Float32; "bfloat16", BFloat16 ]
+and PrecisionJson() =
+    inherit NamedCasesJson<Precision>(Precision.Names, "Precision")
+
+module Precision =
+    let name (p: Precision) = Precision.Names |> List.find (snd >> (=) p) |> fst
+    let tryParse (text: string) = Precision.Names |> List.tryFind (fst >> (=) text) |> Option.map snd
+    /// The tensor type of a precision.
+    let scalarType (p: Precision) =
+        match p with
+        | Float32 -> TorchSharp.torch.ScalarType.Float32
+        | BFloat16 -> TorchSharp.torch.ScalarType.BFloat16
+
+/// Where a conditional run's classes come from (AC-GAN, the reference's `label_size`).
+[<JsonConverter(typeof<LabelSourceJson>)>]
+type LabelSource =
+    /// An unconditional run (the paper).
+    | Unlabelled
+    /// Every immediate subfolder of the data folder is a class.
+    | FolderClasses
+    /// The procedural set labelled by its shapes: discs or squares.
+    | ShapeClasses
+    /// The names `--labels` and config.json use ("" for none).
+    static member Names = [ "", Unlabelled; "folders", FolderClasses; "shapes", ShapeClasses ]
+and LabelSourceJson() =
+    inherit NamedCasesJson<LabelSource>(LabelSource.Names, "Labels")
+
+module LabelSource =
+    let name (l: LabelSource) = LabelSource.Names |> List.find (snd >> (=) l) |> fst
+    let tryParse (text: string) = LabelSource.Names |> List.tryFind (fst >> (=) text) |> Option.map snd
 
 /// A learning rate that holds at one resolution (the reference's `G_lrate_dict` / `D_lrate_dict` entries).
 [<CLIMutable>]
@@ -60,8 +151,8 @@ type TrainingConfig =
       /// 0 (the linear decay of CycleGAN and SN-GAN), so that the last steps settle instead of swinging; 0 for none
       /// (the paper).
       LearningRateDecay: float
-      /// The GAN loss: "wgan-gp" (the paper's), "lsgan", "logistic" (non-saturating) or "hinge".
-      Loss: string
+      /// The GAN loss: WGAN-GP (the paper's), LSGAN, logistic (non-saturating) or hinge.
+      Loss: GanLoss
       /// γ of the R1 penalty (γ/2)·‖∇D(real)‖² (Mescheder et al. 2018) for the non-WGAN losses; 0 for none.
       R1Weight: float
       /// Lazy regularisation (Karras et al. 2020, StyleGAN2 §4): the gradient penalty (WGAN-GP's or R1) only on every
@@ -73,10 +164,10 @@ type TrainingConfig =
       /// Grow progressively (the paper); false trains the final resolution from the start, the paper's
       /// non-progressive baseline, for the same number of images.
       Growing: bool
-      /// Conditional training (AC-GAN, the reference's `label_size`): "folders" (every immediate subfolder of the data
-      /// folder is a class), "shapes" (the procedural set labelled by its shapes: discs or squares), or empty for an
-      /// unconditional run. `Architecture.LabelSize` is the number of classes.
-      Labels: string
+      /// Conditional training (AC-GAN, the reference's `label_size`): the classes are the data folder's subfolders
+      /// or the procedural set's shapes; unlabelled for an unconditional run. `Architecture.LabelSize` is the number
+      /// of classes.
+      Labels: LabelSource
       /// The weight of the auxiliary classification terms (the reference's `cond_weight`, 1).
       ConditionWeight: float
       /// A run folder or checkpoint whose G, D and EMA weights a new run starts from (fine-tuning; its levels are
@@ -101,8 +192,9 @@ type TrainingConfig =
       /// layers; 0 for none (the paper).
       EmaRampup: float
       /// Differentiable augmentation of reals and fakes before D (DiffAugment, Zhao et al. 2020): any of
-      /// "color,translation,cutout"; empty for none (the paper).
-      Augment: string
+      /// color, translation, cutout; empty for none (the paper). config.json writes it as `--augment` takes it.
+      [<JsonConverter(typeof<AugmentPolicyJson>)>]
+      Augment: Augmentation list
       /// Reset Adam's moments whenever a new level of detail begins (`reset_opt_for_new_lod`).
       ResetOptimizerEachLevel: bool
       /// Randomly mirror real images left–right.
@@ -120,10 +212,10 @@ type TrainingConfig =
       KeepCheckpoints: int
       /// Intra-op CPU threads (0 = all cores).
       Threads: int
-      /// The type G and D compute their activations in (mixed precision, `IMixedPrecisionModel`): "float32" (the
-      /// paper), or "bfloat16" — convolutions about twice as fast where the CPU has AVX512-BF16 or AMX, and on recent
+      /// The type G and D compute their activations in (mixed precision, `IMixedPrecisionModel`): float32 (the
+      /// paper), or bfloat16 — convolutions about twice as fast where the CPU has AVX512-BF16 or AMX, and on recent
       /// GPUs. Parameters, gradients, Adam's moments, the EMA generator and every sample stay float32.
-      Precision: string
+      Precision: Precision
       /// Images in the embedded procedural data set (used when DataFolder is empty).
       ProceduralImages: int
       /// The training images: a folder read recursively, or empty for the embedded procedural shapes. The one place
@@ -166,13 +258,8 @@ module TrainingConfig =
         if index % int64 k = 0L then { weights with Lambda = weights.Lambda * float k; R1 = weights.R1 * float k }
         else { weights with Lambda = 0.0; R1 = 0.0 }
 
-    /// The loss of a configuration.
-    let loss (c: TrainingConfig) = GanLoss.tryParse c.Loss |> Option.defaultValue WganGp
-
-    /// The type G and D compute in (`Precision`; float32 for a name `validate` would refuse).
-    let computeType (c: TrainingConfig) =
-        let parsed = MixedPrecision.TryParse c.Precision
-        if parsed.HasValue then parsed.Value else TorchSharp.torch.ScalarType.Float32
+    /// The type G and D compute in (`Precision`).
+    let computeType (c: TrainingConfig) = Precision.scalarType c.Precision
 
     let private imagesAt (entries: ResolutionImages[]) (fallback: int) (resolution: int) =
         entries |> Array.tryFind (fun e -> e.Resolution = resolution) |> Option.map (fun e -> e.Images) |> Option.defaultValue fallback
@@ -232,13 +319,13 @@ module TrainingConfig =
           LearningRate = 0.001
           LearningRates = [||]
           LearningRateDecay = 0.0
-          Loss = "wgan-gp"
+          Loss = WganGp
           R1Weight = 0.0
           PenaltyInterval = 1
           DRepeats = 1
           Growing = true
           InitFrom = ""
-          Labels = ""
+          Labels = Unlabelled
           ConditionWeight = 1.0
           Beta1 = 0.0
           Beta2 = 0.99
@@ -248,7 +335,7 @@ module TrainingConfig =
           DriftWeight = 0.001
           EmaBeta = 0.999
           EmaRampup = 0.0
-          Augment = ""
+          Augment = []
           ResetOptimizerEachLevel = true
           Mirror = false
           Seed = 1
@@ -257,7 +344,7 @@ module TrainingConfig =
           LogImages = 2_000
           KeepCheckpoints = 3
           Threads = 0
-          Precision = "float32"
+          Precision = Float32
           ProceduralImages = 8192
           DataFolder = ""
           NonFiniteRetries = 0
@@ -291,7 +378,7 @@ module TrainingConfig =
             TotalImages = 0L
             Minibatch = [| 8 |]
             LearningRate = 0.012
-            Loss = "logistic"
+            Loss = Logistic
             R1Weight = 1.0
             PenaltyInterval = 16
             EmaRampup = 0.05
@@ -336,15 +423,13 @@ module TrainingConfig =
             if not (r.Rate > 0.0 && Double.IsFinite r.Rate) then fail "LearningRates" r.Rate "> 0 and finite"
         if not (c.LearningRateDecay >= 0.0 && c.LearningRateDecay <= 1.0) then
             fail "LearningRateDecay" c.LearningRateDecay "in [0, 1]: the last fraction of the run's images over which the rate falls to 0"
-        if (GanLoss.tryParse c.Loss).IsNone then fail "Loss" c.Loss (String.Join(", ", GanLoss.names |> List.map fst))
         if not (c.R1Weight >= 0.0 && Double.IsFinite c.R1Weight) then fail "R1Weight" c.R1Weight "≥ 0 and finite"
-        if c.R1Weight > 0.0 && c.Loss = "wgan-gp" then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"
+        if c.R1Weight > 0.0 && c.Loss = WganGp then fail "R1Weight" c.R1Weight "0 with wgan-gp (it has its own gradient penalty)"
         if c.PenaltyInterval < 1 || c.PenaltyInterval > 64 then fail "PenaltyInterval" c.PenaltyInterval "from 1 (every minibatch) to 64"
         if c.DRepeats < 1 || c.DRepeats > 16 then fail "DRepeats" c.DRepeats "from 1 to 16"
         if isNull c.InitFrom then fail "InitFrom" "null" "a run folder or checkpoint, or empty for none"
-        if not (List.contains c.Labels [ ""; "folders"; "shapes" ]) then fail "Labels" c.Labels "\"folders\", \"shapes\" or empty"
-        if c.Labels = "shapes" && c.DataFolder <> "" then fail "Labels" c.Labels "\"folders\" with a data folder (\"shapes\" labels the embedded procedural set)"
-        if c.Labels = "" && c.Architecture.LabelSize > 0 then fail "LabelSize" c.Architecture.LabelSize "0 without --labels"
+        if c.Labels = ShapeClasses && c.DataFolder <> "" then fail "Labels" "shapes" "\"folders\" with a data folder (\"shapes\" labels the embedded procedural set)"
+        if c.Labels = Unlabelled && c.Architecture.LabelSize > 0 then fail "LabelSize" c.Architecture.LabelSize "0 without --labels"
         if not (c.ConditionWeight >= 0.0 && Double.IsFinite c.ConditionWeight) then fail "ConditionWeight" c.ConditionWeight "≥ 0 and finite"
         if not (c.Beta1 >= 0.0 && c.Beta1 < 1.0) then fail "Beta1" c.Beta1 "in [0, 1)"
         if not (c.Beta2 >= 0.0 && c.Beta2 < 1.0) then fail "Beta2" c.Beta2 "in [0, 1)"
@@ -354,7 +439,7 @@ module TrainingConfig =
         if not (c.DriftWeight >= 0.0) then fail "DriftWeight" c.DriftWeight "≥ 0"
         if not (c.EmaBeta >= 0.0 && c.EmaBeta < 1.0) then fail "EmaBeta" c.EmaBeta "in [0, 1)"
         if not (c.EmaRampup >= 0.0 && Double.IsFinite c.EmaRampup) then fail "EmaRampup" c.EmaRampup "≥ 0 (0: no warm-up)"
-        if isNull c.Augment then fail "Augment" "null" "a policy, or empty for none"
+        if isNull (box c.Augment) then fail "Augment" "null" "a policy, or empty for none"
         if c.TickImages < 1 then fail "TickImages" c.TickImages "≥ 1"
         for name, entries, lowest, clause in
             [ "StabiliseImagesAt", c.StabiliseImagesAt, 4, " that stabilises"
@@ -368,8 +453,6 @@ module TrainingConfig =
         if c.KeepCheckpoints < 1 then fail "KeepCheckpoints" c.KeepCheckpoints "≥ 1"
         // At most the cores is checked by --threads: a run trained elsewhere with more still loads here (clamped).
         if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
-        if isNull c.Precision || not (MixedPrecision.TryParse c.Precision).HasValue then
-            fail "Precision" c.Precision "\"float32\" or \"bfloat16\""
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
         if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m [ "swd"; "ms-ssim" ])) then

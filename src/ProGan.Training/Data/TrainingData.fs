@@ -21,7 +21,7 @@ module TrainingData =
         let resolution = config.Architecture.Resolution
         if config.DataFolder = "" then
             report (Info(sprintf "Rendering %d procedural images at %d²" config.ProceduralImages resolution))
-            Procedural.pyramidOf config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed (config.Labels = "shapes")
+            Procedural.pyramidOf config.ProceduralImages resolution config.Architecture.ImageChannels config.Seed (config.Labels = ShapeClasses)
         elif PreparedDataset.isDataset config.DataFolder || PreparedDataset.hasLevelFiles config.DataFolder then
             // Every level file the run reads is checked against dataset.json (size and SHA-256, one streamed read),
             // so a changed file is refused here rather than trained on.
@@ -29,14 +29,14 @@ module TrainingData =
             let data = PreparedDataset.openFor config.DataFolder resolution config.Architecture.ImageChannels true
             report (Info(sprintf "Verified the prepared data set against its SHA-256s: %.0f MB in %.1f s"
                              (float (PreparedDataset.levelBytes data.Index resolution) / 1e6) clock.Elapsed.TotalSeconds))
-            if config.Labels <> "" && data.Labels.Length = 0 then
+            if config.Labels <> Unlabelled && data.Labels.Length = 0 then
                 (data :> IDisposable).Dispose()
                 raise (DataException(sprintf "--labels: the data set '%s' has no labels; prepare it with --labels folders." config.DataFolder))
             report (Info(sprintf "Reading the prepared data set %s: %d images, read from disk a minibatch at a time" config.DataFolder data.Count))
             data
         else
             let minimum = config.Minibatch |> Array.max
-            let load = ImageFolder.load config.DataFolder resolution config.Architecture.ImageChannels (config.Labels = "folders") minimum report cancel
+            let load = ImageFolder.load config.DataFolder resolution config.Architecture.ImageChannels (config.Labels = FolderClasses) minimum report cancel
             report (Info(sprintf "%s %d images from %s" (if load.FromCache then "Loaded cached" else "Prepared") load.Images.Count config.DataFolder))
             ImageFolder.summarize load.Skipped |> Option.iter (Warning >> report)
             load.Images

@@ -137,7 +137,7 @@ module TrainingRun =
                 checkData folder config data
                 // A conditional run's networks have as many classes as its data (a new run learns the count here).
                 let config =
-                    if config.Labels = "" || config.Architecture.LabelSize = data.ClassNames.Length then config
+                    if config.Labels = Unlabelled || config.Architecture.LabelSize = data.ClassNames.Length then config
                     elif options.Resume then
                         raise (DataException(sprintf "The run was trained on %d classes; the data has %d (%s)." config.Architecture.LabelSize data.ClassNames.Length (String.Join(", ", data.ClassNames))))
                     else

@@ -5,22 +5,13 @@ open System
 open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Training.Basics
+open ProGan.Training.Config
 
 /// Differentiable augmentation (Zhao et al. 2020, "Differentiable Augmentation for Data-Efficient GAN Training"):
 /// the same random transformations applied to reals and fakes before D, in D's step and in G's, so that D cannot
 /// memorise a small data set and G still gets gradients through the transformation. Each transformation draws its
 /// parameters per sample from a generator (the run's noise stream), and is made of differentiable tensor operations.
 module DiffAugment =
-
-    /// The transformations of the paper's policy "color,translation,cutout".
-    let names = [ "color"; "translation"; "cutout" ]
-
-    /// Parses a policy (`color,translation,cutout`, any subset); None names what is not a transformation.
-    let tryParse (policy: string) =
-        let parts = policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
-        match parts |> List.tryFind (fun p -> not (List.contains p names)) with
-        | Some bad -> Error bad
-        | None -> Ok parts
 
     let private uniform (x: torch.Tensor) (generator: torch.Generator) =
         torch.rand([| x.shape[0]; 1L; 1L; 1L |], generator = generator).``to``(x.device)
@@ -59,13 +50,13 @@ module DiffAugment =
         let inside = (y.ge(top).logical_and(y.lt(top.Plus(whole ch)))).logical_and(xs.ge(left).logical_and(xs.lt(left.Plus(whole cw))))
         x * inside.logical_not().unsqueeze(1L).to_type(x.dtype)
 
-    /// Applies the transformations of `policy`, in the paper's order.
-    let apply (policy: string list) (x: torch.Tensor) (generator: torch.Generator) =
-        let step (name: string) (t: torch.Tensor) =
-            if not (List.contains name policy) then t
+    /// Applies the transformations of `policy`, in the paper's order (color, translation, cutout).
+    let apply (policy: Augmentation list) (x: torch.Tensor) (generator: torch.Generator) =
+        let step (t: torch.Tensor) (transformation: Augmentation) =
+            if not (List.contains transformation policy) then t
             else
-                match name with
-                | "color" -> color t generator
-                | "translation" -> translation t generator
-                | _ -> cutout t generator
-        x |> step "color" |> step "translation" |> step "cutout"
+                match transformation with
+                | Color -> color t generator
+                | Translation -> translation t generator
+                | Cutout -> cutout t generator
+        Augmentation.all |> List.fold step x

@@ -29,8 +29,8 @@ let ``bad arguments give one line that names them`` () =
     Assert.Contains("--lr-decay 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
     Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
     Assert.Equal("--precision takes float32 or bfloat16; got 'float16'.", error [ "--precision"; "float16" ])
-    Assert.Equal("bfloat16", (plan [ "--precision"; "bfloat16" ]).Config.Precision)
-    Assert.Equal("float32", (plan []).Config.Precision)
+    Assert.Equal(BFloat16, (plan [ "--precision"; "bfloat16" ]).Config.Precision)
+    Assert.Equal(Float32, (plan []).Config.Precision)
     // --init-from names itself: a path that is not there, a file that is not a checkpoint (a run's config.json).
     Assert.Equal("--init-from: '/no/such.ckpt' does not exist; pass a run folder or one of its checkpoint-*.ckpt files.", error [ "--init-from"; "/no/such.ckpt" ])
     let config = System.IO.Path.GetTempFileName()
@@ -50,7 +50,7 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     // loss with R1 on every 16th minibatch, minibatches of 8 at a learning rate of 0.012, EMA β = 0.999 warmed up
     // over 5 % of the images shown.
     Assert.Equal(152_000L, TrainingConfig.totalImages args.Config)
-    Assert.Equal(("logistic", 1.0, 16), (args.Config.Loss, args.Config.R1Weight, args.Config.PenaltyInterval))
+    Assert.Equal((Logistic, 1.0, 16), (args.Config.Loss, args.Config.R1Weight, args.Config.PenaltyInterval))
     Assert.Equal<int[]>([| 8 |], args.Config.Minibatch)
     Assert.Equal(0.012, args.Config.LearningRate)
     Assert.Equal((0.999, 0.05), (args.Config.EmaBeta, args.Config.EmaRampup))

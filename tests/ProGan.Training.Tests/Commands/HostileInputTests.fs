@@ -5,6 +5,7 @@ module ProGan.Training.Tests.Commands.HostileInputTests
 open System
 open System.IO
 open Xunit
+open ProGan.Training.Config
 open ProGan.Training.Runs
 open ProGan.Training.Commands
 open ProGan.Training.Tests.Fixtures
@@ -233,7 +234,7 @@ let ``resuming a run whose config.json was edited by hand names what is wrong`` 
         refused Cli.main [ "--resume"; run.Path ] expected
     // A run from before a field was added reads as what it did (Precision: float32), and resumes.
     File.WriteAllText(config, without "Precision")
-    Assert.Equal("float32", (RunFolder.readConfig (RunFolder run.Path)).Precision)
+    Assert.Equal(Float32, (RunFolder.readConfig (RunFolder run.Path)).Precision)
     File.WriteAllText(config, original)
     // Garbage in log.csv is passed over, not a crash.
     File.AppendAllText(RunFolder(run.Path).Log, "abc\n\u0000\u0000\u0000\n")

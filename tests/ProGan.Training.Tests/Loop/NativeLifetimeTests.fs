@@ -19,14 +19,14 @@ let private audit (work: unit -> unit) =
 
 /// Every loss and option a step can take, each trained through a stabilise and a fade-in phase.
 let options : obj[] seq =
-    [ "cpu preset (logistic, lazy R1)", { tiny with Loss = "logistic"; R1Weight = 10.0; PenaltyInterval = 4 }
+    [ "cpu preset (logistic, lazy R1)", { tiny with Loss = Logistic; R1Weight = 10.0; PenaltyInterval = 4 }
       "wgan-gp", tiny
-      "lsgan", { tiny with Loss = "lsgan"; R1Weight = 0.0 }
-      "hinge", { tiny with Loss = "hinge"; R1Weight = 0.0 }
-      "DiffAugment", { tiny with Augment = "color,translation,cutout" }
+      "lsgan", { tiny with Loss = Lsgan; R1Weight = 0.0 }
+      "hinge", { tiny with Loss = Hinge; R1Weight = 0.0 }
+      "DiffAugment", { tiny with Augment = Augmentation.all }
       "mirror", { tiny with Mirror = true }
-      "bfloat16", { tiny with Precision = "bfloat16" }
-      "AC-GAN", { tiny with Labels = "shapes"; Architecture = tiny.Architecture.With(labelSize = 2) } ]
+      "bfloat16", { tiny with Precision = BFloat16 }
+      "AC-GAN", { tiny with Labels = ShapeClasses; Architecture = tiny.Architecture.With(labelSize = 2) } ]
     |> Seq.map (fun (name, config) -> [| box name; box config |])
 
 [<Theory>]

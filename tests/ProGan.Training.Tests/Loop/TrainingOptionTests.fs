@@ -60,14 +60,14 @@ let ``R1 adds (γ/2)·‖∇D(real)‖² computed by hand for a linear critic`` 
 
 [<Fact>]
 let ``every loss trains a tiny run end to end, lazily regularised or not`` () =
-    for loss, r1, interval in [ "lsgan", 0.0, 1; "logistic", 1.0, 1; "hinge", 0.0, 1; "logistic", 1.0, 16; "wgan-gp", 0.0, 4 ] do
+    for loss, r1, interval in [ Lsgan, 0.0, 1; Logistic, 1.0, 1; Hinge, 0.0, 1; Logistic, 1.0, 16; WganGp, 0.0, 4 ] do
         use run = new TempFolder()
         let position, _ = train { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval } run.Path false None
         Assert.True(Schedule.isDone tiny position.ImagesShown)
-        Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, loss))
+        Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, GanLoss.name loss))
         // A penalised run logs the penalty of its last penalised minibatch, never the 0 of a skipped one.
-        if loss = "wgan-gp" || r1 > 0.0 then
-            Assert.All(logRows run.Path, fun r -> Assert.True(r.GradientPenalty > 0.0, sprintf "%s every %d: GP %g at %d" loss interval r.GradientPenalty r.ImagesShown))
+        if loss = WganGp || r1 > 0.0 then
+            Assert.All(logRows run.Path, fun r -> Assert.True(r.GradientPenalty > 0.0, sprintf "%s every %d: GP %g at %d" (GanLoss.name loss) interval r.GradientPenalty r.ImagesShown))
 
 [<Fact>]
 let ``lazy regularisation puts the penalty on every k-th minibatch, k times as heavy, and skips computing it between`` () =
@@ -77,7 +77,7 @@ let ``lazy regularisation puts the penalty on every k-th minibatch, k times as h
     Assert.Equal<float list>([ 40.0; 0.0; 0.0; 0.0; 40.0; 0.0; 0.0; 0.0 ], at |> List.map (fun w -> w.Lambda))
     Assert.Equal(tiny.GradientPenaltyWeight, at |> List.averageBy (fun w -> w.Lambda))
     Assert.All(at, fun w -> Assert.Equal(tiny.DriftWeight, w.EpsilonDrift))
-    let r1 = [ for i in 16L .. 19L -> (TrainingConfig.penaltyWeightsAt { tiny with Loss = "logistic"; R1Weight = 2.0; PenaltyInterval = 16 } i).R1 ]
+    let r1 = [ for i in 16L .. 19L -> (TrainingConfig.penaltyWeightsAt { tiny with Loss = Logistic; R1Weight = 2.0; PenaltyInterval = 16 } i).R1 ]
     Assert.Equal<float list>([ 32.0; 0.0; 0.0; 0.0 ], r1)
     Assert.Equal(TrainingConfig.lossWeights tiny, TrainingConfig.penaltyWeightsAt tiny 3L)
     // D(x) = Σ w·x has ∇D = w: on a penalised minibatch the penalty is (‖w‖ − 1)² at weight 4λ; on a skipped one D's
@@ -235,9 +235,9 @@ let ``DiffAugment shifts by whole pixels with zeros coming in, cuts out half-sid
     for n in 0..5 do
         Assert.Equal(3 * 16, cut[int64 n].eq(scalar 0.0).sum().item<int64>() |> int) // a 4×4 square in every channel
     let input = x.clone().requires_grad_(true)
-    (DiffAugment.apply DiffAugment.names input g).sum().backward()
+    (DiffAugment.apply Augmentation.all input g).sum().backward()
     Assert.True(input.grad.abs().sum().item<float32>() > 0.0f && torch.isfinite(input.grad).all().item<bool>())
-    Assert.Equal(Error "rotate", DiffAugment.tryParse "color,rotate")
+    Assert.Equal(Error "rotate", Augmentation.tryParsePolicy "color,rotate")
 
 [<Fact>]
 let ``the EMA warm-up caps its half-life at a fraction of the images shown into the level`` () =
@@ -262,7 +262,7 @@ let ``the EMA warm-up caps its half-life at a fraction of the images shown into 
 [<Fact>]
 let ``augmentation and the EMA warm-up train a tiny run end to end`` () =
     use run = new TempFolder()
-    let position, _ = train { tiny with Augment = "color,translation,cutout"; EmaRampup = 0.05 } run.Path false None
+    let position, _ = train { tiny with Augment = Augmentation.all; EmaRampup = 0.05 } run.Path false None
     Assert.True(Schedule.isDone tiny position.ImagesShown)
     Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss))
 
@@ -288,7 +288,7 @@ let private twoColourFolder (root: string) (red: string option) =
 let private redShareByClass (folder: string) =
     // About 1,500 steps of a small network (seconds): the class control emerges after some hundreds.
     let config =
-        { tiny with DataFolder = folder; Labels = "folders"; Minibatch = [| 8 |]; StabiliseImages = 4096; FadeImages = 4096
+        { tiny with DataFolder = folder; Labels = FolderClasses; Minibatch = [| 8 |]; StabiliseImages = 4096; FadeImages = 4096
                     LearningRate = 0.001; ConditionWeight = 4.0
                     Architecture = tiny.Architecture.With(latentSize = 16, fmapBase = 64, fmapMax = 16, labelSize = 2) }
     use data = TrainingData.load config ignore Threading.CancellationToken.None
@@ -333,7 +333,7 @@ let ``an empty class folder and a class of one image are warned of before prepar
 [<Fact>]
 let ``the procedural set labelled by shape trains a conditional run whose configuration records its classes`` () =
     use run = new TempFolder()
-    let _, events = train { tiny with Labels = "shapes" } run.Path false None
+    let _, events = train { tiny with Labels = ShapeClasses } run.Path false None
     Assert.Contains(events, fun e -> match e with Info text -> text = "Conditional on 2 classes: discs, squares" | _ -> false)
     Assert.Equal(2, (RunFolder.readConfig (RunFolder run.Path)).Architecture.LabelSize)
     use images = Procedural.pyramidOf 64 8 3 1 true
@@ -370,13 +370,13 @@ let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and
         use trainer = new Trainer({ tiny with Precision = precision }, data, torch.CPU)
         let steps = [ for _ in 1..3 -> trainer.Step() ]
         let state = trainer.State
-        Assert.Equal((if precision = "bfloat16" then torch.ScalarType.BFloat16 else torch.ScalarType.Float32), state.Generator.ComputeType)
+        Assert.Equal((if precision = BFloat16 then torch.ScalarType.BFloat16 else torch.ScalarType.Float32), state.Generator.ComputeType)
         Assert.Equal(state.Generator.ComputeType, state.Discriminator.ComputeType)
         Assert.Equal(torch.ScalarType.Float32, state.Ema.ComputeType)
         for p in Seq.concat [ state.Generator.parameters(); state.Discriminator.parameters(); state.Ema.parameters() ] do
             Assert.Equal(torch.ScalarType.Float32, p.dtype)
         steps |> List.map (fun s -> s.DLoss)
-    let narrow, wide = firstSteps "bfloat16", firstSteps "float32"
+    let narrow, wide = firstSteps BFloat16, firstSteps Float32
     // Same seed, same minibatches: the losses differ by bfloat16's rounding only (so it did compute in bfloat16).
     for n, w in List.zip narrow wide do
         Assert.True(Double.IsFinite n)

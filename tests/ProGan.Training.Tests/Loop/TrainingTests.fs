@@ -90,7 +90,7 @@ let ``resuming is exact with every option that draws at random, from a prepared 
     let dataset = root.File "shapes"
     use images = Procedural.pyramid 64 8 3 1
     PreparedDataset.save dataset "shapes" images |> ignore
-    let config = { tiny with DataFolder = dataset; TickImages = 1000; DRepeats = 2; Mirror = true; Augment = "color,translation,cutout"; EmaRampup = 0.05 }
+    let config = { tiny with DataFolder = dataset; TickImages = 1000; DRepeats = 2; Mirror = true; Augment = Augmentation.all; EmaRampup = 0.05 }
     let whole, split = root.File "whole", root.File "split"
     train config whole false None |> ignore
     train config split false (Some 96L) |> ignore

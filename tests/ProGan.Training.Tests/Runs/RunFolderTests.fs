@@ -6,6 +6,7 @@ open System.IO
 open Xunit
 open StbImageWriteSharp
 open ProGan.Keras.IO
+open ProGan.Training.Config
 open ProGan.Training.Progress
 open ProGan.Training.Data
 open ProGan.Training.Runs
@@ -149,3 +150,30 @@ let ``a failed start leaves no trace of itself`` () =
     Directory.CreateDirectory empty |> ignore
     Assert.Throws<DataException>(fun () -> train { tiny with DataFolder = data.Path } empty false (Some 8L) |> ignore) |> ignore
     Assert.Empty(Directory.GetFileSystemEntries empty)
+
+[<Fact>]
+let ``config.json keeps the option names as strings: typed options read from them, written back byte for byte, an unknown one refused by name`` () =
+    use run = new TempFolder()
+    let folder = RunFolder run.Path
+    let write (config: TrainingConfig) = RunFolder.writeConfig folder config
+    let text () = File.ReadAllText folder.Config
+    write { TrainingConfig.cpu 32 with Augment = [ Color; Cutout ]; Precision = BFloat16; Loss = Hinge; R1Weight = 0.0; Labels = ShapeClasses
+                                       Architecture = (TrainingConfig.cpu 32).Architecture.With(labelSize = 2) }
+    let written = text ()
+    // The strings the command line takes, as config.json has always held them (runs before the options were typed read as they did).
+    for field, value in [ "Loss", "hinge"; "Augment", "color,cutout"; "Precision", "bfloat16"; "Labels", "shapes" ] do
+        Assert.Contains(sprintf "\"%s\": \"%s\"" field value, written)
+    let read = RunFolder.readConfig folder
+    Assert.Equal((Hinge, [ Color; Cutout ], BFloat16, ShapeClasses), (read.Loss, read.Augment, read.Precision, read.Labels))
+    write read
+    Assert.Equal(written, text ())
+    // Before, an unknown loss was read as WGAN-GP; now it is refused in one line that names the field and the names allowed.
+    for field, bad, says in [ "Loss", "wgan", "Loss must be one of \"wgan-gp\", \"lsgan\", \"logistic\", \"hinge\""
+                              "Augment", "color,rotate", "Augment names 'rotate'"
+                              "Precision", "float16", "Precision must be one of \"float32\", \"bfloat16\""
+                              "Labels", "classes", "Labels must be one of" ] do
+        let current = Text.RegularExpressions.Regex.Match(written, sprintf "\"%s\": \"[^\"]*\"" field).Value
+        File.WriteAllText(folder.Config, written.Replace(current, sprintf "\"%s\": \"%s\"" field bad))
+        let e = Assert.Throws<RunFolderException>(fun () -> RunFolder.readConfig folder |> ignore)
+        Assert.Contains(says, e.Message)
+        Assert.DoesNotContain("\n", e.Message)
