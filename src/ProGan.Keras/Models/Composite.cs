@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 namespace ProGan.Keras.Models;
 
 /// <summary>
-/// The model that trains the generator through the discriminator, as in the Keras tutorial: <c>D(G(z))</c>.
+/// The model that trains the generator through the discriminator, as in the Keras tutorial: <c>D(G(z))</c>, or
+/// <c>D(T(G(z)))</c> with a differentiable transformation <c>T</c> between them (DiffAugment, Zhao et al. 2020).
 /// Only the generator is registered as a sub-module, so <c>parameters()</c> are G's alone, and the discriminator's
 /// parameters are frozen while the forward pass runs, so G's step neither reads gradients into nor changes D.
 /// </summary>
@@ -12,15 +13,21 @@ public sealed class Composite : nn.Module<Tensor, Tensor>
 {
     private readonly GeneratorModel generator;
     private readonly DiscriminatorModel discriminatorModel; // deliberately not registered: not trained here
+    private readonly Func<Tensor, Tensor>? between;
 
     /// <summary>Creates the composite of a generator model and a discriminator model of the same resolution.</summary>
-    public Composite(GeneratorModel generator, DiscriminatorModel discriminator) : base($"Composite{generator.Resolution}")
+    /// <param name="between">
+    /// A differentiable transformation of the generated images before D scores them (DiffAugment's); none by default.
+    /// </param>
+    public Composite(GeneratorModel generator, DiscriminatorModel discriminator, Func<Tensor, Tensor>? between = null)
+        : base($"Composite{generator.Resolution}")
     {
         if (generator.Resolution != discriminator.Resolution)
             throw new ArgumentException(
                 $"Composite needs models of one resolution; got generator {generator.Resolution}² and discriminator {discriminator.Resolution}².");
         this.generator = generator;
         discriminatorModel = discriminator;
+        this.between = between;
         register_module(nameof(generator), generator);
     }
 
@@ -30,10 +37,11 @@ public sealed class Composite : nn.Module<Tensor, Tensor>
     /// <summary>The discriminator that scores the generated images.</summary>
     public DiscriminatorModel Discriminator => discriminatorModel;
 
-    /// <summary>Scores generated images: <c>D(G(z))</c>, shape <c>[N, 1]</c>.</summary>
+    /// <summary>Scores generated images: <c>D(G(z))</c> (or <c>D(T(G(z)))</c>), shape <c>[N, 1]</c>.</summary>
     public override Tensor forward(Tensor latent)
     {
         var images = generator.call(latent);
+        if (between is not null) images = between(images);
         using (Trainability.Freeze(discriminatorModel))
             return discriminatorModel.call(images);
     }

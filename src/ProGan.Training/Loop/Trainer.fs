@@ -25,8 +25,9 @@ type StepResult =
       Drift: float
       Images: int }
 
-/// One progressive GAN being trained: G, D, the EMA generator and both optimisers, stepped by images shown.
-/// Layers and models are the C# library's; this type owns only time (Karras et al. 2018, §3, Appendix A.1).
+/// One progressive GAN being trained (Karras et al. 2018, §3, Appendix A.1): it owns G, D, the EMA generator, both
+/// optimisers, the random generators and the position in the schedule, and `Step` is one iteration of the paper's
+/// algorithm — D's step(s), G's step through the frozen D, the EMA update. Layers and models are the C# library's.
 type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device) =
     let config = TrainingConfig.validate config
     let arch = config.Architecture
@@ -152,13 +153,15 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         | None, Some f -> Some { RealLabels = f; FakeLabels = f; Weight = config.ConditionWeight }
         | _ -> None
 
-    /// G through a frozen D at one level and phase, built once and kept.
+    /// G through a frozen D at one level and phase, with the augmentation policy between them (D sees augmented fakes
+    /// in G's step as in its own), built once and kept.
     let compositeFor (level: int) (fading: bool) =
         let key = struct (level, fading)
         match composites.TryGetValue key with
         | true, c -> c
         | _ ->
-            let c = new Composite(generator.Pairs[level].Select(fading), discriminator.Pairs[level].Select(fading))
+            let between = if augment.IsEmpty then null else Func<torch.Tensor, torch.Tensor>(augmented)
+            let c = new Composite(generator.Pairs[level].Select(fading), discriminator.Pairs[level].Select(fading), between)
             composites[key] <- c
             c
 
@@ -211,15 +214,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     let generatorStep (position: SchedulePosition) (count: int) =
         state.GeneratorOptimizer.zero_grad()
         let input, fakeLabels = fakeInputs count
-        let gLoss =
-            if augment.IsEmpty then Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) input (conditioning None fakeLabels)
-            else
-                // D(augment(G(z))) with D frozen: the composite with the augmentation between its halves.
-                let fading = position.Phase = FadeIn
-                let d = discriminator.Pairs[position.Level].Select(fading)
-                let images = augmented (generator.Pairs[position.Level].Select(fading).call input)
-                use _ = Trainability.Freeze d
-                Losses.generatorOn loss (d.call images) (conditioning None fakeLabels)
+        let gLoss = Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) input (conditioning None fakeLabels)
         let total = finite "generator loss" gLoss
         gLoss.backward()
         state.GeneratorOptimizer.step() |> ignore

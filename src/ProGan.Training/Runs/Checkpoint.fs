@@ -45,7 +45,8 @@ module Checkpoint =
             if Object.Equals(e, f) then None else Some(sprintf "%s (run: %O, checkpoint: %O)" p.Name e f))
         |> List.ofArray
 
-    /// Writes the state atomically to `path`, taken at `position` after `shown` images.
+    /// Writes the state atomically to `path`, taken at `position` (whose images shown name it), with the run's seed and
+    /// the learning rate in use.
     let save (path: string) (position: SchedulePosition) (seed: int) (learningRate: float) (state: TrainingState) =
         let header =
             CheckpointHeader(
@@ -78,16 +79,22 @@ module Checkpoint =
             raise (CheckpointException(path, "holds only the EMA generator (a sampling export, export.fsx --format checkpoint); training needs a checkpoint that the run itself wrote."))
         content
 
+    /// The networks of a training checkpoint into G, D and the EMA generator, the architecture checked first (one
+    /// that differs is named field by field); returns the content for the caller's other sections.
+    let private readNetworks (path: string) (g: ProgressiveGenerator) (d: ProgressiveDiscriminator) (ema: ProgressiveGenerator) =
+        let content = readForTraining path
+        match differences g.Config content.Header.Architecture with
+        | [] -> ()
+        | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
+        content.Read(CheckpointSection.Generator, fun r -> g.load r |> ignore)
+        content.Read(CheckpointSection.Discriminator, fun r -> d.load r |> ignore)
+        content.Read(CheckpointSection.Ema, fun r -> ema.load r |> ignore)
+        content
+
     /// Loads `path` into `state` (whose networks must have the checkpoint's architecture) and returns its header; an
     /// architecture that differs is named field by field, and any failure while reading names the file.
     let load (path: string) (state: TrainingState) =
-        let content = readForTraining path
-        match differences state.Generator.Config content.Header.Architecture with
-        | [] -> ()
-        | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
-        content.Read(CheckpointSection.Generator, fun r -> state.Generator.load r |> ignore)
-        content.Read(CheckpointSection.Discriminator, fun r -> state.Discriminator.load r |> ignore)
-        content.Read(CheckpointSection.Ema, fun r -> state.Ema.load r |> ignore)
+        let content = readNetworks path state.Generator state.Discriminator state.Ema
         content.Read(CheckpointSection.GeneratorOptimizer, fun r -> state.GeneratorOptimizer.load_state_dict r)
         content.Read(CheckpointSection.DiscriminatorOptimizer, fun r -> state.DiscriminatorOptimizer.load_state_dict r)
         content.Read(CheckpointSection.NoiseRandom, fun r ->
@@ -96,16 +103,9 @@ module Checkpoint =
             state.NoiseRandom.set_state s)
         content.Header
 
-    /// Loads G, D and the EMA generator of a checkpoint (not the optimisers), checking the architecture first.
+    /// Loads G, D and the EMA generator of a checkpoint (not the optimisers: fine-tuning), checking the architecture first.
     let loadNetworks (path: string) (g: ProgressiveGenerator) (d: ProgressiveDiscriminator) (ema: ProgressiveGenerator) =
-        let content = readForTraining path
-        match differences g.Config content.Header.Architecture with
-        | [] -> ()
-        | diff -> raise (ArchitectureMismatchException(path, String.Join("; ", diff)))
-        content.Read(CheckpointSection.Generator, fun r -> g.load r |> ignore)
-        content.Read(CheckpointSection.Discriminator, fun r -> d.load r |> ignore)
-        content.Read(CheckpointSection.Ema, fun r -> ema.load r |> ignore)
-        content.Header
+        (readNetworks path g d ema).Header
 
     /// Deletes all but the newest `keep` checkpoints of a run folder.
     let prune (folder: RunFolder) (keep: int) =
