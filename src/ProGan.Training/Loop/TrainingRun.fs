@@ -278,13 +278,15 @@ module TrainingRun =
             { ImagesShown = session.Trainer.ImagesShown; Resolution = before.Resolution; Phase = string before.Phase
               Alpha = before.Alpha; DLoss = mean (fun r -> r.DLoss); GLoss = mean (fun r -> r.GLoss)
               GradientPenalty = mean (fun r -> r.GradientPenalty)
+              Adversarial = mean (fun r -> r.Adversarial)
+              Drift = mean (fun r -> r.Drift)
               ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
               WallSeconds = session.WallOffset + now
               Swd = swd
               MsSsim = msSsim }
         RunLog.append session.Folder [ row ]
         session.TensorBoard |> Option.iter (fun log ->
-            log.Row(row, mean (fun r -> r.Adversarial), mean (fun r -> r.Drift), session.Trainer.LearningRate, before.Lod))
+            log.Row(row, session.Trainer.LearningRate, before.Lod))
         session.Options.Report(Logged(row, session.Trainer.Position, session.Total))
         { progress with Rows = row :: progress.Rows; Pending = []; IntervalImages = 0; IntervalStart = now }
 

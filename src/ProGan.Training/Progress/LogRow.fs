@@ -1,7 +1,7 @@
 // One row of figures a run reports: log.csv, the display, TensorBoard.
 namespace ProGan.Training.Progress
 
-/// One row of log.csv.
+/// One row of log.csv: the means of the steps since the row before, by name.
 type LogRow =
     { ImagesShown: int64
       Resolution: int
@@ -10,6 +10,11 @@ type LogRow =
       DLoss: float
       GLoss: float
       GradientPenalty: float
+      /// D's adversarial term, before the penalties (WGAN: E[D(fake)] − E[D(real)]; Appendix A.1); NaN in a log
+      /// written before it was logged.
+      Adversarial: float
+      /// D's drift statistic E[D(real)²], unweighted (the loss adds ε_drift times it); NaN in an older log.
+      Drift: float
       ImagesPerSecond: float
       WallSeconds: float
       /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.

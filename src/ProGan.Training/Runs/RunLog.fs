@@ -11,15 +11,17 @@ open ProGan.Training.Progress
 /// log.csv of a run folder: appended as training goes, cut back to the checkpoint a run resumes from.
 module RunLog =
 
-    /// The columns of log.csv (a log written before `ms_ssim` existed has all but the last, and is still read).
-    let header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim"
+    /// The columns of log.csv. Logs written before `ms_ssim` (10 columns) or before `d_adversarial,d_drift` (11) are
+    /// still read, the missing figures as NaN.
+    let header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim,d_adversarial,d_drift"
 
     let private number (format: string) (x: float) = if Double.IsNaN x then "" else x.ToString(format, CultureInfo.InvariantCulture)
 
     let private format (r: LogRow) =
         String.Join(",",
             [| string r.ImagesShown; string r.Resolution; r.Phase; number "0.####" r.Alpha; number "G6" r.DLoss; number "G6" r.GLoss
-               number "G6" r.GradientPenalty; number "0.##" r.ImagesPerSecond; number "0.##" r.WallSeconds; number "0.###" r.Swd; number "0.#####" r.MsSsim |])
+               number "G6" r.GradientPenalty; number "0.##" r.ImagesPerSecond; number "0.##" r.WallSeconds; number "0.###" r.Swd; number "0.#####" r.MsSsim
+               number "G6" r.Adversarial; number "G6" r.Drift |])
 
     /// One line of log.csv, or None when it is not a row (the header, a line cut short by a crash, garbage).
     let private parse (line: string) =
@@ -27,12 +29,15 @@ module RunLog =
             if s = "" then Some nan
             else match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v -> Some v | _ -> None
         let fields = line.Split(',')
-        match if fields.Length = 10 then Array.append fields [| "" |] else fields with
-        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd; msSsim |] ->
-            match Int64.TryParse shown, Int32.TryParse res, real alpha, real d, real g, real gp, real ips, real wall, real swd, real msSsim with
-            | (true, shown), (true, res), Some alpha, Some d, Some g, Some gp, Some ips, Some wall, Some swd, Some msSsim when phase = "stabilise" || phase = "fade-in" ->
+        let fields = if fields.Length = 10 || fields.Length = 11 then Array.append fields (Array.create (13 - fields.Length) "") else fields
+        match fields with
+        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd; msSsim; adversarial; drift |] ->
+            match Int64.TryParse shown, Int32.TryParse res, real alpha, real d, real g, real gp, real ips, real wall, real swd, real msSsim, real adversarial, real drift with
+            | (true, shown), (true, res), Some alpha, Some d, Some g, Some gp, Some ips, Some wall, Some swd, Some msSsim, Some adversarial, Some drift
+                when phase = "stabilise" || phase = "fade-in" ->
                 Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = alpha; DLoss = d; GLoss = g
-                       GradientPenalty = gp; ImagesPerSecond = ips; WallSeconds = wall; Swd = swd; MsSsim = msSsim }
+                       GradientPenalty = gp; Adversarial = adversarial; Drift = drift; ImagesPerSecond = ips; WallSeconds = wall
+                       Swd = swd; MsSsim = msSsim }
             | _ -> None
         | _ -> None
 

@@ -32,18 +32,18 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
     /// The folder of `add_scalars`' chart of D's loss terms (`SummaryWriter` writes each series to `<tag>_<name>/`).
     static member TermsTag = "D_loss_terms"
 
-    /// A row of log.csv, with what the row leaves out: D's loss split into its weighted terms (they sum to D's loss:
+    /// A row of log.csv, with D's loss also drawn as its weighted terms (they sum to D's loss:
     /// W + λ·GP + ε_drift·drift, Appendix A.1; under lazy regularisation λ·GP is the penalty's weight per minibatch on
     /// average, and the logged loss that of a minibatch with or without it), the learning rate and the level of detail.
-    member _.Row(row: LogRow, adversarial: float, drift: float, learningRate: float, lod: float) =
+    member _.Row(row: LogRow, learningRate: float, lod: float) =
         let at = step row.ImagesShown
         for tag, value in TensorBoardLog.RowScalars do
             let v = value row
             if not (Double.IsNaN v) then writer.add_scalar(tag, float32 v, at)
         writer.add_scalars(TensorBoardLog.TermsTag,
-                           ResizeArray [ struct ("adversarial", float32 adversarial)
+                           ResizeArray [ struct ("adversarial", float32 row.Adversarial)
                                          struct ("gradient_penalty", float32 (weights.Lambda / (weights.Gamma * weights.Gamma) * row.GradientPenalty))
-                                         struct ("drift", float32 (weights.EpsilonDrift * drift)) ],
+                                         struct ("drift", float32 (weights.EpsilonDrift * row.Drift)) ],
                            at)
         writer.add_scalar("train/learning_rate", float32 learningRate, at)
         writer.add_scalar("schedule/lod", float32 lod, at)

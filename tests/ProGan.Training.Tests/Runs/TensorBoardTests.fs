@@ -178,6 +178,25 @@ let ``the event files are TFRecords with valid checksums whose scalars are log.c
         if not e.Values.IsEmpty then Assert.InRange(e.WallTime, now - 3600.0, now + 60.0)
 
 [<Fact>]
+let ``log.csv names D's terms: adversarial and drift beside the penalty, summing to D's loss; older logs read with them as NaN`` () =
+    let run = finishedRun.Force()
+    let weights = TrainingConfig.lossWeights tiny
+    let rows = logRows run
+    Assert.NotEmpty(rows)
+    for r in rows do
+        // Appendix A.1: D's loss = W + λ·GP + ε_drift·E[D(real)²], every step penalised in the tiny run.
+        let sum = r.Adversarial + weights.Lambda * r.GradientPenalty + weights.EpsilonDrift * r.Drift
+        Assert.True(abs (sum - r.DLoss) <= 1e-4 * (1.0 + abs r.DLoss), sprintf "at %d: W %g, GP %g, drift %g, D %g" r.ImagesShown r.Adversarial r.GradientPenalty r.Drift r.DLoss)
+        Assert.True(r.Drift >= 0.0)
+    // A log from before the terms were logged (11 columns) and from before MS-SSIM (10) still reads.
+    use old = new TempFolder()
+    File.WriteAllText(Path.Combine(old.Path, "log.csv"),
+        "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim\n16,4,stabilise,1,0.5,0.25,0.125,10,1,,\n32,4,stabilise,1,0.5,0.25,0.125,10,2,\n")
+    let oldRows = logRows old.Path
+    Assert.Equal<int64 list>([ 16L; 32L ], oldRows |> List.map (fun r -> r.ImagesShown))
+    Assert.All(oldRows, fun r -> Assert.True(Double.IsNaN r.Adversarial && Double.IsNaN r.Drift && r.DLoss = 0.5))
+
+[<Fact>]
 let ``a resumed run repeats no step: events after the checkpoint it resumes from, and a torn record, are dropped`` () =
     use run = new TempFolder()
     let config = { tiny with KeepCheckpoints = 10 }
