@@ -120,6 +120,12 @@ module TrainingRun =
                     sprintf "The data (%s: %d images, SHA-256 %s…) is not the data this run was trained on (%d images, SHA-256 %s…). Resume with the original images (--data FOLDER if they moved), or start a new run."
                         (TrainingData.describe config) data.Count (data.ContentHash.Substring(0, 12)) manifest.DataImages (manifest.DataSha256.Substring(0, 12))))
 
+    /// Cuts log.csv and the TensorBoard events back to `images` shown, where a run resumes or rolls back to a
+    /// checkpoint: the steps after it are trained again, so no step appears twice. Returns the log rows kept.
+    let private dropLogsAfter (folder: RunFolder) (images: int64) =
+        TensorBoardLog.truncate folder images
+        RunLog.truncate folder images
+
     /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
     /// checkpoint to resume from.
     let private start (options: RunOptions) (config: TrainingConfig) (folder: RunFolder) =
@@ -170,8 +176,7 @@ module TrainingRun =
                         | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
                         // Rows and events logged after that checkpoint (all of them, without one) are trained again:
                         // drop them, so that no step appears twice.
-                        TensorBoardLog.truncate folder trainer.ImagesShown
-                        RunLog.truncate folder trainer.ImagesShown
+                        dropLogsAfter folder trainer.ImagesShown
                     else []
                 let tensorBoard =
                     if config.TensorBoard then
@@ -235,8 +240,7 @@ module TrainingRun =
         match restoreNewestGood session.Folder trainer session.Options.Report with
         | None -> raise (TrainingFailedException(sprintf "%s There is no checkpoint to roll back to: lower the learning rate (--lr) and start again." e.Message))
         | Some good ->
-            let rows = RunLog.truncate session.Folder trainer.ImagesShown
-            session.TensorBoard |> Option.iter (fun _ -> TensorBoardLog.truncate session.Folder trainer.ImagesShown)
+            let rows = dropLogsAfter session.Folder trainer.ImagesShown
             if progress.Retries < session.Config.NonFiniteRetries then
                 trainer.SetLearningRateScale(min scaleBefore trainer.LearningRateScale / 2.0)
                 session.Options.Report(Warning(sprintf "%s Rolled back to %s; retrying with learning rate %g (retry %d of %d)."
@@ -264,8 +268,7 @@ module TrainingRun =
                 sprintf "Training stopped at %d images by a native error (%s), again after a retry from %s; the run is kept at %s (%d images): continue with %s"
                     reached error (Path.GetFileName good) (Path.GetFileName good) trainer.ImagesShown resume))
         | Some good ->
-            let rows = RunLog.truncate session.Folder trainer.ImagesShown
-            session.TensorBoard |> Option.iter (fun _ -> TensorBoardLog.truncate session.Folder trainer.ImagesShown)
+            let rows = dropLogsAfter session.Folder trainer.ImagesShown
             session.Options.Report(Warning(sprintf "A native error at %d images (%s); rolled back to %s (%d images) and retrying once from there."
                                                reached error (Path.GetFileName good) trainer.ImagesShown))
             { progress with Rows = List.rev rows; Pending = []; NativeRetryFrom = Some good }
