@@ -140,11 +140,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// G's input for `count` fakes: latents, and for a conditional run a class per fake, uniform (one-hot after the
     /// latent). Returns the input and the classes.
     let fakeInputs (count: int) =
-        let z = latents count
-        if classes = 0 then z, None
-        else
-            let labels = torch.randint(int64 classes, [| int64 count |], generator = state.NoiseRandom).``to``(device)
-            ConditionalInput.Of(z, labels, classes), Some labels
+        Sampling.conditionalInput classes (latents count) (fun () ->
+            torch.randint(int64 classes, [| int64 count |], generator = state.NoiseRandom).``to``(device))
 
     /// The classification part of a step's losses (None for an unconditional run).
     let conditioning (realLabels: torch.Tensor option) (fakeLabels: torch.Tensor option) =

@@ -337,11 +337,10 @@ module TrainingRun =
         let arch = session.Config.Architecture
         use latents = Sampling.interpolationLatents arch.LatentSize a b interpolationSteps
         // A conditional run's strip walks the latents of the first class.
-        use z =
-            if arch.LabelSize = 0 then latents.alias()
-            else
-                use first = torch.zeros([| int64 interpolationSteps |], dtype = torch.ScalarType.Int64)
-                ProGan.Keras.Models.ConditionalInput.Of(latents, first, arch.LabelSize)
+        let input, first =
+            Sampling.conditionalInput arch.LabelSize latents (fun () -> torch.zeros([| int64 interpolationSteps |], dtype = torch.ScalarType.Int64))
+        use z = if first.IsSome then input else latents.alias()
+        first |> Option.iter (fun l -> l.Dispose())
         use images = session.Trainer.SampleAt(session.Trainer.Position, z)
         use strip = ImageGrid.Compose(images, interpolationSteps, 64)
         ImageGrid.WritePng(session.Folder.Interpolation, strip)
