@@ -19,6 +19,13 @@ type NamedCasesJson<'T when 'T: equality>(names: (string * 'T) list, what: strin
             raise (JsonException(sprintf "%s must be one of %s" what allowed))
     override _.Write(writer, value, _) = writer.WriteStringValue(names |> List.find (fun (_, v) -> v = value) |> fst)
 
+/// An option's cases by the names the command line and config.json use.
+module NamedCases =
+    /// The name of `value`.
+    let name (names: (string * 'T) list) (value: 'T) = names |> List.find (snd >> (=) value) |> fst
+    /// The case named `text`, if any.
+    let tryParse (names: (string * 'T) list) (text: string) = names |> List.tryFind (fst >> (=) text) |> Option.map snd
+
 /// The GAN loss D and G minimise (`Losses`): the paper's WGAN-GP, or one of the losses the paper's LSUN comparison,
 /// the reference's `loss.py` and the PyTorch GAN zoo offer.
 [<JsonConverter(typeof<GanLossJson>)>]
@@ -35,8 +42,8 @@ and GanLossJson() =
 module GanLoss =
     /// The names `--loss` and config.json use.
     let names = GanLoss.Names
-    let name (loss: GanLoss) = names |> List.find (snd >> (=) loss) |> fst
-    let tryParse (text: string) = names |> List.tryFind (fst >> (=) text) |> Option.map snd
+    let name (loss: GanLoss) = NamedCases.name names loss
+    let tryParse (text: string) = NamedCases.tryParse names text
 
 /// One transformation of differentiable augmentation (DiffAugment, Zhao et al. 2020; `Paper/DiffAugment.fs`).
 [<JsonConverter(typeof<AugmentationJson>)>]
@@ -52,13 +59,13 @@ and AugmentationJson() =
 module Augmentation =
     /// Every transformation, in the order they are applied.
     let all = Augmentation.Names |> List.map snd
-    let name (a: Augmentation) = Augmentation.Names |> List.find (snd >> (=) a) |> fst
+    let name (a: Augmentation) = NamedCases.name Augmentation.Names a
     /// Parses a policy (`color,translation,cutout`, any subset, empty for none); Error names what is not a transformation.
     let tryParsePolicy (policy: string) =
         let parts = policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
-        match parts |> List.tryFind (fun p -> not (List.exists (fst >> (=) p) Augmentation.Names)) with
+        match parts |> List.tryFind (fun p -> (NamedCases.tryParse Augmentation.Names p).IsNone) with
         | Some bad -> Error bad
-        | None -> Ok(parts |> List.map (fun p -> Augmentation.Names |> List.find (fst >> (=) p) |> snd))
+        | None -> Ok(parts |> List.choose (NamedCases.tryParse Augmentation.Names))
     /// A policy as `--augment` and config.json write it.
     let formatPolicy (policy: Augmentation list) = String.Join(",", policy |> List.map name)
 
@@ -83,8 +90,8 @@ and PrecisionJson() =
     inherit NamedCasesJson<Precision>(Precision.Names, "Precision")
 
 module Precision =
-    let name (p: Precision) = Precision.Names |> List.find (snd >> (=) p) |> fst
-    let tryParse (text: string) = Precision.Names |> List.tryFind (fst >> (=) text) |> Option.map snd
+    let name (p: Precision) = NamedCases.name Precision.Names p
+    let tryParse (text: string) = NamedCases.tryParse Precision.Names text
     /// The tensor type of a precision.
     let scalarType (p: Precision) =
         match p with
@@ -106,8 +113,8 @@ and LabelSourceJson() =
     inherit NamedCasesJson<LabelSource>(LabelSource.Names, "Labels")
 
 module LabelSource =
-    let name (l: LabelSource) = LabelSource.Names |> List.find (snd >> (=) l) |> fst
-    let tryParse (text: string) = LabelSource.Names |> List.tryFind (fst >> (=) text) |> Option.map snd
+    let name (l: LabelSource) = NamedCases.name LabelSource.Names l
+    let tryParse (text: string) = NamedCases.tryParse LabelSource.Names text
 
 /// A learning rate that holds at one resolution (the reference's `G_lrate_dict` / `D_lrate_dict` entries).
 [<CLIMutable>]
