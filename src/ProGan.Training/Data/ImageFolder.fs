@@ -72,7 +72,7 @@ module ImageFolder =
         { Images = images; Unsupported = [ for kv in unsupported |> Seq.sortBy (fun kv -> kv.Key) -> kv.Key, kv.Value ] }
 
     /// Decodes one file to RGBA bytes, or says why it cannot be used.
-    let decode (path: string) : Result<ImageResult, string> =
+    let private decode (path: string) : Result<ImageResult, string> =
         try
             match FileKind.at path with
             | Missing -> Error "vanished while reading"
@@ -112,7 +112,7 @@ module ImageFolder =
     /// The cache key: the folder, every file's path, size and date, the resolution and the channels. The folder is part of it:
     /// file dates are coarse on some file systems, so two folders of equally named and sized files written in one tick
     /// would otherwise share a key.
-    let cacheKey (folder: string) (resolution: int) (channels: int) (paths: string list) =
+    let private cacheKey (folder: string) (resolution: int) (channels: int) (paths: string list) =
         let text = StringBuilder()
         text.Append(sprintf "v2|%s|%d|%d|" (Path.GetFullPath folder) resolution channels) |> ignore
         for p in paths do
@@ -123,7 +123,7 @@ module ImageFolder =
         digest.Substring(0, 24).ToLowerInvariant()
 
     /// Where prepared pyramids are cached: $PROGAN_KERAS_DATA_CACHE, else the user cache folder.
-    let cacheFolder () =
+    let private cacheFolder () =
         match Environment.GetEnvironmentVariable "PROGAN_KERAS_DATA_CACHE" with
         | null | "" ->
             let xdg = Environment.GetEnvironmentVariable "XDG_CACHE_HOME"
@@ -185,7 +185,7 @@ module ImageFolder =
 
     /// The classes of a labelled folder (`--labels folders`): its immediate subfolders in name order, and the class of
     /// each image by the subfolder it is in.
-    let classesOf (folder: string) (images: string list) (report: TrainingEvent -> unit) =
+    let private classesOf (folder: string) (images: string list) (report: TrainingEvent -> unit) =
         let classOf (path: string) =
             match Path.GetRelativePath(folder, path).Split([| Path.DirectorySeparatorChar; Path.AltDirectorySeparatorChar |]) with
             | parts when parts.Length >= 2 -> Some parts[0]

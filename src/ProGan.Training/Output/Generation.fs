@@ -121,7 +121,7 @@ module Generation =
             ImageGrid.SaveOne(pathOf (first + i), image)
 
     /// The file of the grid's latents that `writeSamples` writes beside the grid (NumPy .npy, float32 [n, latent]).
-    let latentsFile (folder: string) (seed: int) = Path.Combine(folder, sprintf "latents-seed%d.npy" seed)
+    let private latentsFile (folder: string) (seed: int) = Path.Combine(folder, sprintf "latents-seed%d.npy" seed)
 
     /// Writes `count` samples from `seed` as single PNGs, the first `maxGridImages` of them as a grid, and the grid's
     /// latents as `latents-seed<seed>.npy` (so that any runtime of an exported model can draw the same grid), stopped

@@ -35,7 +35,7 @@ module NotebookFormatters =
 
     /// Whether a tensor reads as images in [−1, 1]: `[N, C, H, W]` or `[C, H, W]` with 1, 3 or 4 channels,
     /// floating point, at least 4 pixels a side.
-    let isImage (t: torch.Tensor) =
+    let private isImage (t: torch.Tensor) =
         let dims = t.shape
         let image (c: int64) h w = (c = 1L || c = 3L || c = 4L) && h >= 4L && w >= 4L
         t.is_floating_point ()

@@ -116,7 +116,7 @@ module Losses =
 
     /// G's loss on D's output for its fakes, averaged: the adversarial term, plus with `conditioning`
     /// weight·CE(classes of the fakes) (the reference's `G_wgan_acgan` label penalty).
-    let generatorOn (loss: GanLoss) (output: torch.Tensor) (conditioning: Conditioning option) =
+    let private generatorOn (loss: GanLoss) (output: torch.Tensor) (conditioning: Conditioning option) =
         let adversarial = generatorAdversarial loss (ConditionalInput.Score output)
         match conditioning with
         | None -> adversarial.mean()

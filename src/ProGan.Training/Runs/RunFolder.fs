@@ -141,7 +141,7 @@ module RunFolder =
     let private eventName = Regex(@"^events\.out\.tfevents\.\d+\.[^/]+$")
 
     /// Whether `name` is a TensorBoard event file's name.
-    let isEventFileName (name: string) = eventName.IsMatch name
+    let private isEventFileName (name: string) = eventName.IsMatch name
 
     /// The event files of a run, oldest first in each folder (the writer's names start with its clock's ticks).
     let eventFiles (folder: RunFolder) =
@@ -153,7 +153,7 @@ module RunFolder =
         else []
 
     /// Whether `name` is a file name a run writes.
-    let isOwnName (name: string) = ownName.IsMatch name
+    let private isOwnName (name: string) = ownName.IsMatch name
 
     /// Names of the files `generate.fsx` writes into its output folder (`Generation`, `VideoFiles`), and their
     /// temporary files: what it may write among without `--force`.
@@ -161,7 +161,7 @@ module RunFolder =
         Regex(@"^(samples-seed-?\d+\.png|sample-seed-?\d+-\d{3,}\.png|latents-seed-?\d+\.npy|interpolation--?\d+--?\d+(-frame\d{3,})?\.png|interpolation-loop\.(gif|mp4)|training\.(gif|mp4)|levels-of-detail-seed-?\d+\.png)(\.tmp)?$")
 
     /// Whether `name` is a file name `generate.fsx` writes.
-    let isGeneratedName (name: string) = generatedName.IsMatch name
+    let private isGeneratedName (name: string) = generatedName.IsMatch name
 
     /// The output folder of `generate.fsx` (`--out`), created when missing: a folder that holds anything generate
     /// did not write is refused unless `force` (`OutputTargets.CheckFolderTarget`, the rule of every command that writes).

@@ -49,7 +49,7 @@ module RunReport =
     /// integer factor where wider), whichever is smaller — grids of low resolutions enlarged by nearest neighbour are
     /// flat blocks that PNG holds in a fraction of JPEG's size, and detailed ones the other way round. None when the
     /// file is missing or cannot be decoded.
-    let picture (maxWidth: int) (path: string) =
+    let private picture (maxWidth: int) (path: string) =
         match FileKind.at path with
         | Regular length ->
             let key = struct (path, length, File.GetLastWriteTimeUtc path)
