@@ -126,65 +126,79 @@ module TrainingRun =
         TensorBoardLog.truncate folder images
         RunLog.truncate folder images
 
+    /// A new run marks its folder: run.json (data not yet known) and config.json.
+    let private markNewRun (folder: RunFolder) (config: TrainingConfig) =
+        RunFolder.writeManifest folder
+            { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
+              DataImages = 0; DataSha256 = ""; ClassNames = [||] }
+        RunFolder.writeConfig folder config
+
+    /// The configuration fitted to its data: a conditional run's networks have as many classes as the data (a new run
+    /// learns the count here and records it; a resumed one must find the same); config.json says what the run
+    /// continues with (a moved data folder, other threads).
+    let private fitToData (options: RunOptions) (folder: RunFolder) (config: TrainingConfig) (data: TrainingImages) =
+        let config =
+            if config.Labels = Unlabelled || config.Architecture.LabelSize = data.ClassNames.Length then config
+            elif options.Resume then
+                raise (DataException(sprintf "The run was trained on %d classes; the data has %d (%s)." config.Architecture.LabelSize data.ClassNames.Length (String.Join(", ", data.ClassNames))))
+            else
+                let conditional = { config with Architecture = config.Architecture.With(labelSize = data.ClassNames.Length) }
+                RunFolder.writeConfig folder conditional
+                options.Report(Info(sprintf "Conditional on %d classes: %s" data.ClassNames.Length (String.Join(", ", data.ClassNames))))
+                conditional
+        if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
+        config
+
+    /// Fine-tuning (`--init-from`): G, D and the EMA generator from another run's newest checkpoint, or a given one.
+    let private initializeFrom (options: RunOptions) (config: TrainingConfig) (trainer: Trainer) =
+        let source =
+            match FileKind.at config.InitFrom with
+            | Folder ->
+                match RunFolder(config.InitFrom).Checkpoints() with
+                | newest :: _ -> newest
+                | [] -> raise (RunFolderException(sprintf "--init-from: '%s' has no checkpoint to start from." config.InitFrom))
+            | _ -> config.InitFrom
+        let from =
+            try trainer.InitializeFrom source
+            with :? CheckpointException as e -> raise (RunFolderException("--init-from: " + e.Message.Split('\n')[0]))
+        options.Report(Info(sprintf "Started from the weights of %s (levels up to %d²%s)" source from
+                                (if from < config.Architecture.Resolution then sprintf "; %d² and above are new" (2 * from) else "")))
+
+    /// A resumed run goes back to its newest good checkpoint (or 0 images without one) and drops what was logged
+    /// after it; returns the log rows kept.
+    let private resume (options: RunOptions) (folder: RunFolder) (trainer: Trainer) =
+        folder.SkippedCheckpoints() |> Option.iter (fun text -> options.Report(Warning(text + "; resuming from the checkpoint files")))
+        match restoreNewestGood folder trainer options.Report with
+        | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
+        | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
+        dropLogsAfter folder trainer.ImagesShown
+
+    /// The run's TensorBoard log (when on), opened with the configuration as text, or a note of the resume.
+    let private openTensorBoard (options: RunOptions) (folder: RunFolder) (config: TrainingConfig) (shown: int64) =
+        if config.TensorBoard then
+            let log = TensorBoardLog(folder, TrainingConfig.lossWeights config)
+            if options.Resume then log.Text("resumed", sprintf "Resumed at %d images." shown, shown)
+            else log.Text("config", "    " + File.ReadAllText(folder.Config).Replace("\n", "\n    "), 0L)
+            Some log
+        else None
+
     /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
     /// checkpoint to resume from.
     let private start (options: RunOptions) (config: TrainingConfig) (folder: RunFolder) =
         let lock = RunLock.acquire folder
         try
             RunFolder.sweep folder
-            if not options.Resume then
-                RunFolder.writeManifest folder
-                    { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
-                      DataImages = 0; DataSha256 = ""; ClassNames = [||] }
-                RunFolder.writeConfig folder config
+            if not options.Resume then markNewRun folder config
             MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
             let data = TrainingData.load config options.Report options.Cancel
             try
                 checkData folder config data
-                // A conditional run's networks have as many classes as its data (a new run learns the count here).
-                let config =
-                    if config.Labels = Unlabelled || config.Architecture.LabelSize = data.ClassNames.Length then config
-                    elif options.Resume then
-                        raise (DataException(sprintf "The run was trained on %d classes; the data has %d (%s)." config.Architecture.LabelSize data.ClassNames.Length (String.Join(", ", data.ClassNames))))
-                    else
-                        let conditional = { config with Architecture = config.Architecture.With(labelSize = data.ClassNames.Length) }
-                        RunFolder.writeConfig folder conditional
-                        options.Report(Info(sprintf "Conditional on %d classes: %s" data.ClassNames.Length (String.Join(", ", data.ClassNames))))
-                        conditional
-                // A moved data folder or other threads: what the run continues with is what config.json says.
-                if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
+                let config = fitToData options folder config data
                 options.Cancel.ThrowIfCancellationRequested()
                 let trainer = new Trainer(config, data, TorchBackend.Device)
-                if not options.Resume && config.InitFrom <> "" then
-                    let source =
-                        match FileKind.at config.InitFrom with
-                        | Folder ->
-                            match RunFolder(config.InitFrom).Checkpoints() with
-                            | newest :: _ -> newest
-                            | [] -> raise (RunFolderException(sprintf "--init-from: '%s' has no checkpoint to start from." config.InitFrom))
-                        | _ -> config.InitFrom
-                    let from =
-                        try trainer.InitializeFrom source
-                        with :? CheckpointException as e -> raise (RunFolderException("--init-from: " + e.Message.Split('\n')[0]))
-                    options.Report(Info(sprintf "Started from the weights of %s (levels up to %d²%s)" source from
-                                            (if from < config.Architecture.Resolution then sprintf "; %d² and above are new" (2 * from) else "")))
-                let rows =
-                    if options.Resume then
-                        folder.SkippedCheckpoints() |> Option.iter (fun text -> options.Report(Warning(text + "; resuming from the checkpoint files")))
-                        match restoreNewestGood folder trainer options.Report with
-                        | Some path -> options.Report(Info(sprintf "Resumed from %s at %d images" (Path.GetFileName path) trainer.ImagesShown))
-                        | None -> options.Report(Warning "No checkpoint to resume from; starting at 0 images.")
-                        // Rows and events logged after that checkpoint (all of them, without one) are trained again:
-                        // drop them, so that no step appears twice.
-                        dropLogsAfter folder trainer.ImagesShown
-                    else []
-                let tensorBoard =
-                    if config.TensorBoard then
-                        let log = TensorBoardLog(folder, TrainingConfig.lossWeights config)
-                        if options.Resume then log.Text("resumed", sprintf "Resumed at %d images." trainer.ImagesShown, trainer.ImagesShown)
-                        else log.Text("config", "    " + File.ReadAllText(folder.Config).Replace("\n", "\n    "), 0L)
-                        Some log
-                    else None
+                if not options.Resume && config.InitFrom <> "" then initializeFrom options config trainer
+                let rows = if options.Resume then resume options folder trainer else []
+                let tensorBoard = openTensorBoard options folder config trainer.ImagesShown
                 let total = TrainingConfig.totalImages config
                 { Options = options; Config = config; Folder = folder; Data = data; Trainer = trainer
                   GridLatents = gridLatents config 36; Total = total
