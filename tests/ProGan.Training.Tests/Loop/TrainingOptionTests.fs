@@ -59,15 +59,28 @@ let ``R1 adds (γ/2)·‖∇D(real)‖² computed by hand for a linear critic`` 
     Assert.Equal(scalarOf terms.Adversarial + 2.0 * normSquared, scalarOf terms.Total, 4)
 
 [<Fact>]
-let ``every loss trains a tiny run end to end, lazily regularised or not`` () =
+let ``every loss trains with finite losses in each phase, and a lazily regularised step reports the last penalty computed`` () =
+    // One step of each phase (4² stabilise, 8² fade-in, 8² stabilise) and one minibatch after the first: a whole run
+    // repeats these steps, and the log's GP column is the mean of the steps' penalties.
+    use data = Procedural.pyramid 64 8 3 1
     for loss, r1, interval in [ "lsgan", 0.0, 1; "logistic", 1.0, 1; "hinge", 0.0, 1; "logistic", 1.0, 16; "wgan-gp", 0.0, 4 ] do
-        use run = new TempFolder()
-        let position, _ = train { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval } run.Path false None
-        Assert.True(Schedule.isDone tiny position.ImagesShown)
-        Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, loss))
-        // A penalised run logs the penalty of its last penalised minibatch, never the 0 of a skipped one.
-        if loss = "wgan-gp" || r1 > 0.0 then
-            Assert.All(logRows run.Path, fun r -> Assert.True(r.GradientPenalty > 0.0, sprintf "%s every %d: GP %g at %d" loss interval r.GradientPenalty r.ImagesShown))
+        let config = { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval }
+        use trainer = new Trainer(config, data, torch.CPU)
+        let stepAt (images: int64) =
+            trainer.JumpTo images
+            let position = trainer.Position
+            position, trainer.Step()
+        let eight = Schedule.levelStart config 1 // 8² fades in after it, then stabilises
+        let steps = [ stepAt 0L; stepAt 8L; stepAt (eight + 32L); stepAt (eight + int64 config.FadeImages + 32L) ]
+        Assert.Equal<string list>([ "4² stabilise"; "4² stabilise"; "8² fade-in"; "8² stabilise" ],
+                                  [ for p, _ in steps -> sprintf "%d² %O" p.Resolution p.Phase ])
+        for p, s in steps do
+            let at = sprintf "%s at %d images" loss p.ImagesShown
+            Assert.True(Double.IsFinite s.DLoss && Double.IsFinite s.GLoss, sprintf "%s: D %g, G %g" at s.DLoss s.GLoss)
+            // A penalised run reports the penalty of its last penalised minibatch, never the 0 of a skipped one
+            // (minibatches 1, 12 and 20 of K = 16, and 1 of K = 4, are skipped); an unpenalised one reports 0.
+            if loss = "wgan-gp" || r1 > 0.0 then Assert.True(s.GradientPenalty > 0.0, sprintf "%s every %d: GP %g" at interval s.GradientPenalty)
+            else Assert.Equal(0.0, s.GradientPenalty)
 
 [<Fact>]
 let ``lazy regularisation puts the penalty on every k-th minibatch, k times as heavy, and skips computing it between`` () =
