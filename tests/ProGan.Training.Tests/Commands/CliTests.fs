@@ -69,12 +69,39 @@ let ``defaults train the cpu preset to 32² on the embedded data, and every sett
     Assert.Contains("--fade-images 4 is invalid", error [ "--fade-images"; "4:100" ])
 
 [<Fact>]
-let ``help and usage list every option`` () =
-    let usage = CommandLine.usage TrainCommand.command
-    for flag in [ "--data"; "--out"; "--resolution"; "--preset"; "--seed"; "--resume"; "--help" ] do
-        Assert.Contains(flag, usage)
-    Assert.Contains(About.version, usage)
-    for f in TrainCommand.flags do Assert.Contains(f.Name, usage)
+let ``--help shows each option once with its value, as the parser reads it, and marks exactly those --resume takes`` () =
+    // --help and -h print the usage on stdout and exit 0 before anything is parsed: a bad option beside them included.
+    let code, err, usage = Fixtures.runCommand TrainCommand.run [ "--help" ]
+    Assert.Equal((0, ""), (code, err))
+    Assert.StartsWith(About.product + ": ", usage)
+    Assert.Equal((0, "", usage), Fixtures.runCommand TrainCommand.run [ "--no-such-option"; "-h" ])
+    // The option lines read back from the text: `  --name VALUE   help`, a switch without VALUE.
+    let shown =
+        [ for line in usage.Split('\n') do
+            let m = System.Text.RegularExpressions.Regex.Match(line.TrimEnd('\r'), @"^  (--[a-z0-9-]+)(?: (\S+))? +(\S.*)$")
+            if m.Success then m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value ]
+    Assert.Equal<string list>([ for f in TrainCommand.flags -> f.Name ] @ [ "--help" ], [ for name, _, _ in shown -> name ])
+    Assert.Equal(List.length shown, shown |> List.distinctBy (fun (name, _, _) -> name) |> List.length)
+    let parseError args = Assert.Throws<UsageException>(fun () -> CommandLine.parse TrainCommand.command args |> ignore).Message
+    // What --resume accepts besides the run folder: these five, and --help says so on their lines and no other.
+    let resumable = [ "--data"; "--stop-after"; "--stop-after-minutes"; "--device"; "--threads" ]
+    let refusal name =
+        sprintf "--resume continues a run with its own config.json; %s cannot be combined with it (allowed: %s)." name (System.String.Join(", ", resumable))
+    for name, value, help in shown |> List.filter (fun (name, _, _) -> name <> "--help") do
+        // The VALUE shown is the one the parser asks for, and an option shown without one takes none.
+        if value = "" then
+            try CommandLine.parse TrainCommand.command [ name; "--seed"; "3" ] |> ignore
+            with UsageException m -> Assert.Fail(sprintf "--help shows %s without a value, but: %s" name m)
+        else Assert.Equal(sprintf "%s needs a value (%s)." name value, parseError [ name ])
+        if name <> "--resume" then
+            let withResume = [ "--resume"; "run"; name ] @ (if value = "" then [] else [ "1" ])
+            let refused = try CommandLine.parse TrainCommand.command withResume |> ignore; None with UsageException m -> Some m
+            let marked = help.EndsWith " (also with --resume)"
+            if List.contains name resumable then Assert.True((marked, refused) = (true, None), sprintf "%s: marked %b, refused %A" name marked refused)
+            else Assert.True((marked, refused) = (false, Some(refusal name)), sprintf "%s: marked %b, refused %A" name marked refused)
+    // A refused combination: exit code 2 and that one line, before any run folder is read.
+    Assert.Equal((2, sprintf "error: %s (--help lists the options)%s" (refusal "--lr") System.Environment.NewLine, ""),
+                 Fixtures.runCommand TrainCommand.run [ "--resume"; "/no/such/run"; "--lr"; "0.1" ])
 
 [<Fact>]
 let ``the paper preset is valid as it is, and runs past growth to its total`` () =

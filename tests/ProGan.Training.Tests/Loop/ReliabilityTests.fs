@@ -54,25 +54,57 @@ let private runToEnd (args: string list) =
     string output
 
 [<Fact>]
-let ``killed at random moments and resumed, a run ends exactly where an uninterrupted run ends`` () =
+let ``killed at chosen moments and resumed, a run ends exactly where an uninterrupted run ends`` () =
     use whole = new TempFolder()
     use killed = new TempFolder()
     runToEnd ([ "--out"; whole.Path ] @ tinyFlags) |> ignore
-    let random = Random(7)
-    let mutable kills = 0
-    for attempt in 0..3 do
+    // Each attempt is killed (SIGKILL: no handler runs) the moment its own output shows it has reached a point of the
+    // run, not after a delay: a log row (the tick's grid and checkpoint write follow it), a checkpoint (a step follows),
+    // the start of training (the first step and prefetch after a resume), a row again. The schedule, 192 images in
+    // 16-image ticks, is far from done at each, so every kill lands mid-run on a machine of any speed or load.
+    let number (pattern: string) (line: string) =
+        let m = Text.RegularExpressions.Regex.Match(line, pattern)
+        if m.Success then Some(int64 m.Groups[1].Value) else None
+    let row = number @"^\[\s*(\d+)/192\]"
+    let moments : (string * (int64 -> string -> bool)) list =
+        [ "after the row at 48 images", fun _ line -> row line = Some 48L
+          "after a checkpoint", fun from line -> number @"^checkpoint checkpoint-(\d+)\.ckpt$" line |> Option.exists (fun n -> n > from)
+          "as training starts", fun _ line -> line.StartsWith "training from"
+          "after the row 32 images on", fun from line -> row line = Some(from + 32L) ]
+    let startedAt = Collections.Generic.List<int64>()
+    for attempt, (moment, reached) in List.indexed moments do
         let args = if attempt = 0 then [ "--out"; killed.Path ] @ tinyFlags else [ "--resume"; killed.Path ]
-        let p, started, output = start args
-        if started.Wait 60_000 then
-            Threading.Thread.Sleep(random.Next(50, 1500)) // anywhere in a step, a log write or a checkpoint write
-            if not p.HasExited then
-                p.Kill true // SIGKILL: no handler runs
-                kills <- kills + 1
+        let info = ProcessStartInfo("dotnet", progan :: args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+        use p = Process.Start info
+        let output = Text.StringBuilder()
+        use fired = new Threading.ManualResetEventSlim(false)
+        let from = ref -1L // the images the attempt started from, once it says
+        p.OutputDataReceived.Add(fun e ->
+            if not (isNull e.Data) then
+                lock output (fun () -> output.AppendLine e.Data |> ignore)
+                number @"^training from (\d+) of" e.Data |> Option.iter (fun n -> from.Value <- n)
+                if from.Value >= 0L && not fired.IsSet && reached from.Value e.Data then
+                    (try p.Kill true with _ -> ())
+                    fired.Set())
+        p.ErrorDataReceived.Add(fun e -> if not (isNull e.Data) then lock output (fun () -> output.AppendLine e.Data |> ignore))
+        p.BeginOutputReadLine()
+        p.BeginErrorReadLine()
+        // Generous: the limit is for a run that hangs, not a measure of speed.
+        let landed = fired.Wait(TimeSpan.FromMinutes 5.0)
+        if not landed then (try p.Kill true with _ -> ())
         p.WaitForExit()
+        Assert.True(landed, sprintf "attempt %d never got %s:\n%O" attempt moment output)
+        Assert.DoesNotContain("finished at", string output) // the kill landed before the end
+        startedAt.Add from.Value
         Assert.False(checkpoints killed.Path |> List.exists (fun f -> (try Checkpoint.readHeader f |> ignore; false with _ -> true)),
                      "a checkpoint under its final name was incomplete")
-    Assert.True(kills >= 2, sprintf "only %d kills landed mid-run" kills)
+    // Every resume continued from a checkpoint the attempts before it wrote: the comparison below is of a run that
+    // was killed and resumed, not of one that started over.
     let output = runToEnd [ "--resume"; killed.Path ]
+    let resumedAt = output.Split('\n') |> Array.pick (fun line -> number @"^training from (\d+) of" (line.TrimEnd '\r'))
+    Assert.Equal(0L, startedAt[0])
+    Assert.True((Seq.skip 1 startedAt |> List.ofSeq) @ [ resumedAt ] |> List.forall (fun n -> n >= 32L) && resumedAt < 192L,
+                sprintf "started at %A, then %d" (List.ofSeq startedAt) resumedAt)
     Assert.Contains("finished at 192 images", output)
     // Bit-for-bit the same EMA generator and the same losses after the last resume point.
     Assert.Equal<byte[]>(File.ReadAllBytes(whole.File "final.png"), File.ReadAllBytes(killed.File "final.png"))

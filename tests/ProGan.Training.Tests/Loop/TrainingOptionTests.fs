@@ -59,15 +59,28 @@ let ``R1 adds (γ/2)·‖∇D(real)‖² computed by hand for a linear critic`` 
     Assert.Equal(scalarOf terms.Adversarial + 2.0 * normSquared, scalarOf terms.Total, 4)
 
 [<Fact>]
-let ``every loss trains a tiny run end to end, lazily regularised or not`` () =
+let ``every loss trains with finite losses in each phase, and a lazily regularised step reports the last penalty computed`` () =
+    // One step of each phase (4² stabilise, 8² fade-in, 8² stabilise) and one minibatch after the first: a whole run
+    // repeats these steps, and the log's GP column is the mean of the steps' penalties.
+    use data = Procedural.pyramid 64 8 3 1
     for loss, r1, interval in [ Lsgan, 0.0, 1; Logistic, 1.0, 1; Hinge, 0.0, 1; Logistic, 1.0, 16; WganGp, 0.0, 4 ] do
-        use run = new TempFolder()
-        let position, _ = train { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval } run.Path false None
-        Assert.True(Schedule.isDone tiny position.ImagesShown)
-        Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss, GanLoss.name loss))
-        // A penalised run logs the penalty of its last penalised minibatch, never the 0 of a skipped one.
-        if loss = WganGp || r1 > 0.0 then
-            Assert.All(logRows run.Path, fun r -> Assert.True(r.GradientPenalty > 0.0, sprintf "%s every %d: GP %g at %d" (GanLoss.name loss) interval r.GradientPenalty r.ImagesShown))
+        let config = { tiny with Loss = loss; R1Weight = r1; PenaltyInterval = interval }
+        use trainer = new Trainer(config, data, torch.CPU)
+        let stepAt (images: int64) =
+            trainer.JumpTo images
+            let position = trainer.Position
+            position, trainer.Step()
+        let eight = Schedule.levelStart config 1 // 8² fades in after it, then stabilises
+        let steps = [ stepAt 0L; stepAt 8L; stepAt (eight + 32L); stepAt (eight + int64 config.FadeImages + 32L) ]
+        Assert.Equal<string list>([ "4² stabilise"; "4² stabilise"; "8² fade-in"; "8² stabilise" ],
+                                  [ for p, _ in steps -> sprintf "%d² %O" p.Resolution p.Phase ])
+        for p, s in steps do
+            let at = sprintf "%s at %d images" (GanLoss.name loss) p.ImagesShown
+            Assert.True(Double.IsFinite s.DLoss && Double.IsFinite s.GLoss, sprintf "%s: D %g, G %g" at s.DLoss s.GLoss)
+            // A penalised run reports the penalty of its last penalised minibatch, never the 0 of a skipped one
+            // (minibatches 1, 12 and 20 of K = 16, and 1 of K = 4, are skipped); an unpenalised one reports 0.
+            if loss = WganGp || r1 > 0.0 then Assert.True(s.GradientPenalty > 0.0, sprintf "%s every %d: GP %g" at interval s.GradientPenalty)
+            else Assert.Equal(0.0, s.GradientPenalty)
 
 [<Fact>]
 let ``lazy regularisation puts the penalty on every k-th minibatch, k times as heavy, and skips computing it between`` () =
@@ -259,12 +272,67 @@ let ``the EMA warm-up caps its half-life at a fraction of the images shown into 
     for (a, p) in Seq.zip (trainer.State.Ema.parameters()) (trainer.State.Generator.parameters()) do
         Assert.True(a.equal(p).all().item<bool>())
 
+/// One step of `trainer`, and copies of every input its D got in it, in order (D's module at the step's level and
+/// phase, which D's step, its gradient penalty and G's step all call).
+let private stepSeenByD (trainer: Trainer) =
+    let position = trainer.Position
+    let d = trainer.State.Discriminator.Pairs[position.Level].Select((position.Phase = FadeIn))
+    let seen = Collections.Generic.List<torch.Tensor>()
+    // The step runs in a dispose scope: the copies leave it.
+    let hook = d.register_forward_pre_hook(fun _ input -> seen.Add(input.detach().clone().DetachFromDisposeScope()); input)
+    try trainer.Step(), List.ofSeq seen
+    finally hook.remove()
+
+/// Per image of [N, C, H, W], how many pixels are 0 in every channel (what cutout leaves, and translation brings in).
+let private zeroPixels (images: torch.Tensor) =
+    use zero = images.eq(scalar 0.0)
+    use all = zero.all(1L)
+    use count = all.sum([| 1L; 2L |])
+    count.data<int64>().ToArray() |> List.ofArray
+
 [<Fact>]
-let ``augmentation and the EMA warm-up train a tiny run end to end`` () =
-    use run = new TempFolder()
-    let position, _ = train { tiny with Augment = Augmentation.all; EmaRampup = 0.05 } run.Path false None
-    Assert.True(Schedule.isDone tiny position.ImagesShown)
-    Assert.All(logRows run.Path, fun r -> Assert.True(Double.IsFinite r.DLoss && Double.IsFinite r.GLoss))
+let ``with augmentation D sees augmented reals and fakes in its step, and augmented fakes in G's step`` () =
+    // Two runs from one seed, one with cutout (a 2×2 square of zeros at 4²): the same reals and fakes reach D, zeroed
+    // in one square per image with augmentation, untouched without.
+    use data = Procedural.pyramid 64 8 3 1
+    use plain = new Trainer(tiny, data, torch.CPU)
+    use cut = new Trainer({ tiny with Augment = [ Cutout ] }, data, torch.CPU)
+    let group = tiny.Architecture.MinibatchGroupSize
+    let _, plainSeen = stepSeenByD plain
+    let _, cutSeen = stepSeenByD cut
+    try
+        // D's step scores reals and fakes in one pass (joined group by group), then its penalty at mixes; G's step
+        // scores new fakes.
+        Assert.Equal<int64 list list>([ [ 16L; 3L; 4L; 4L ]; [ 8L; 3L; 4L; 4L ]; [ 8L; 3L; 4L; 4L ] ], [ for t in cutSeen -> List.ofArray t.shape ])
+        let split (seen: torch.Tensor list) =
+            let struct (reals, fakes) = ProGan.Keras.Layers.MinibatchStdev.SplitGroupwise(seen[0], group)
+            [ reals; fakes; seen[2] ]
+        let plainRoles, cutRoles = split plainSeen, split cutSeen
+        use _ = { new IDisposable with member _.Dispose() = for t in plainRoles[0..1] @ cutRoles[0..1] do t.Dispose() }
+        for role, p, c in List.zip3 [ "reals in D's step"; "fakes in D's step"; "fakes in G's step" ] plainRoles cutRoles do
+            Assert.True(zeroPixels p |> List.forall ((=) 0L), sprintf "%s: without augmentation %A pixels are 0" role (zeroPixels p))
+            Assert.True(zeroPixels c |> List.forall (fun n -> n >= 4L), sprintf "%s: with cutout %A pixels are 0, not a 2×2 square per image" role (zeroPixels c))
+            if role <> "fakes in G's step" then // G's step draws its latents after the augmentation's draws: other fakes
+                Assert.Equal<int64 list>(List.replicate 8 4L, zeroPixels c)
+                use changed = c.ne(p)
+                use kept = c.ne(scalar 0.0)
+                use changedAndKept = changed.logical_and(kept)
+                use anywhere = changedAndKept.any()
+                Assert.False(anywhere.item<bool>(), sprintf "%s: changed beyond the cut squares" role)
+        // The whole policy with the EMA warm-up, where a level fades in: D's inputs are augmented there too (cutout's
+        // 4×4 square at 8²), and the losses stay finite.
+        let config = { tiny with Augment = Augmentation.all; EmaRampup = 0.05 }
+        use augmented = new Trainer(config, data, torch.CPU)
+        augmented.JumpTo(Schedule.levelStart config 1 + 8L)
+        Assert.Equal(FadeIn, augmented.Position.Phase)
+        let step, seen = stepSeenByD augmented
+        try
+            Assert.True(Double.IsFinite step.DLoss && Double.IsFinite step.GLoss, sprintf "D %g, G %g" step.DLoss step.GLoss)
+            Assert.Equal(3, seen.Length)
+            for t in [ seen[0]; seen[2] ] do
+                Assert.True(zeroPixels t |> List.forall (fun n -> n >= 16L), sprintf "%A pixels are 0 at 8² fading in" (zeroPixels t))
+        finally for t in seen do t.Dispose()
+    finally for t in plainSeen @ cutSeen do t.Dispose()
 
 /// A folder of two classes: `first/` and `second/`, 16 images each; `red` decides which class holds the red images
 /// (all of one class red, the other blue), or with `red = None` both classes hold both colours (labels that say

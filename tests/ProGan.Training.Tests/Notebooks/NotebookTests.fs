@@ -32,12 +32,26 @@ let private source (cell: JsonNode) = cell["source"].AsArray() |> Seq.map string
 /// The longest a cell may run (the training cells take about a minute on two cores).
 let private cellTimeout = TimeSpan.FromMinutes 5.0
 
+/// Why the library the notebooks load would be built by their first cell (Bootstrap.fsx's rule, which setup.fsx runs),
+/// or None when it is current. The test project's build makes it (BuildNotebookLibrary in its .fsproj), so a notebook
+/// test never builds it inside the kernel, where the build would count against a cell's time and run beside other tests.
+let private libraryStale () =
+    if Bootstrap.upToDate () then None
+    else
+        let library = Path.GetRelativePath(root, Bootstrap.library)
+        Some(
+            if File.Exists Bootstrap.library then
+                sprintf "%s (%s) is older than a source of ProGan.Keras, ProGan.Keras.Serving or ProGan.Training" library ((File.GetLastWriteTimeUtc Bootstrap.library).ToString "u")
+            else sprintf "%s does not exist" library
+            + "; the notebooks' first cell would build it. Build the tests (dotnet build tests/ProGan.Training.Tests), which builds it, then run them.")
+
 /// Runs a notebook in a fresh kernel; returns each code cell's result and the kernel's time in all (start included).
 /// A cell that fails fails the test with its number and the kernel's error; no kernel tool skips it with the reason.
 let run (name: string) =
     match kernelTool.Force() with
     | Error reason -> Skip.If(true, reason)
     | Ok() -> ()
+    libraryStale () |> Option.iter (fun reason -> Assert.Fail reason)
     let path = Path.Combine(notebooks, name)
     let notebook = JsonNode.Parse(File.ReadAllText path)
     let cells = codeCells notebook
@@ -140,6 +154,13 @@ type Notebooks(output: ITestOutputHelper) =
         // TorchSharp's and ONNX Runtime's images side by side, and the same numbers.
         Assert.Equal(2, pngs cells[6])
         Assert.True(number @"max \|ONNX Runtime − TorchSharp\| = (\S+)" cells[6].Text < 1e-4, cells[6].Text)
+
+[<Fact>]
+let ``the library the notebooks load is the test build's and current, so that no notebook builds it`` () =
+    Assert.Equal(Path.Combine(root, "src", "ProGan.Training", "bin", "Release", "net10.0", "ProGan.Training.dll"), Bootstrap.library)
+    // preamble.fsx references that folder's assemblies.
+    Assert.Contains("#r \"../src/ProGan.Training/bin/Release/net10.0/ProGan.Training.dll\"", File.ReadAllText(Path.Combine(notebooks, "preamble.fsx")))
+    libraryStale () |> Option.iter (fun reason -> Assert.Fail reason)
 
 /// The SHA-256 of the committed showcase model (docs/notebooks.md, "The showcase model", has the command that makes it).
 let private showcaseSha256 = "bf1e12a5444d738fc9d171da3aa25e1c9395a554e133b8937de92482b321c19a"
