@@ -7,8 +7,8 @@ open ProGan.Training.Commands
 [<EntryPoint>]
 let main argv =
     match List.ofArray argv with
-    | "prepare" :: _ -> ProGan.Training.Commands.Cli.prepare argv[1..]
-    | "generate" :: _ -> ProGan.Training.Commands.Cli.generate argv[1..]
-    | "evaluate" :: _ -> ProGan.Training.Commands.Cli.evaluate argv[1..]
-    | "export" :: _ -> ProGan.Training.Commands.Cli.export argv[1..]
-    | _ -> ProGan.Training.Commands.Cli.main argv
+    | "prepare" :: _ -> Cli.prepare argv[1..]
+    | "generate" :: _ -> Cli.generate argv[1..]
+    | "evaluate" :: _ -> Cli.evaluate argv[1..]
+    | "export" :: _ -> Cli.export argv[1..]
+    | _ -> Cli.main argv

@@ -5,6 +5,7 @@ open System
 open System.IO
 open ProGan.Keras.IO
 open ProGan.Training.Basics
+open ProGan.Training.Config
 open ProGan.Training.Progress
 open ProGan.Training.Data
 
@@ -44,7 +45,10 @@ module PrepareCommand =
               flag "--channels" "1|3|4" "grayscale, RGB (default) or RGBA" false
                 (fun v a -> { a with Channels = CommandLine.channels "--channels" v })
               flag "--labels" "folders|shapes" "label the images: by class subfolder of --data, or by shape for --procedural" false
-                (fun v a -> if v = "folders" || v = "shapes" then { a with Labels = true } else bad "--labels takes folders or shapes; got '%s'." v)
+                (fun v a ->
+                    match LabelSource.tryParse v with
+                    | Some labels when labels <> Unlabelled -> { a with Labels = true }
+                    | _ -> bad "--labels takes folders or shapes; got '%s'." v)
               flag "--out" "DATASET" "the data set folder to write (must not exist yet)" false
                 (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })
               flag "--info" "DATASET" "print what a data set holds" false (fun v a -> { a with Info = Some(CommandLine.path "--info" "a data set" v) })

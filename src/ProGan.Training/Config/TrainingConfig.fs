@@ -6,25 +6,25 @@ open System.Text.Json
 open System.Text.Json.Serialization
 open ProGan.Keras.Models
 
-/// A choice among named cases, read and written as its name (config.json keeps the strings the command line takes;
-/// an unknown name is refused with the names allowed, never read as a default).
-type NamedCasesJson<'T when 'T: equality>(names: (string * 'T) list, what: string) =
-    inherit JsonConverter<'T>()
-    override _.Read(reader, _, _) =
-        let text = if reader.TokenType = JsonTokenType.String then reader.GetString() else null
-        match names |> List.tryFind (fun (name, _) -> name = text) with
-        | Some(_, value) -> value
-        | None ->
-            let allowed = String.Join(", ", names |> List.map (fun (name, _) -> "\"" + name + "\""))
-            raise (JsonException(sprintf "%s must be one of %s" what allowed))
-    override _.Write(writer, value, _) = writer.WriteStringValue(names |> List.find (fun (_, v) -> v = value) |> fst)
-
 /// An option's cases by the names the command line and config.json use.
 module NamedCases =
     /// The name of `value`.
     let name (names: (string * 'T) list) (value: 'T) = names |> List.find (snd >> (=) value) |> fst
     /// The case named `text`, if any.
     let tryParse (names: (string * 'T) list) (text: string) = names |> List.tryFind (fst >> (=) text) |> Option.map snd
+
+/// A choice among named cases, read and written as its name (config.json keeps the strings the command line takes;
+/// an unknown name is refused with the names allowed, never read as a default).
+type NamedCasesJson<'T when 'T: equality>(names: (string * 'T) list, what: string) =
+    inherit JsonConverter<'T>()
+    override _.Read(reader, _, _) =
+        let text = if reader.TokenType = JsonTokenType.String then reader.GetString() else null
+        match NamedCases.tryParse names text with
+        | Some value -> value
+        | None ->
+            let allowed = String.Join(", ", names |> List.map (fun (name, _) -> "\"" + name + "\""))
+            raise (JsonException(sprintf "%s must be one of %s" what allowed))
+    override _.Write(writer, value, _) = writer.WriteStringValue(NamedCases.name names value)
 
 /// The GAN loss D and G minimise (`Losses`): the paper's WGAN-GP, or one of the losses the paper's LSUN comparison,
 /// the reference's `loss.py` and the PyTorch GAN zoo offer.
@@ -62,10 +62,12 @@ module Augmentation =
     let name (a: Augmentation) = NamedCases.name Augmentation.Names a
     /// Parses a policy (`color,translation,cutout`, any subset, empty for none); Error names what is not a transformation.
     let tryParsePolicy (policy: string) =
-        let parts = policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
-        match parts |> List.tryFind (fun p -> (NamedCases.tryParse Augmentation.Names p).IsNone) with
-        | Some bad -> Error bad
-        | None -> Ok(parts |> List.choose (NamedCases.tryParse Augmentation.Names))
+        let parsed =
+            policy.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+            |> List.ofArray |> List.map (fun part -> part, NamedCases.tryParse Augmentation.Names part)
+        match parsed |> List.tryFind (snd >> Option.isNone) with
+        | Some(bad, _) -> Error bad
+        | None -> Ok(parsed |> List.choose snd)
     /// A policy as `--augment` and config.json write it.
     let formatPolicy (policy: Augmentation list) = String.Join(",", policy |> List.map name)
 
@@ -84,19 +86,19 @@ type AugmentPolicyJson() =
 type Precision =
     | Float32
     | BFloat16
-    /// The names `--precision` and config.json use.
-    static member Names = [ "float32", Float32; "bfloat16", BFloat16 ]
+    /// The tensor type G and D compute in.
+    member p.ScalarType =
+        match p with
+        | Float32 -> TorchSharp.torch.ScalarType.Float32
+        | BFloat16 -> TorchSharp.torch.ScalarType.BFloat16
+    /// The names `--precision` and config.json use: the layer package's (`MixedPrecision.Name`).
+    static member Names = [ for p in [ Float32; BFloat16 ] -> MixedPrecision.Name p.ScalarType, p ]
 and PrecisionJson() =
     inherit NamedCasesJson<Precision>(Precision.Names, "Precision")
 
 module Precision =
     let name (p: Precision) = NamedCases.name Precision.Names p
     let tryParse (text: string) = NamedCases.tryParse Precision.Names text
-    /// The tensor type of a precision.
-    let scalarType (p: Precision) =
-        match p with
-        | Float32 -> TorchSharp.torch.ScalarType.Float32
-        | BFloat16 -> TorchSharp.torch.ScalarType.BFloat16
 
 /// Where a conditional run's classes come from (AC-GAN, the reference's `label_size`).
 [<JsonConverter(typeof<LabelSourceJson>)>]
@@ -266,7 +268,7 @@ module TrainingConfig =
         else { weights with Lambda = 0.0; R1 = 0.0 }
 
     /// The type G and D compute in (`Precision`).
-    let computeType (c: TrainingConfig) = Precision.scalarType c.Precision
+    let computeType (c: TrainingConfig) = c.Precision.ScalarType
 
     let private imagesAt (entries: ResolutionImages[]) (fallback: int) (resolution: int) =
         entries |> Array.tryFind (fun e -> e.Resolution = resolution) |> Option.map (fun e -> e.Images) |> Option.defaultValue fallback
