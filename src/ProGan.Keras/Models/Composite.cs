@@ -16,6 +16,8 @@ public sealed class Composite : nn.Module<Tensor, Tensor>
     private readonly Func<Tensor, Tensor>? between;
 
     /// <summary>Creates the composite of a generator model and a discriminator model of the same resolution.</summary>
+    /// <param name="generator">G at one resolution and phase: the model whose parameters the composite trains.</param>
+    /// <param name="discriminator">D at the same resolution and phase: scores G's images, frozen.</param>
     /// <param name="between">
     /// A differentiable transformation of the generated images before D scores them (DiffAugment's); none by default.
     /// </param>

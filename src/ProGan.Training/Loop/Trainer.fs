@@ -26,7 +26,8 @@ type StepResult =
       Images: int }
 
 /// One progressive GAN being trained (Karras et al. 2018, §3, Appendix A.1): it owns G, D, the EMA generator, both
-/// optimisers, the random generators and the position in the schedule, and `Step` is one iteration of the paper's
+/// optimisers and the random generators (TorchSharp updates them in place), and a `TrainerState` for everything else
+/// it carries between steps (replaced by each step, through pure functions); `Step` is one iteration of the paper's
 /// algorithm — D's step(s), G's step through the frozen D, the EMA update. Layers and models are the C# library's.
 type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device) =
     let config = TrainingConfig.validate config
@@ -55,21 +56,13 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         generator.ComputeType <- TrainingConfig.computeType config
         discriminator.ComputeType <- TrainingConfig.computeType config
 
-    /// 1, halved by every non-finite retry; the learning rate in use is the level's rate times this.
-    let mutable rateScale = 1.0
-    let mutable shownForRate = 0L
+    /// Where the trainer stands between steps (everything but its tensors); each step replaces it.
+    let mutable at = TrainerState.start
 
-    /// The configured learning rate after `images`: the level's (`LearningRates`, else `LearningRate`) times the
-    /// decay's factor (`TrainingConfig.decayAt`).
-    let configuredRateAt (images: int64) =
-        TrainingConfig.learningRateAt config (Schedule.at config images).Resolution * TrainingConfig.decayAt config images
-
-    /// The learning rate in use after `images`: the configured one times the scale.
-    let rateAt (images: int64) = configuredRateAt images * rateScale
-
-    /// Adam as TorchSharp's, with its Scalars kept alive across the native calls (`ProGan.Keras.Optimizers.Adam`).
+    /// Adam as TorchSharp's, with its Scalars kept alive across the native calls (`ProGan.Keras.Optimizers.Adam`), at
+    /// the learning rate in use.
     let adam (m: torch.nn.Module) : TorchSharp.Modules.Adam =
-        new ProGan.Keras.Optimizers.Adam(m.parameters(), rateAt shownForRate, config.Beta1, config.Beta2, config.AdamEpsilon)
+        new ProGan.Keras.Optimizers.Adam(m.parameters(), TrainerState.rate config at, config.Beta1, config.Beta2, config.AdamEpsilon)
 
     let state =
         { Generator = generator
@@ -82,52 +75,20 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// D's input: the images augmented by the policy (the same transformations for reals and fakes), else as they are.
     let augmented (images: torch.Tensor) = if augment.IsEmpty then images else DiffAugment.apply augment images state.NoiseRandom
 
-    /// The gradient penalty of the last minibatch that computed it (lazy regularisation skips it on most).
-    let mutable lastPenalty = 0.0
-
     let composites = Dictionary<struct (int * bool), Composite>()
-    let mutable shown = 0L
-    let mutable phaseIndex = 0
 
     /// The minibatch of reals at `images` shown for a step at `level` (a pure function of the seed and the position;
     /// D's repeats within a step draw at their own images shown, at the step's level).
     let drawAt (images: int64) (level: int) =
         Minibatch.draw streams.Data images level (TrainingConfig.minibatchAt config level) data.Count config.Mirror
 
-    /// The next step's reals, gathered on another thread while this step runs (the draw, and the gather), so that
-    /// reading a data set from disk costs no step time.
-    let mutable prefetched : (MinibatchDraw * int64 * System.Threading.Tasks.Task<torch.Tensor>) option = None
-
-    let dropPrefetch () =
-        prefetched |> Option.iter (fun (_, _, task) -> try task.GetAwaiter().GetResult().Dispose() with _ -> ())
-        prefetched <- None
-
-    /// The reals at `images` shown for a step at `level`, and their draw: the prefetched ones when they are these,
-    /// else gathered now.
-    let realsAt (images: int64) (level: int) =
-        let reals =
-            match prefetched with
-            | Some(draw, at, task) when at = images && draw.Level = level ->
-                task.GetAwaiter().GetResult(), draw // its own exception, not an AggregateException
-            | _ ->
-                dropPrefetch ()
-                let draw = drawAt images level
-                Minibatch.gather data draw, draw
-        prefetched <- None
-        reals
-
-
-    /// Starts gathering the reals of the step that will start at `images` shown.
-    let prefetch (images: int64) =
-        dropPrefetch ()
-        if not (Schedule.isDone config images) then
-            let draw = drawAt images (Schedule.at config images).Level
-            prefetched <- Some(draw, images, System.Threading.Tasks.Task.Run(fun () -> Minibatch.gather data draw))
+    /// The next step's reals, gathered on another thread while this step runs.
+    let prefetch = new Prefetch(data)
 
     /// The loss as a float, or NonFiniteException before anything is updated with it.
     let finite (what: string) (loss: torch.Tensor) =
         let value = loss.item<float32>() |> float
-        if not (Double.IsFinite value) then raise (NonFiniteException(shown, what))
+        if not (Double.IsFinite value) then raise (NonFiniteException(at.ImagesShown, what))
         value
 
     let latents (count: int) =
@@ -162,31 +123,30 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             composites[key] <- c
             c
 
-    /// Sets both optimisers' learning rate to the one at `images` shown.
-    let applyRate (images: int64) =
-        shownForRate <- images
+    /// Sets both optimisers' learning rate to the one in use.
+    let applyRate () =
         for optimizer in [ state.GeneratorOptimizer; state.DiscriminatorOptimizer ] do
-            for group in optimizer.ParamGroups do group.LearningRate <- rateAt images
+            for group in optimizer.ParamGroups do group.LearningRate <- TrainerState.rate config at
 
-    /// Starts a new level of detail: Adam's moments are reset (`reset_opt_for_new_lod`) when configured, and the
-    /// level's learning rate takes over.
-    let enterPhase (position: SchedulePosition) =
-        if position.PhaseIndex <> phaseIndex then
-            shownForRate <- position.ImagesShown
+    /// Starts a new level of detail when the schedule has reached one: Adam's moments are reset
+    /// (`reset_opt_for_new_lod`) when configured, and the level's learning rate takes over.
+    let enterPhase () =
+        if (TrainerState.newPhase config at).IsSome then
             if config.ResetOptimizerEachLevel then
                 state.GeneratorOptimizer.Dispose()
                 state.DiscriminatorOptimizer.Dispose()
                 state.GeneratorOptimizer <- adam generator
                 state.DiscriminatorOptimizer <- adam discriminator
-            else applyRate position.ImagesShown
-            phaseIndex <- position.PhaseIndex
+            else applyRate ()
+            at <- TrainerState.enterPhase config at
 
     /// D's step on the minibatch that starts at `images` shown: reals (faded as the reference's `process_reals`)
-    /// against fakes of the current G, with the loss's penalties. Returns the loss terms.
+    /// against fakes of the current G, with the loss's penalties. Returns the loss, its terms, and the gradient
+    /// penalty when this minibatch computed one.
     let discriminatorStep (position: SchedulePosition) (images: int64) (count: int) =
         let fading = position.Phase = FadeIn
         let d = discriminator.Pairs[position.Level].Select(fading)
-        let sampled, draw = realsAt images position.Level
+        let sampled, draw = prefetch.Take(images, position.Level, fun () -> drawAt images position.Level)
         use sampled = sampled
         let reals = Reals.fade position.Alpha (sampled.``to``(device))
         let realLabels =
@@ -204,8 +164,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let total = finite "discriminator loss" terms.Total
         terms.Total.backward()
         state.DiscriminatorOptimizer.step() |> ignore
-        if weights.Lambda > 0.0 || weights.R1 > 0.0 then lastPenalty <- terms.GradientPenalty.item<float32>() |> float
-        total, terms
+        let penalty = if weights.Lambda > 0.0 || weights.R1 > 0.0 then Some(terms.GradientPenalty.item<float32>() |> float) else None
+        total, terms, penalty
 
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
@@ -219,11 +179,10 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
 
     /// Moves the schedule to `images` shown without training (for benchmarks that time one level and phase).
     member _.JumpTo(images: int64) =
-        if images < 0L then invalidArg "images" (sprintf "images must be ≥ 0; got %d." images)
-        dropPrefetch ()
-        shown <- images
-        enterPhase (Schedule.at config shown)
-        applyRate shown
+        at <- TrainerState.jumpTo images at
+        prefetch.Drop()
+        enterPhase ()
+        applyRate ()
 
     /// The configuration (validated).
     member _.Config = config
@@ -233,37 +192,41 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     member _.State = state
     /// The device computed on.
     member _.Device = device
+    /// Where the trainer stands between steps.
+    member _.At = at
     /// Real images shown so far.
-    member _.ImagesShown = shown
+    member _.ImagesShown = at.ImagesShown
     /// Where the schedule stands.
-    member _.Position = Schedule.at config shown
+    member _.Position = TrainerState.position config at
     /// Whether the schedule is finished.
-    member _.IsDone = Schedule.isDone config shown
+    member _.IsDone = Schedule.isDone config at.ImagesShown
 
     /// One iteration: `DRepeats` D steps (each on its own minibatch of reals, each counted in images shown, as the
     /// reference counts them), a G step through the frozen D, and the EMA update.
     member _.Step() : StepResult =
-        let position = Schedule.at config shown
-        enterPhase position
+        let position = TrainerState.position config at
+        enterPhase ()
         // The rate is a function of the images shown (the level's rate, the decay): set it for this step.
-        applyRate shown
+        applyRate ()
         generator.SetAlpha position.Alpha
         discriminator.SetAlpha position.Alpha
         let count = TrainingConfig.minibatchAt config position.Level
         use scope = torch.NewDisposeScope()
-        let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (shown + int64 (k * count)) count ]
-        let dTotal, dLoss = List.last dResults
+        let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (at.ImagesShown + int64 (k * count)) count ]
+        let dTotal, dLoss, _ = List.last dResults
         let gTotal = generatorStep position count
-        let intoLevel = shown - Schedule.levelStart config position.Level
+        let intoLevel = at.ImagesShown - Schedule.levelStart config position.Level
         Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) intoLevel) ema generator
-        shown <- shown + int64 (config.DRepeats * count)
+        at <- TrainerState.afterStep (config.DRepeats * count) (dResults |> List.choose (fun (_, _, p) -> p) |> List.tryLast) at
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
-        enterPhase (Schedule.at config shown)
-        prefetch shown
+        enterPhase ()
+        if not (Schedule.isDone config at.ImagesShown) then
+            prefetch.Start(drawAt at.ImagesShown (TrainerState.position config at).Level, at.ImagesShown)
+        else prefetch.Drop()
         { DLoss = dTotal
           GLoss = gTotal
-          GradientPenalty = lastPenalty
+          GradientPenalty = at.LastPenalty
           Adversarial = dLoss.Adversarial.item<float32>() |> float
           Drift = dLoss.Drift.item<float32>() |> float
           Images = config.DRepeats * count }
@@ -283,22 +246,21 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             if m.parameters() |> Seq.forall (fun p -> torch.isfinite(p).all().item<bool>()) then None else Some name)
 
     /// The learning rate in use (the level's, decayed, times `LearningRateScale`).
-    member _.LearningRate = rateAt shown
+    member _.LearningRate = TrainerState.rate config at
 
     /// The factor on every level's learning rate: 1, lowered by non-finite retries (and restored from a checkpoint).
-    member _.LearningRateScale = rateScale
+    member _.LearningRateScale = at.RateScale
 
     /// Sets that factor and applies it to both optimisers (a retry after a non-finite step sets it lower).
     member _.SetLearningRateScale(scale: float) =
-        if not (scale > 0.0 && scale <= 1.0) then invalidArg "scale" (sprintf "The learning-rate scale must be in (0, 1]; got %g." scale)
-        rateScale <- scale
-        applyRate shown
+        at <- TrainerState.withRateScale scale at
+        applyRate ()
 
     /// Writes a checkpoint of the whole state; refuses (NonFiniteException) if any weight is not finite.
     member this.Save(path: string) =
         match this.NonFiniteWeights() with
-        | Some network -> raise (NonFiniteException(shown, sprintf "weight in the %s" network))
-        | None -> Checkpoint.save path (Schedule.at config shown) config.Seed (rateAt shown) state
+        | Some network -> raise (NonFiniteException(at.ImagesShown, sprintf "weight in the %s" network))
+        | None -> Checkpoint.save path (TrainerState.position config at) config.Seed (TrainerState.rate config at) state
 
     /// Starts from the weights of another run's checkpoint (fine-tuning, `--init-from`): G, D and the EMA generator
     /// take every parameter the source has (its levels), higher levels keep their fresh initialisation, and the
@@ -326,20 +288,15 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
 
     /// Restores a checkpoint (same architecture) and continues at its images-shown count.
     member _.Load(path: string) =
-        dropPrefetch ()
+        prefetch.Drop()
         let header = Checkpoint.load path state
-        shown <- header.ImagesShown
-        // A retry's lowered rate survives a resume: the saved rate over the configured one (the level's, decayed) is
-        // the scale.
-        let configured = configuredRateAt shown
-        rateScale <- if header.LearningRate > 0.0 && configured > 0.0 then header.LearningRate / configured else 1.0
-        applyRate shown
-        phaseIndex <- (Schedule.at config shown).PhaseIndex
+        at <- TrainerState.restored config header.ImagesShown header.LearningRate at
+        applyRate ()
         header
 
     interface IDisposable with
         member _.Dispose() =
-            dropPrefetch ()
+            (prefetch :> IDisposable).Dispose()
             for c in composites.Values do c.Dispose()
             state.GeneratorOptimizer.Dispose()
             state.DiscriminatorOptimizer.Dispose()

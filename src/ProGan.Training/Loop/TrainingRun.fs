@@ -146,7 +146,7 @@ module TrainingRun =
                 RunFolder.writeConfig folder conditional
                 options.Report(Info(sprintf "Conditional on %d classes: %s" data.ClassNames.Length (String.Join(", ", data.ClassNames))))
                 conditional
-        if options.Resume && RunFolder.readConfig folder <> config then RunFolder.writeConfig folder config
+        if options.Resume then RunFolder.writeConfig folder config
         config
 
     /// Fine-tuning (`--init-from`): G, D and the EMA generator from another run's newest checkpoint, or a given one.

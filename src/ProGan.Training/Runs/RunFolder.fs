@@ -256,9 +256,12 @@ module RunFolder =
         if created && not (Directory.EnumerateFileSystemEntries(folder.Path).GetEnumerator().MoveNext()) then
             try Directory.Delete folder.Path with :? IOException | :? UnauthorizedAccessException -> ()
 
-    /// Writes config.json (atomically).
+    /// Writes config.json (atomically), unless it says exactly this already: a resume that continues as configured
+    /// leaves the file alone.
     let writeConfig (folder: RunFolder) (config: TrainingConfig) =
-        AtomicFile.WriteAllText(folder.Config, JsonSerializer.Serialize(config, json))
+        let text = JsonSerializer.Serialize(config, json)
+        let current = try Some(File.ReadAllText folder.Config) with :? IOException | :? UnauthorizedAccessException -> None
+        if current <> Some text then AtomicFile.WriteAllText(folder.Config, text)
 
     /// The properties a JSON object must have to be read as `t` with nothing left to a default: every field of an F#
     /// record, every settable property of a C# record, recursively.

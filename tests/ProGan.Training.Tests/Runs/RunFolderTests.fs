@@ -167,6 +167,14 @@ let ``config.json keeps the option names as strings: typed options read from the
     Assert.Equal((Hinge, [ Color; Cutout ], BFloat16, ShapeClasses), (read.Loss, read.Augment, read.Precision, read.Labels))
     write read
     Assert.Equal(written, text ())
+    // A resume that continues as configured leaves the file alone (one read of config.json per run, no re-read to compare).
+    let past = DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)
+    File.SetLastWriteTimeUtc(folder.Config, past)
+    write read
+    Assert.Equal(past, File.GetLastWriteTimeUtc folder.Config)
+    write { read with Threads = 1 }
+    Assert.Contains("\"Threads\": 1", text ())
+    write read
     // Before, an unknown loss was read as WGAN-GP; now it is refused in one line that names the field and the names allowed.
     for field, bad, says in [ "Loss", "wgan", "Loss must be one of \"wgan-gp\", \"lsgan\", \"logistic\", \"hinge\""
                               "Augment", "color,rotate", "Augment names 'rotate'"
