@@ -8,6 +8,7 @@ open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Training.Basics
 open ProGan.Training.Config
+open ProGan.Training.Distributed
 open ProGan.Training.Progress
 open ProGan.Training.Data
 open ProGan.Training.Paper
@@ -215,6 +216,10 @@ module TrainCommand =
     /// The run the arguments ask for: the preset with the overrides for a new run, or the run's own config.json for
     /// `--resume`. Reads the run folder's configuration; creates nothing.
     let plan (args: TrainArguments) : TrainPlan =
+        // The Trainer trains data-parallel over MPI (Distributed/), but the run loop does not yet coordinate processes
+        // (one writer, an agreed stop): refused before two processes would contend for one run folder.
+        World.launchedSize Environment.GetEnvironmentVariable |> Option.iter (fun n ->
+            bad "this process is one of %d started by an MPI launcher (mpirun, srun); the train command does not yet run over several processes (docs/training.md#several-processes): start it as one process." n)
         let device = args.Device |> Option.map device |> Option.defaultWith (fun () -> TorchBackend.Device)
         let stopAfter = args.StopAfterMinutes |> Option.map TimeSpan.FromMinutes
         let data = args.Data |> Option.map Path.GetFullPath

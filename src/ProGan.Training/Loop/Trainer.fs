@@ -7,6 +7,7 @@ open TorchSharp
 open ProGan.Keras.Models
 open ProGan.Training.Config
 open ProGan.Training.Data
+open ProGan.Training.Distributed
 open ProGan.Training.Paper
 open ProGan.Training.Runs
 
@@ -29,8 +30,11 @@ type StepResult =
 /// optimisers and the random generators (TorchSharp updates them in place), and a `TrainerState` for everything else
 /// it carries between steps (replaced by each step, through pure functions); `Step` is one iteration of the paper's
 /// algorithm — D's step(s), G's step through the frozen D, the EMA update. Layers and models are the C# library's.
-type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device) =
+/// With a `world` of several processes (MPI, `Distributed.Mpi`), each trains on its slice of every minibatch and the
+/// gradients are averaged before each optimiser step, so that every process takes the step one process would take.
+type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device, ?world: World) =
     let config = TrainingConfig.validate config
+    let world = defaultArg world World.single
     let arch = config.Architecture
     let streams = RandomStreams.ofSeed config.Seed
     let loss = config.Loss
@@ -43,6 +47,11 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
             invalidArg "data" (sprintf "The networks are conditional on %d classes but the data has %d (%s); label the data (--labels) to match." arch.LabelSize data.ClassNames.Length (TrainingData.describe config))
         if data.Resolution < arch.Resolution then
             invalidArg "data" (sprintf "The data is %d² but the run trains to %d²; prepare it at the run's resolution." data.Resolution arch.Resolution)
+        if world.Size > 1 then
+            for level in 0 .. arch.LevelCount - 1 do
+                World.slice world arch.MinibatchGroupSize (TrainingConfig.minibatchAt config level) |> ignore
+            if not config.Augment.IsEmpty then
+                invalidArg "config" (sprintf "--augment is not supported yet with %d processes (its random transformations are drawn per process); train without it, or in one process." world.Size)
         // Threads is a setting of the machine a run trains on: a run made elsewhere with more uses all cores here.
         if config.Threads > 0 then torch.set_num_threads (min config.Threads Environment.ProcessorCount)
         torch.manual_seed streams.Weights |> ignore
@@ -77,19 +86,30 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
 
     let composites = Dictionary<struct (int * bool), Composite>()
 
+    /// Gradients averaged over the processes (None in one process).
+    let average = if world.Size > 1 then Some(GradientAverage(world, Mpi.allReduceSum)) else None
+
+    /// This process's part of a minibatch of `count` (all of it in one process).
+    let sliceOf (count: int) = World.slice world arch.MinibatchGroupSize count
+
     /// The minibatch of reals at `images` shown for a step at `level` (a pure function of the seed and the position;
     /// D's repeats within a step draw at their own images shown, at the step's level).
     let drawAt (images: int64) (level: int) =
-        Minibatch.draw streams.Data images level (TrainingConfig.minibatchAt config level) data.Count config.Mirror
+        let count = TrainingConfig.minibatchAt config level
+        let draw = Minibatch.draw streams.Data images level count data.Count config.Mirror
+        let slice = sliceOf count
+        if slice.Count = count then draw
+        else { draw with Indices = slice.Indices |> Array.map (fun i -> draw.Indices[int i]); Mirrored = slice.Indices |> Array.map (fun i -> draw.Mirrored[int i]) }
 
     /// The next step's reals, gathered on another thread while this step runs.
     let prefetch = new Prefetch(data)
 
     /// The loss as a float, or NonFiniteException before anything is updated with it.
-    let finite (what: string) (loss: torch.Tensor) =
-        let value = loss.item<float32>() |> float
+    let finiteValue (what: string) (value: float) =
         if not (Double.IsFinite value) then raise (NonFiniteException(at.ImagesShown, what))
         value
+
+    let finite (what: string) (loss: torch.Tensor) = finiteValue what (loss.item<float32>() |> float)
 
     let latents (count: int) =
         use z = torch.randn([| int64 count; int64 arch.LatentSize |], generator = state.NoiseRandom)
@@ -98,11 +118,23 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
     /// A conditional run's classes (AC-GAN): K = `Architecture.LabelSize`, 0 for an unconditional run.
     let classes = arch.LabelSize
 
-    /// G's input for `count` fakes: latents, and for a conditional run a class per fake, uniform (one-hot after the
-    /// latent). Returns the input and the classes.
+    /// G's input for this process's part of `count` fakes: latents, and for a conditional run a class per fake,
+    /// uniform (one-hot after the latent). Returns the input and the classes. Drawn for the whole minibatch, then
+    /// sliced: every process's noise stream stays the same, and each fake is the one a single process would draw.
     let fakeInputs (count: int) =
-        Sampling.conditionalInput classes (latents count) (fun () ->
-            torch.randint(int64 classes, [| int64 count |], generator = state.NoiseRandom).``to``(device))
+        let input, labels =
+            Sampling.conditionalInput classes (latents count) (fun () ->
+                torch.randint(int64 classes, [| int64 count |], generator = state.NoiseRandom).``to``(device))
+        let slice = sliceOf count
+        World.rows slice input, labels |> Option.map (World.rows slice)
+
+    /// The figures of a step averaged over the processes, with the model's gradients (as they are in one process).
+    let agree (model: torch.nn.Module) (figures: float list) =
+        match average with
+        | None -> figures
+        | Some average ->
+            average.Average(model.parameters(), figures |> List.map float32 |> Array.ofList)
+            |> Array.map (fun sum -> float sum / float world.Size) |> List.ofArray
 
     /// The classification part of a step's losses (None for an unconditional run).
     let conditioning (realLabels: torch.Tensor option) (fakeLabels: torch.Tensor option) =
@@ -156,24 +188,43 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let fakes =
             use _ = torch.no_grad()
             generator.Pairs[position.Level].Select(fading).call input
-        let mix = torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device)
+        let mix = World.rows (sliceOf count) (torch.rand([| int64 count; 1L; 1L; 1L |], generator = state.NoiseRandom).``to``(device))
         state.DiscriminatorOptimizer.zero_grad()
         let weights = TrainingConfig.penaltyWeightsAt config (images / int64 count)
         let terms =
             Losses.discriminator loss d (augmented reals) (augmented fakes) mix weights arch.MinibatchGroupSize (conditioning realLabels fakeLabels)
-        let total = finite "discriminator loss" terms.Total
-        terms.Total.backward()
+        let value (t: torch.Tensor) = t.item<float32>() |> float
+        let figures =
+            if average.IsNone then
+                let total = finite "discriminator loss" terms.Total
+                terms.Total.backward()
+                [ total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift ]
+            else
+                // Every process must make the same decision: the loss is checked once averaged over all of them.
+                terms.Total.backward()
+                let figures = agree discriminator [ value terms.Total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift ]
+                finiteValue "discriminator loss" figures.Head |> ignore
+                figures
         state.DiscriminatorOptimizer.step() |> ignore
-        let penalty = if weights.Lambda > 0.0 || weights.R1 > 0.0 then Some(terms.GradientPenalty.item<float32>() |> float) else None
-        total, terms, penalty
+        match figures with
+        | [ total; penalty; adversarial; drift ] ->
+            let penalty = if weights.Lambda > 0.0 || weights.R1 > 0.0 then Some penalty else None
+            total, adversarial, drift, penalty
+        | _ -> failwith "unreachable: four figures"
 
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
         state.GeneratorOptimizer.zero_grad()
         let input, fakeLabels = fakeInputs count
         let gLoss = Losses.generator loss (compositeFor position.Level (position.Phase = FadeIn)) input (conditioning None fakeLabels)
-        let total = finite "generator loss" gLoss
-        gLoss.backward()
+        let total =
+            if average.IsNone then
+                let total = finite "generator loss" gLoss
+                gLoss.backward()
+                total
+            else
+                gLoss.backward()
+                agree generator [ gLoss.item<float32>() |> float ] |> List.head |> finiteValue "generator loss"
         state.GeneratorOptimizer.step() |> ignore
         total
 
@@ -186,6 +237,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
 
     /// The configuration (validated).
     member _.Config = config
+    /// The processes training together (one, unless launched by MPI).
+    member _.World = world
     /// The random streams of the run's seed.
     member _.Streams = streams
     /// Training state: networks, optimisers, random-number generators.
@@ -213,11 +266,11 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         let count = TrainingConfig.minibatchAt config position.Level
         use scope = torch.NewDisposeScope()
         let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (at.ImagesShown + int64 (k * count)) count ]
-        let dTotal, dLoss, _ = List.last dResults
+        let dTotal, adversarial, drift, _ = List.last dResults
         let gTotal = generatorStep position count
         let intoLevel = at.ImagesShown - Schedule.levelStart config position.Level
         Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) intoLevel) ema generator
-        at <- TrainerState.afterStep (config.DRepeats * count) (dResults |> List.choose (fun (_, _, p) -> p) |> List.tryLast) at
+        at <- TrainerState.afterStep (config.DRepeats * count) (dResults |> List.choose (fun (_, _, _, p) -> p) |> List.tryLast) at
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
         enterPhase ()
@@ -227,8 +280,8 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device)
         { DLoss = dTotal
           GLoss = gTotal
           GradientPenalty = at.LastPenalty
-          Adversarial = dLoss.Adversarial.item<float32>() |> float
-          Drift = dLoss.Drift.item<float32>() |> float
+          Adversarial = adversarial
+          Drift = drift
           Images = config.DRepeats * count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].

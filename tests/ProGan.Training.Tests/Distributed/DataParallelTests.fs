@@ -1,0 +1,137 @@
+module ProGan.Training.Tests.Distributed.DataParallelTests
+
+open System
+open System.Diagnostics
+open System.IO
+open TorchSharp
+open Xunit
+open ProGan.Training.Distributed
+open ProGan.Training.Tests.Fixtures
+
+let private world rank size = { Rank = rank; Size = size }
+
+[<Fact>]
+let ``the slices of P processes deal out whole minibatch-stddev groups: each process's own [G, M/P] groups are groups of the whole`` () =
+    let groupSize, total = 4, 24 // M = 6 groups of 4
+    // The layer's groups over a batch of n: sample i is in group i mod (n / G).
+    let groupsOf (samples: int64[]) =
+        let m = samples.Length / groupSize
+        samples |> Array.mapi (fun i s -> i % m, s) |> Array.groupBy fst |> Array.map (snd >> Array.map snd >> Set.ofArray) |> Set.ofArray
+    let whole = groupsOf (Array.init total int64)
+    for size in [ 1; 2; 3; 6 ] do
+        let slices = [ for rank in 0 .. size - 1 -> World.slice (world rank size) groupSize total ]
+        // Disjoint and complete: every sample trained on by exactly one process.
+        Assert.Equal<int64>(Array.init total int64, slices |> Seq.collect (fun s -> s.Indices) |> Seq.sort |> Array.ofSeq)
+        let local = slices |> List.map (fun s -> groupsOf s.Indices) |> Set.unionMany
+        Assert.Equal<Set<Set<int64>>>(whole, local)
+
+[<Fact>]
+let ``a minibatch that does not split into whole groups is refused with the sizes that would`` () =
+    let e = Assert.Throws<ArgumentException>(fun () -> World.slice (world 0 4) 4 8 |> ignore)
+    Assert.Contains("A minibatch of 8 images does not split over 4 processes into whole minibatch-stddev groups of 4; use a minibatch that is a multiple of 16", e.Message)
+
+[<Fact>]
+let ``the world size comes from the launcher's environment: mpirun, PMI, or Slurm's PMIx`` () =
+    let envOf (pairs: (string * string) list) = fun name -> pairs |> List.tryFind (fst >> (=) name) |> Option.map snd |> Option.toObj
+    Assert.Equal(Some 4, World.launchedSize (envOf [ "OMPI_COMM_WORLD_SIZE", "4" ]))
+    Assert.Equal(Some 2, World.launchedSize (envOf [ "PMI_SIZE", "2" ]))
+    Assert.Equal(Some 8, World.launchedSize (envOf [ "PMIX_RANK", "3"; "SLURM_NTASKS", "8" ]))
+    Assert.Equal(None, World.launchedSize (envOf [ "SLURM_NTASKS", "8" ])) // an sbatch script's own shell, not a rank
+    Assert.Equal(None, World.launchedSize (envOf [ "OMPI_COMM_WORLD_SIZE", "1" ]))
+    Assert.Equal(None, World.launchedSize (envOf []))
+
+[<Fact>]
+let ``gradients are averaged through one fused buffer: each becomes the mean over processes, the extra figures come back summed`` () =
+    use layer = torch.nn.Linear(3L, 2L)
+    for p in layer.parameters() do p.grad <- torch.ones(p.shape) * 2.0f
+    let mutable calls = 0
+    // Another process whose gradients are all 4 and whose figures are 10, 20: the all-reduce adds them.
+    let allReduce (buffer: float32[]) (count: int) =
+        calls <- calls + 1
+        Assert.Equal(6 + 2 + 2, count) // weight 2×3, bias 2, two figures: one buffer
+        for i in 0 .. count - 3 do buffer[i] <- buffer[i] + 4.0f
+        buffer[count - 2] <- buffer[count - 2] + 10.0f
+        buffer[count - 1] <- buffer[count - 1] + 20.0f
+    let sums = GradientAverage(world 0 2, allReduce).Average(layer.parameters(), [| 1.0f; 2.0f |])
+    Assert.Equal(1, calls)
+    Assert.Equal<float32>([| 11.0f; 22.0f |], sums)
+    for p in layer.parameters() do Assert.All(p.grad.data<float32>().ToArray(), fun g -> Assert.Equal(3.0f, g))
+
+/// Trains the tiny configuration for `steps` steps in the processes of `mpirun`, and on rank 0 also in one process,
+/// printing how far the processes' weights are from each other and from the single process's.
+let private equivalenceScript (bin: string) (steps: int) =
+    let r name = sprintf "#r \"%s\"" (Path.Combine(bin, name))
+    String.Join("\n",
+        [ r "TorchSharp.dll"; r "ProGan.Keras.dll"; r "ProGan.Keras.Serving.dll"; r "ProGan.Training.dll"
+          "open TorchSharp"
+          "open ProGan.Training.Config"
+          "open ProGan.Training.Data"
+          "open ProGan.Training.Distributed"
+          "open ProGan.Training.Loop"
+          "ProGan.Keras.Backend.TorchBackend.Initialize() |> ignore"
+          "let world = Mpi.init ()"
+          "let config ="
+          "    { TrainingConfig.cpu 8 with"
+          "        Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)"
+          "        Loss = WganGp; R1Weight = 0.0; PenaltyInterval = 1; StabiliseImages = 64; StabiliseImagesAt = [||]; FadeImages = 64"
+          "        Minibatch = [| 8 |]; LearningRate = 0.003; EmaBeta = 0.99; EmaRampup = 0.0; ProceduralImages = 64; Threads = 1 }"
+          "let flatten (m: torch.nn.Module) = torch.cat([| for p in m.parameters() -> p.detach().flatten() |], 0L)"
+          "let data = Procedural.pyramid 64 8 3 1"
+          "let parallel' = new Trainer(config, data, torch.CPU, world)"
+          sprintf "for _ in 1 .. %d do parallel'.Step() |> ignore" steps
+          "let nets (t: Trainer) = [ \"G\", t.State.Generator :> torch.nn.Module; \"D\", t.State.Discriminator :> torch.nn.Module; \"EMA\", t.State.Ema :> torch.nn.Module ]"
+          "for name, m in nets parallel' do"
+          "    let mine = flatten m"
+          "    let sums = mine.data<float32>().ToArray()"
+          "    Mpi.allReduceSum sums sums.Length"
+          "    let spread = [| (mine - torch.tensor(sums) / float32 world.Size).abs().max().item<float32>() |]"
+          "    Mpi.allReduceSum spread 1 // every rank's, summed: rank 0 alone prints (the ranks' lines would interleave)"
+          "    if world.IsRoot then printfn \"spread %s %g\" name spread[0]"
+          "if world.IsRoot then"
+          "    let single = new Trainer(config, data, torch.CPU)"
+          sprintf "    for _ in 1 .. %d do single.Step() |> ignore" steps
+          "    for (name, a), (_, b) in List.zip (nets parallel') (nets single) do"
+          "        let x, y = flatten a, flatten b"
+          "        printfn \"difference %s %g %g\" name ((x - y).abs().max().item<float32>()) (y.abs().max().item<float32>())"
+          "Mpi.finalize ()" ])
+
+/// `mpirun` on the PATH, or None.
+let private mpirun () =
+    (Environment.GetEnvironmentVariable "PATH" |> Option.ofObj |> Option.defaultValue "").Split(Path.PathSeparator)
+    |> Array.map (fun folder -> Path.Combine(folder, "mpirun"))
+    |> Array.tryFind File.Exists
+
+[<SkippableFact>]
+let ``two processes under mpirun train as one process on the whole minibatch: equal weights on every rank, and within float rounding of one process`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let script = Path.Combine(folder.Path, "equivalence.fsx")
+    // 12 steps of 8 images: the whole 4² stabilise phase and into 8²'s fade-in, a gradient penalty in every step.
+    File.WriteAllText(script, equivalenceScript (Path.TrimEndingDirectorySeparator AppContext.BaseDirectory) 12)
+    let info = ProcessStartInfo((mpirun ()).Value, [ "-np"; "2"; "--oversubscribe"; "dotnet"; "fsi"; "--nologo"; script ],
+                                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    // Open MPI refuses to run as root unless told; CI containers run as root.
+    info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] <- "1"
+    info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] <- "1"
+    info.Environment["OMP_NUM_THREADS"] <- "1"
+    use p = Process.Start info
+    let errors = p.StandardError.ReadToEndAsync()
+    let output = p.StandardOutput.ReadToEnd()
+    Assert.True(p.WaitForExit 300_000, "mpirun did not finish in 5 minutes")
+    Assert.True((p.ExitCode = 0), sprintf "mpirun exited with %d:\n%s\n%s" p.ExitCode output errors.Result)
+    // fsi may put terminal escapes before a line: the figures are picked out wherever they are.
+    let figures (kind: string) =
+        Text.RegularExpressions.Regex.Matches(output, kind + @" (G|D|EMA)((?: [-+.0-9e]+)+)")
+        |> Seq.map (fun m -> Array.append [| kind; m.Groups[1].Value |] (m.Groups[2].Value.Trim().Split(' ')))
+        |> Array.ofSeq
+    let spreads = figures "spread"
+    Assert.Equal(3, spreads.Length) // G, D and EMA, over both ranks
+    // The all-reduce gives every rank the same sums, so every rank takes exactly the same step.
+    Assert.All(spreads, fun l -> Assert.Equal(0.0, float l[2]))
+    let differences = figures "difference"
+    Assert.Equal(3, differences.Length)
+    // Against one process on the same minibatch: only the order of float32 sums differs (two means of 4 averaged, not
+    // one mean of 8), 1 ulp per gradient, which Adam's division by √v can grow to ~1e-6 of the weights over 12 steps.
+    for l in differences do
+        let difference, largest = float l[2], float l[3]
+        Assert.True(difference <= 1e-5 * largest, sprintf "%s differs from one process's by %g (weights up to %g)" l[1] difference largest)
