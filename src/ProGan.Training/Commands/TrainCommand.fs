@@ -216,10 +216,6 @@ module TrainCommand =
     /// The run the arguments ask for: the preset with the overrides for a new run, or the run's own config.json for
     /// `--resume`. Reads the run folder's configuration; creates nothing.
     let plan (args: TrainArguments) : TrainPlan =
-        // The Trainer trains data-parallel over MPI (Distributed/), but the run loop does not yet coordinate processes
-        // (one writer, an agreed stop): refused before two processes would contend for one run folder.
-        World.launchedSize Environment.GetEnvironmentVariable |> Option.iter (fun n ->
-            bad "this process is one of %d started by an MPI launcher (mpirun, srun); the train command does not yet run over several processes (docs/training.md#several-processes): start it as one process." n)
         let device = args.Device |> Option.map device |> Option.defaultWith (fun () -> TorchBackend.Device)
         let stopAfter = args.StopAfterMinutes |> Option.map TimeSpan.FromMinutes
         let data = args.Data |> Option.map Path.GetFullPath
@@ -281,6 +277,8 @@ module TrainCommand =
             | _ :: rest -> resumed found rest
             | [] -> found
         match resumed None (CommandLine.scriptArguments argv) |> Option.bind (fun f -> try Some(Path.GetFullPath f) with _ -> None) with
+        // Under an MPI launcher rank 0 alone claims the folder; the others would find it locked by rank 0.
+        | _ when World.launchedRank Environment.GetEnvironmentVariable > 0 -> None
         | Some folder when Directory.Exists folder && RunFiles.IsRunFolder folder ->
             try
                 (RunLock.acquire (RunFolder folder)).Dispose()
@@ -292,8 +290,9 @@ module TrainCommand =
             | _ -> None
         | _ -> None
 
-    /// Trains as the arguments ask, with a live display on a terminal; returns the exit code.
-    let run (argv: string[]) =
+    /// Trains as the arguments ask in the processes of `world`, with a live display on rank 0's terminal; returns the
+    /// exit code.
+    let private runIn (world: World) (argv: string[]) =
         CommandLine.run command argv (fun args ->
             let plan = plan args
             TorchBackend.Device <- plan.Device
@@ -302,14 +301,18 @@ module TrainCommand =
             use budget = CancellationTokenSource.CreateLinkedTokenSource(stop.Token)
             plan.StopAfter |> Option.iter budget.CancelAfter
             let train report =
-                TrainingRun.run
+                TrainingRun.runIn world
                     { Config = plan.Config; Folder = plan.Folder; Resume = plan.Resume; StopAfterImages = plan.StopAfterImages
                       Report = report; OnStep = ignore; Cancel = budget.Token }
-            printfn "%s │ run folder %s │ device %O │ %s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
+            if world.IsRoot then
+                printfn "%s │ run folder %s │ device %O │ %s%s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
+                    (if world.Size > 1 then sprintf " │ %d processes (MPI)" world.Size else "")
             try
-                (if Display.isInteractive () then Display.live train else train Display.plain) |> ignore
-                printfn "Samples, log.csv, loss.png, report.html%s and checkpoints are in %s"
-                    (if plan.Config.TensorBoard then ", tensorboard/" else "") (Path.GetFullPath plan.Folder)
+                // Rank 0 shows the run; the others train quietly.
+                (if not world.IsRoot then train ignore elif Display.isInteractive () then Display.live train else train Display.plain) |> ignore
+                if world.IsRoot then
+                    printfn "Samples, log.csv, loss.png, report.html%s and checkpoints are in %s"
+                        (if plan.Config.TensorBoard then ", tensorboard/" else "") (Path.GetFullPath plan.Folder)
                 stop.ExitCode
             with
             | CheckpointWriteException(_, _) as e ->
@@ -321,3 +324,20 @@ module TrainCommand =
             | :? OperationCanceledException when stop.Reason.IsSome || budget.IsCancellationRequested ->
                 eprintfn "Stopped before training began; nothing was trained."
                 stop.ExitCode)
+
+    /// Trains as the arguments ask, with a live display on a terminal; returns the exit code. Started by an MPI
+    /// launcher (`mpirun -np N`, `srun`), as one of its N processes, data-parallel (docs/training.md#several-processes).
+    let run (argv: string[]) =
+        match World.launchedSize Environment.GetEnvironmentVariable with
+        | None -> runIn World.single argv
+        | Some _ ->
+            let world = Mpi.init ()
+            let code =
+                try runIn world argv
+                with e ->
+                    eprintfn "error (process %d of %d): %s" world.Rank world.Size (CommandLine.firstLine e.Message)
+                    1
+            // A process that fails alone would leave the others waiting in a collective call: end the whole job.
+            if not (List.contains code [ 0; 129; 130; 143 ]) then Mpi.abort code
+            Mpi.finalize ()
+            code

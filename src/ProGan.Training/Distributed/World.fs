@@ -40,6 +40,13 @@ module World =
         |> List.tryPick id
         |> Option.filter (fun n -> n > 1)
 
+    /// This process's rank as its launcher set it (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`), before MPI is
+    /// started; 0 when started alone.
+    let launchedRank (environment: string -> string) =
+        [ "OMPI_COMM_WORLD_RANK"; "PMI_RANK"; "PMIX_RANK" ]
+        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
+        |> Option.defaultValue 0
+
     /// The slice of a global minibatch of `total` samples that `world`'s process trains on, such that the
     /// minibatch-stddev groups of its part are exactly groups of the whole: the layer groups sample n with the
     /// samples n ± M, n ± 2M, … (M = total / G, the reference's `[G, M, …]` reshape), so the M groups are dealt out

@@ -12,6 +12,7 @@ open ProGan.Training.Basics
 open ProGan.Training.Config
 open ProGan.Training.Progress
 open ProGan.Training.Data
+open ProGan.Training.Distributed
 open ProGan.Training.Paper
 open ProGan.Training.Metrics
 open ProGan.Training.Runs
@@ -51,7 +52,9 @@ type private Session =
       WallOffset: float
       /// The TensorBoard event files, unless the configuration turns them off.
       TensorBoard: TensorBoardLog option
-      Lock: IDisposable }
+      Lock: IDisposable
+      /// The processes training together; rank 0 alone writes the run folder.
+      World: World }
     interface IDisposable with
         member this.Dispose() =
             this.GridLatents.Dispose()
@@ -182,23 +185,58 @@ module TrainingRun =
             Some log
         else None
 
-    /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
-    /// checkpoint to resume from.
-    let private start (options: RunOptions) (config: TrainingConfig) (folder: RunFolder) =
-        let lock = RunLock.acquire folder
-        try
-            RunFolder.sweep folder
-            if not options.Resume then markNewRun folder config
-            MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
-            let data = TrainingData.load config options.Report options.Cancel
+    /// Rank 0's whole training state — weights, optimisers, random states, position — copied into every other
+    /// process, as a checkpoint's bytes broadcast over MPI (at the start, and after a resume or a roll-back), so that
+    /// the processes never drift apart. The file is a temporary one outside the run folder, deleted at once.
+    let private shareState (world: World) (trainer: Trainer) =
+        if world.Size > 1 then
+            let temp = Path.Combine(Path.GetTempPath(), sprintf "progan-state-%d-%s.ckpt" world.Rank (Guid.NewGuid().ToString "N"))
             try
-                checkData folder config data
-                let config = fitToData options folder config data
+                let length = Array.zeroCreate<byte> 8
+                let bytes =
+                    if world.IsRoot then
+                        trainer.Save temp
+                        let bytes = File.ReadAllBytes temp
+                        BitConverter.TryWriteBytes(Span length, int64 bytes.LongLength) |> ignore
+                        bytes
+                    else [||]
+                Mpi.broadcast length 8 0
+                let count = BitConverter.ToInt64(length, 0)
+                if count > int64 Int32.MaxValue then raise (MpiException(sprintf "The training state (%d bytes) is too large to broadcast in one call." count))
+                let bytes = if world.IsRoot then bytes else Array.zeroCreate (int count)
+                Mpi.broadcast bytes (int count) 0
+                if not world.IsRoot then
+                    File.WriteAllBytes(temp, bytes)
+                    trainer.Load temp |> ignore
+            finally
+                try File.Delete temp with _ -> ()
+
+    /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
+    /// checkpoint to resume from. With several processes rank 0 does all of it; the others load the same data and
+    /// build the same trainer, touch nothing in the folder, and take rank 0's state (`shareState`).
+    let private start (world: World) (options: RunOptions) (config: TrainingConfig) (folder: RunFolder) =
+        let lock = if world.IsRoot then RunLock.acquire folder else { new IDisposable with member _.Dispose() = () }
+        try
+            if world.IsRoot then
+                RunFolder.sweep folder
+                if not options.Resume then markNewRun folder config
+            MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
+            // Rank 0 reads the data first (an image folder's decoded cache is written once), the others after it.
+            if world.Size > 1 && not world.IsRoot then Mpi.barrier ()
+            let data = TrainingData.load config options.Report options.Cancel
+            if world.Size > 1 && world.IsRoot then Mpi.barrier ()
+            try
+                if world.IsRoot then checkData folder config data
+                let config =
+                    if world.IsRoot then fitToData options folder config data
+                    elif config.Labels = Unlabelled then config
+                    else { config with Architecture = config.Architecture.With(labelSize = data.ClassNames.Length) }
                 options.Cancel.ThrowIfCancellationRequested()
-                let trainer = new Trainer(config, data, TorchBackend.Device)
-                if not options.Resume && config.InitFrom <> "" then initializeFrom options config trainer
-                let rows = if options.Resume then resume options folder trainer else []
-                let tensorBoard = openTensorBoard options folder config trainer.ImagesShown
+                let trainer = new Trainer(config, data, TorchBackend.Device, world)
+                if world.IsRoot && not options.Resume && config.InitFrom <> "" then initializeFrom options config trainer
+                let rows = if world.IsRoot && options.Resume then resume options folder trainer else []
+                shareState world trainer
+                let tensorBoard = if world.IsRoot then openTensorBoard options folder config trainer.ImagesShown else None
                 let total = TrainingConfig.totalImages config
                 { Options = options; Config = config; Folder = folder; Data = data; Trainer = trainer
                   GridLatents = gridLatents config 36; Total = total
@@ -206,7 +244,8 @@ module TrainingRun =
                   Clock = Stopwatch.StartNew()
                   WallOffset = rows |> List.tryLast |> Option.map (fun r -> r.WallSeconds) |> Option.defaultValue 0.0
                   TensorBoard = tensorBoard
-                  Lock = lock },
+                  Lock = lock
+                  World = world },
                 { Rows = List.rev rows; Pending = []; IntervalImages = 0; IntervalStart = 0.0; Retries = 0; NativeRetryFrom = None }
             with _ ->
                 (data :> IDisposable).Dispose()
@@ -345,6 +384,40 @@ module TrainingRun =
                 | :? Runtime.InteropServices.ExternalException as e -> recoverFromNativeFault session progress e
             loop session next
 
+    /// Whether any process asks to stop (its signal, its time budget), agreed by all: every process then stops after
+    /// the same step. One float all-reduced per step.
+    let private anyProcessStops (world: World) (stop: bool) =
+        let flag = [| (if stop then 1.0f else 0.0f) |]
+        Mpi.allReduceSum flag 1
+        flag[0] > 0.0f
+
+    /// Rank 0's yes or no, told to every process.
+    let private rootSays (world: World) (yes: bool) =
+        let flag = [| (if yes then 1uy else 0uy) |]
+        Mpi.broadcast flag 1 0
+        flag[0] = 1uy
+
+    /// The loop of several processes: each takes every step (the Trainer averages their gradients); rank 0 alone does
+    /// the upkeep (log, grids, checkpoints, metrics) and the roll-backs, whose state it then shares. A stop is agreed,
+    /// so that no process is left waiting in a collective call; a native fault, which one process cannot recover from
+    /// alone, ends the job (the command aborts it).
+    let rec private loopTogether (session: Session) (progress: Progress) =
+        let trainer = session.Trainer
+        let wanted = trainer.ImagesShown >= session.StopAt || session.Options.Cancel.IsCancellationRequested
+        if anyProcessStops session.World wanted then progress
+        else
+            let before = trainer.Position
+            let next, rolledBack =
+                try
+                    let result = trainer.Step()
+                    session.Options.OnStep trainer
+                    (if session.World.IsRoot then upkeep session progress before result else progress), false
+                with NonFiniteException _ as e ->
+                    // The losses are averaged before they are checked, so every process raises at the same step.
+                    (if session.World.IsRoot then recover session progress e else progress), true
+            if rootSays session.World (session.World.IsRoot && rolledBack) then shareState session.World trainer
+            loopTogether session next
+
     /// The final generator's interpolation strip between two fixed seeds' latents.
     let private writeInterpolation (session: Session) =
         let a, b = interpolationSeeds
@@ -363,6 +436,7 @@ module TrainingRun =
     /// and the report page.
     let rec private finish (session: Session) (progress: Progress) =
         let trainer = session.Trainer
+        if not session.World.IsRoot then trainer.Position else
         // Steps since the last row (a stop signal between rows): their row, so that the checkpoint's position has one.
         let progress =
             match progress.Pending with
@@ -371,7 +445,7 @@ module TrainingRun =
         let retried =
             if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then
                 try tick session progress; None
-                with NonFiniteException _ as e -> Some(recover session progress e) // rolled back: train again from there
+                with NonFiniteException _ as e when session.World.Size = 1 -> Some(recover session progress e) // rolled back: train again from there
             else None
         match retried with
         | Some progress -> finish session (loop session progress)
@@ -384,24 +458,28 @@ module TrainingRun =
             session.Options.Report(Finished(trainer.Position, session.Options.Cancel.IsCancellationRequested || not trainer.IsDone))
             trainer.Position
 
-    /// Runs (or resumes) training; returns the final schedule position.
-    let run (options: RunOptions) =
+    /// Runs (or resumes) training in the processes of `world` (`World.single`: this process alone); returns the
+    /// final schedule position. Every process of the world calls it with the same options.
+    let runIn (world: World) (options: RunOptions) =
         let config = TrainingConfig.validate options.Config
-        let folder, created = if options.Resume then RunFolder.openExisting options.Folder, false else RunFolder.create options.Folder
+        let folder, created =
+            if not world.IsRoot then RunFolder(Path.GetFullPath options.Folder), false
+            elif options.Resume then RunFolder.openExisting options.Folder, false
+            else RunFolder.create options.Folder
         if config.DataFolder <> "" then
             let data = Path.TrimEndingDirectorySeparator(Path.GetFullPath config.DataFolder) + string Path.DirectorySeparatorChar
             if (folder.Path + string Path.DirectorySeparatorChar).StartsWith(data, StringComparison.Ordinal) then
                 if created then RunFolder.abandon folder created
                 raise (RunFolderException(sprintf "--out: '%s' is inside the data folder '%s'; the run's samples would become training images. Choose a folder outside it." options.Folder config.DataFolder))
         let session, progress =
-            try start options config folder
+            try start world options config folder
             with
             | RunLockedException _ -> reraise () // the folder is another process's now: leave its files alone
-            | _ when not options.Resume ->
+            | _ when not options.Resume && world.IsRoot ->
                 RunFolder.abandon folder created
                 reraise ()
         use session = session
-        if not (File.Exists folder.Reals) then
+        if world.IsRoot && not (File.Exists folder.Reals) then
             let top = session.Data.LevelCount - 1
             use reals = Minibatch.gather session.Data (Minibatch.draw (uint64 config.Seed) 0L top 36 session.Data.Count false)
             use grid = ImageGrid.Square(reals)
@@ -409,7 +487,7 @@ module TrainingRun =
             session.TensorBoard |> Option.iter (fun log -> log.Image("reals", grid, session.Trainer.ImagesShown))
         options.Report(Started(session.Trainer.Position, session.Total))
         let progress = { progress with IntervalStart = session.Clock.Elapsed.TotalSeconds }
-        try finish session (loop session progress)
+        try finish session (if world.Size > 1 then loopTogether session progress else loop session progress)
         with
         | :? IOException as e ->
             let kept =
@@ -419,3 +497,6 @@ module TrainingRun =
             raise (TrainingFailedException(
                     sprintf "%s Training stopped; %s. Fix the cause (disk space, permissions), then continue with --resume %s."
                         (e.Message.Split('\n')[0]) kept options.Folder))
+
+    /// Runs (or resumes) training in this process alone; returns the final schedule position.
+    let run (options: RunOptions) = runIn World.single options

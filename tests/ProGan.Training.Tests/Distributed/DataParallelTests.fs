@@ -135,3 +135,74 @@ let ``two processes under mpirun train as one process on the whole minibatch: eq
     for l in differences do
         let difference, largest = float l[2], float l[3]
         Assert.True(difference <= 1e-5 * largest, sprintf "%s differs from one process's by %g (weights up to %g)" l[1] difference largest)
+
+/// The `progan` executable built beside the tests.
+let private progan =
+    let testBin = Path.TrimEndingDirectorySeparator AppContext.BaseDirectory
+    let configuration = DirectoryInfo(testBin).Parent.Name
+    let rec root (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "ProGan.Keras.sln")) then d.FullName else root d.Parent
+    Path.Combine(root (DirectoryInfo testBin), "src", "ProGan.Cli", "bin", configuration, "net10.0", "progan.dll")
+
+/// Starts `mpirun -np 2 dotnet progan ARGS`, collecting its output.
+let private startTwo (args: string list) =
+    let info = ProcessStartInfo((mpirun ()).Value, [ "-np"; "2"; "--oversubscribe"; "dotnet"; progan ] @ args,
+                                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] <- "1"
+    info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] <- "1"
+    info.Environment["OMP_NUM_THREADS"] <- "1"
+    let p = Process.Start info
+    let output = Text.StringBuilder()
+    let add (line: string) = if not (isNull line) then lock output (fun () -> output.AppendLine line |> ignore)
+    p.OutputDataReceived.Add(fun e -> add e.Data)
+    p.ErrorDataReceived.Add(fun e -> add e.Data)
+    p.BeginOutputReadLine()
+    p.BeginErrorReadLine()
+    p, (fun () -> lock output (fun () -> output.ToString()))
+
+/// The process of `folder`'s run with `rank` under mpirun (from its environment), or None.
+let private rankProcess (folder: string) (rank: int) =
+    Directory.GetDirectories "/proc"
+    |> Array.choose (fun d -> match Int32.TryParse(Path.GetFileName d) with | true, pid -> Some pid | _ -> None)
+    |> Array.tryFind (fun pid ->
+        try
+            File.ReadAllText(sprintf "/proc/%d/cmdline" pid).Contains folder
+            && File.ReadAllText(sprintf "/proc/%d/environ" pid).Split('\000') |> Array.contains (sprintf "OMPI_COMM_WORLD_RANK=%d" rank)
+        with _ -> false)
+
+[<SkippableFact>]
+let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops both after one step with a checkpoint, and two ranks resume it`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let run = Path.Combine(folder.Path, "run")
+    let p, output = startTwo [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
+    use p = p
+    // Wait for a few log rows, then stop rank 1 alone.
+    let deadline = DateTime.UtcNow.AddMinutes 4.0
+    while File.Exists(Path.Combine(run, "log.csv")) |> not || File.ReadAllLines(Path.Combine(run, "log.csv")).Length < 3 do
+        Assert.True(DateTime.UtcNow < deadline && not p.HasExited, sprintf "no log rows:\n%s" (output ()))
+        Threading.Thread.Sleep 200
+    let rank1 = rankProcess run 1
+    Assert.True(rank1.IsSome, "rank 1's process was not found")
+    (use kill = Process.Start("kill", [ "-TERM"; string rank1.Value ]) in kill.WaitForExit())
+    Assert.True(p.WaitForExit 240_000, sprintf "the ranks did not stop:\n%s" (output ()))
+    p.WaitForExit() // the output is read to its end
+    let text = output ()
+    // Both stopped after the same step: rank 0 logged it, wrote its checkpoint, and said so; rank 1 exited 143.
+    let rows = logRows run
+    let last = (List.last rows).ImagesShown
+    Assert.Equal<string list>([ Path.Combine(run, sprintf "checkpoint-%012d.ckpt" last) ], checkpoints run |> List.take 1)
+    Assert.Contains(sprintf "stopped at %d images" last, text)
+    Assert.Contains("Exit code:    143", text) // mpirun names rank 1's exit by SIGTERM
+    // Rank 0 alone wrote and spoke: one header, one run folder, no state files left behind.
+    Assert.Equal(1, Text.RegularExpressions.Regex.Matches(text, "2 processes \\(MPI\\)").Count)
+    Assert.Empty(Directory.GetFiles(Path.GetTempPath(), "progan-state-*"))
+    // Two ranks resume it where it stopped, rank 0's checkpoint shared with rank 1, and go on to a stop of their own.
+    let target = last + 64L
+    let resumed, resumedOutput = startTwo [ "--resume"; run; "--stop-after"; string target ]
+    use resumed = resumed
+    Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
+    resumed.WaitForExit()
+    Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (resumedOutput ()))
+    Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
+    Assert.Equal(target, (List.last (logRows run)).ImagesShown)
+    Assert.Equal(Path.Combine(run, sprintf "checkpoint-%012d.ckpt" target), List.head (checkpoints run))
