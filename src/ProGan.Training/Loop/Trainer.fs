@@ -50,8 +50,6 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
         if world.Size > 1 then
             for level in 0 .. arch.LevelCount - 1 do
                 World.slice world arch.MinibatchGroupSize (TrainingConfig.minibatchAt config level) |> ignore
-            if not config.Augment.IsEmpty then
-                invalidArg "config" (sprintf "--augment is not supported yet with %d processes (its random transformations are drawn per process); train without it, or in one process." world.Size)
         // Threads is a setting of the machine a run trains on: a run made elsewhere with more uses all cores here.
         if config.Threads > 0 then torch.set_num_threads (min config.Threads Environment.ProcessorCount)
         torch.manual_seed streams.Weights |> ignore
@@ -82,7 +80,11 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
           NoiseRandom = new torch.Generator(streams.Noise) }
 
     /// D's input: the images augmented by the policy (the same transformations for reals and fakes), else as they are.
-    let augmented (images: torch.Tensor) = if augment.IsEmpty then images else DiffAugment.apply augment images state.NoiseRandom
+    /// With several processes, the images are this process's slice of the minibatch: the transformations' parameters
+    /// are drawn for the whole minibatch and sliced (`DiffAugment.applyTo`).
+    let augmented (images: torch.Tensor) =
+        if augment.IsEmpty then images
+        else DiffAugment.applyTo (World.slice world arch.MinibatchGroupSize (int images.shape[0] * world.Size)) augment images state.NoiseRandom
 
     let composites = Dictionary<struct (int * bool), Composite>()
 

@@ -70,29 +70,30 @@ let private equivalenceScript (bin: string) (steps: int) =
           "open ProGan.Training.Loop"
           "ProGan.Keras.Backend.TorchBackend.Initialize() |> ignore"
           "let world = Mpi.init ()"
-          "let config ="
+          "let plain ="
           "    { TrainingConfig.cpu 8 with"
           "        Architecture = (TrainingConfig.cpu 8).Architecture.With(latentSize = 8, fmapBase = 32, fmapMax = 8)"
           "        Loss = WganGp; R1Weight = 0.0; PenaltyInterval = 1; StabiliseImages = 64; StabiliseImagesAt = [||]; FadeImages = 64"
           "        Minibatch = [| 8 |]; LearningRate = 0.003; EmaBeta = 0.99; EmaRampup = 0.0; ProceduralImages = 64; Threads = 1 }"
           "let flatten (m: torch.nn.Module) = torch.cat([| for p in m.parameters() -> p.detach().flatten() |], 0L)"
           "let data = Procedural.pyramid 64 8 3 1"
-          "let parallel' = new Trainer(config, data, torch.CPU, world)"
-          sprintf "for _ in 1 .. %d do parallel'.Step() |> ignore" steps
           "let nets (t: Trainer) = [ \"G\", t.State.Generator :> torch.nn.Module; \"D\", t.State.Discriminator :> torch.nn.Module; \"EMA\", t.State.Ema :> torch.nn.Module ]"
-          "for name, m in nets parallel' do"
-          "    let mine = flatten m"
-          "    let sums = mine.data<float32>().ToArray()"
-          "    Mpi.allReduceSum sums sums.Length"
-          "    let spread = [| (mine - torch.tensor(sums) / float32 world.Size).abs().max().item<float32>() |]"
-          "    Mpi.allReduceSum spread 1 // every rank's, summed: rank 0 alone prints (the ranks' lines would interleave)"
-          "    if world.IsRoot then printfn \"spread %s %g\" name spread[0]"
-          "if world.IsRoot then"
-          "    let single = new Trainer(config, data, torch.CPU)"
-          sprintf "    for _ in 1 .. %d do single.Step() |> ignore" steps
-          "    for (name, a), (_, b) in List.zip (nets parallel') (nets single) do"
-          "        let x, y = flatten a, flatten b"
-          "        printfn \"difference %s %g %g\" name ((x - y).abs().max().item<float32>()) (y.abs().max().item<float32>())"
+          "for name, config in [ \"plain\", plain; \"augmented\", { plain with Augment = Augmentation.all } ] do"
+          "    let parallel' = new Trainer(config, data, torch.CPU, world)"
+          sprintf "    for _ in 1 .. %d do parallel'.Step() |> ignore" steps
+          "    for net, m in nets parallel' do"
+          "        let mine = flatten m"
+          "        let sums = mine.data<float32>().ToArray()"
+          "        Mpi.allReduceSum sums sums.Length"
+          "        let spread = [| (mine - torch.tensor(sums) / float32 world.Size).abs().max().item<float32>() |]"
+          "        Mpi.allReduceSum spread 1 // every rank's, summed: rank 0 alone prints (the ranks' lines would interleave)"
+          "        if world.IsRoot then printfn \"spread %s-%s %g\" name net spread[0]"
+          "    if world.IsRoot then"
+          "        let single = new Trainer(config, data, torch.CPU)"
+          sprintf "        for _ in 1 .. %d do single.Step() |> ignore" steps
+          "        for (net, a), (_, b) in List.zip (nets parallel') (nets single) do"
+          "            let x, y = flatten a, flatten b"
+          "            printfn \"difference %s-%s %g %g\" name net ((x - y).abs().max().item<float32>()) (y.abs().max().item<float32>())"
           "Mpi.finalize ()" ])
 
 /// `mpirun` on the PATH, or None.
@@ -102,7 +103,7 @@ let private mpirun () =
     |> Array.tryFind File.Exists
 
 [<SkippableFact>]
-let ``two processes under mpirun train as one process on the whole minibatch: equal weights on every rank, and within float rounding of one process`` () =
+let ``two processes under mpirun train as one process on the whole minibatch, with and without DiffAugment: equal weights on every rank, and within float rounding of one process`` () =
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
     use folder = new TempFolder()
     let script = Path.Combine(folder.Path, "equivalence.fsx")
@@ -121,15 +122,15 @@ let ``two processes under mpirun train as one process on the whole minibatch: eq
     Assert.True((p.ExitCode = 0), sprintf "mpirun exited with %d:\n%s\n%s" p.ExitCode output errors.Result)
     // fsi may put terminal escapes before a line: the figures are picked out wherever they are.
     let figures (kind: string) =
-        Text.RegularExpressions.Regex.Matches(output, kind + @" (G|D|EMA)((?: [-+.0-9e]+)+)")
+        Text.RegularExpressions.Regex.Matches(output, kind + @" ((?:plain|augmented)-(?:G|D|EMA))((?: [-+.0-9e]+)+)")
         |> Seq.map (fun m -> Array.append [| kind; m.Groups[1].Value |] (m.Groups[2].Value.Trim().Split(' ')))
         |> Array.ofSeq
     let spreads = figures "spread"
-    Assert.Equal(3, spreads.Length) // G, D and EMA, over both ranks
+    Assert.Equal(6, spreads.Length) // G, D and EMA, over both ranks, without and with DiffAugment
     // The all-reduce gives every rank the same sums, so every rank takes exactly the same step.
     Assert.All(spreads, fun l -> Assert.Equal(0.0, float l[2]))
     let differences = figures "difference"
-    Assert.Equal(3, differences.Length)
+    Assert.Equal(6, differences.Length)
     // Against one process on the same minibatch: only the order of float32 sums differs (two means of 4 averaged, not
     // one mean of 8), 1 ulp per gradient, which Adam's division by √v can grow to ~1e-6 of the weights over 12 steps.
     for l in differences do
