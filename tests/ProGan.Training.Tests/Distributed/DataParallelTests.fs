@@ -207,3 +207,25 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
     Assert.Equal(target, (List.last (logRows run)).ImagesShown)
     Assert.Equal(Path.Combine(run, sprintf "checkpoint-%012d.ckpt" target), List.head (checkpoints run))
+
+[<SkippableFact>]
+let ``a rank killed outright ends the job within seconds, mpirun naming the rank`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let run = Path.Combine(folder.Path, "run")
+    let p, output = startTwo [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
+    use p = p
+    let deadline = DateTime.UtcNow.AddMinutes 4.0
+    while not (output().Contains "training from") do
+        Assert.True(DateTime.UtcNow < deadline && not p.HasExited, sprintf "training did not start:\n%s" (output ()))
+        Threading.Thread.Sleep 200
+    let rank1 = rankProcess run 1
+    Assert.True(rank1.IsSome, "rank 1's process was not found")
+    Process.GetProcessById(rank1.Value).Kill() // SIGKILL: no handler runs
+    let killed = Stopwatch.StartNew()
+    Assert.True(p.WaitForExit 60_000, sprintf "rank 0 went on after rank 1 was killed:\n%s" (output ()))
+    p.WaitForExit()
+    Assert.True(killed.Elapsed.TotalSeconds < 30.0, sprintf "the job took %.0f s to end" killed.Elapsed.TotalSeconds)
+    Assert.Contains("process rank 1", output ())
+    Assert.Contains("signal 9", output ())
+    Assert.NotEqual(0, p.ExitCode)
