@@ -129,11 +129,21 @@ module TrainingRun =
         TensorBoardLog.truncate folder images
         RunLog.truncate folder images
 
+    /// The processes a run trains in, recorded in run.json; a resume in another number is told that the steps stay the
+    /// same (the global minibatch is kept and split anew) up to float rounding, not bit for bit.
+    let private recordProcesses (options: RunOptions) (folder: RunFolder) (world: World) =
+        let manifest = RunFolder.readManifest folder
+        let before = max 1 manifest.Processes
+        if options.Resume && before <> world.Size then
+            options.Report(Warning(sprintf "The run trained in %d process%s and continues in %d: the minibatch of every step is kept and split anew, so training goes on as before up to float rounding, not bit for bit."
+                                       before (if before = 1 then "" else "es") world.Size))
+        if manifest.Processes <> world.Size then RunFolder.writeManifest folder { manifest with Processes = world.Size }
+
     /// A new run marks its folder: run.json (data not yet known) and config.json.
     let private markNewRun (folder: RunFolder) (config: TrainingConfig) =
         RunFolder.writeManifest folder
             { Format = RunFolder.format; Version = RunFolder.version; CreatedBy = About.product; CreatedUtc = DateTime.UtcNow
-              DataImages = 0; DataSha256 = ""; ClassNames = [||] }
+              DataImages = 0; DataSha256 = ""; ClassNames = [||]; Processes = 1 }
         RunFolder.writeConfig folder config
 
     /// The configuration fitted to its data: a conditional run's networks have as many classes as the data (a new run
@@ -220,6 +230,7 @@ module TrainingRun =
             if world.IsRoot then
                 RunFolder.sweep folder
                 if not options.Resume then markNewRun folder config
+                recordProcesses options folder world
             MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
             // Rank 0 reads the data first (an image folder's decoded cache is written once), the others after it.
             if world.Size > 1 && not world.IsRoot then Mpi.barrier ()

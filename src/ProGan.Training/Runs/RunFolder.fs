@@ -25,7 +25,10 @@ type RunManifest =
       /// SHA-256 of the prepared training images (`TrainingImages.ContentHash`); resuming on other images is refused.
       DataSha256: string
       /// A conditional run's class names in index order (`generate.fsx --class NAME`); empty otherwise.
-      ClassNames: string[] }
+      ClassNames: string[]
+      /// The processes the run last trained in (data-parallel over MPI); 0 in a run.json from before it was recorded,
+      /// which trained in one.
+      Processes: int }
 
 /// A folder given as a run folder cannot be one: the message is one line that names it and says what to do.
 exception RunFolderException of string

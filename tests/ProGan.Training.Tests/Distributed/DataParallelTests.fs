@@ -6,6 +6,8 @@ open System.IO
 open TorchSharp
 open Xunit
 open ProGan.Training.Distributed
+open ProGan.Training.Progress
+open ProGan.Training.Runs
 open ProGan.Training.Tests.Fixtures
 
 let private world rank size = { Rank = rank; Size = size }
@@ -171,7 +173,7 @@ let private rankProcess (folder: string) (rank: int) =
         with _ -> false)
 
 [<SkippableFact>]
-let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops both after one step with a checkpoint, and two ranks resume it`` () =
+let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops both after one step with a checkpoint, two ranks resume it, and so does one`` () =
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
     use folder = new TempFolder()
     let run = Path.Combine(folder.Path, "run")
@@ -207,6 +209,16 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
     Assert.Equal(target, (List.last (logRows run)).ImagesShown)
     Assert.Equal(Path.Combine(run, sprintf "checkpoint-%012d.ckpt" target), List.head (checkpoints run))
+    Assert.DoesNotContain("continues in", resumedOutput ())
+    Assert.Equal(2, (RunFolder.readManifest (RunFolder run)).Processes)
+    // One process resumes it too, told that the steps stay the same up to rounding.
+    let position, events = train (RunFolder.readConfig (RunFolder run)) run true (Some(target + 16L))
+    Assert.Equal(target + 16L, position.ImagesShown)
+    Assert.Contains(events, fun e ->
+        match e with
+        | Warning text -> text.StartsWith "The run trained in 2 processes and continues in 1: the minibatch of every step is kept"
+        | _ -> false)
+    Assert.Equal(1, (RunFolder.readManifest (RunFolder run)).Processes)
 
 [<SkippableFact>]
 let ``a rank killed outright ends the job within seconds, mpirun naming the rank`` () =
