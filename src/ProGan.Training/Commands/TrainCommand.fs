@@ -295,6 +295,11 @@ module TrainCommand =
     let private runIn (world: World) (argv: string[]) =
         CommandLine.run command argv (fun args ->
             let plan = plan args
+            // Several processes on a machine with GPUs: each trains on its own, by its rank on the machine.
+            let plan =
+                if world.Size > 1 && plan.Device.``type`` = DeviceType.CUDA then
+                    { plan with Device = torch.device(DeviceType.CUDA, World.launchedLocalRank Environment.GetEnvironmentVariable % max 1 (torch.cuda.device_count ())) }
+                else plan
             TorchBackend.Device <- plan.Device
             use stop = new StopSignals()
             // The time budget stops the run as a signal would (a checkpoint of where it stands), with exit code 0.

@@ -96,6 +96,17 @@ module Mpi =
         try Native.MPI_Allreduce(inPlace, pin.AddrOfPinnedObject(), count, float32Type.Force(), sum.Force(), world.Force()) |> check "MPI_Allreduce"
         finally pin.Free()
 
+    /// Sums a contiguous float32 tensor on the CPU over every process, in place, in its own memory (no copy).
+    let allReduceTensor (t: TorchSharp.torch.Tensor) =
+        if t.device_type <> TorchSharp.DeviceType.CPU || t.dtype <> TorchSharp.torch.ScalarType.Float32 || not (t.is_contiguous()) then
+            invalidArg "t" (sprintf "MPI all-reduces contiguous float32 tensors on the CPU; got %O on %O." t.dtype t.device)
+        if t.NumberOfElements > int64 Int32.MaxValue then
+            invalidArg "t" (sprintf "A tensor of %d elements is more than one MPI call takes." t.NumberOfElements)
+        use storage = t.storage<float32>()
+        let address = storage.data_ptr() + nativeint (t.storage_offset() * 4L)
+        Native.MPI_Allreduce(inPlace, address, int t.NumberOfElements, float32Type.Force(), sum.Force(), world.Force()) |> check "MPI_Allreduce"
+        GC.KeepAlive t
+
     /// Rank `root`'s `bytes[0 .. count−1]` copied into every process's.
     let broadcast (bytes: byte[]) (count: int) (root: int) =
         let pin = GCHandle.Alloc(bytes, GCHandleType.Pinned)

@@ -47,6 +47,13 @@ module World =
         |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
         |> Option.defaultValue 0
 
+    /// This process's rank among those on its machine (`OMPI_COMM_WORLD_LOCAL_RANK`, `MPI_LOCALRANKID`,
+    /// `SLURM_LOCALID`): which of the machine's GPUs it trains on. 0 when started alone.
+    let launchedLocalRank (environment: string -> string) =
+        [ "OMPI_COMM_WORLD_LOCAL_RANK"; "MPI_LOCALRANKID"; "SLURM_LOCALID" ]
+        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
+        |> Option.defaultValue 0
+
     /// The slice of a global minibatch of `total` samples that `world`'s process trains on, such that the
     /// minibatch-stddev groups of its part are exactly groups of the whole: the layer groups sample n with the
     /// samples n ± M, n ± 2M, … (M = total / G, the reference's `[G, M, …]` reshape), so the M groups are dealt out

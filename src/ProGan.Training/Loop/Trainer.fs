@@ -89,7 +89,10 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
     let composites = Dictionary<struct (int * bool), Composite>()
 
     /// Gradients averaged over the processes (None in one process).
-    let average = if world.Size > 1 then Some(GradientAverage(world, Mpi.allReduceSum)) else None
+    let average =
+        if world.Size = 1 then None
+        elif device.``type`` = DeviceType.CUDA then Some(GradientAverage(world, Nccl.allReduceFor world device))
+        else Some(GradientAverage(world, Mpi.allReduceTensor))
 
     /// This process's part of a minibatch of `count` (all of it in one process).
     let sliceOf (count: int) = World.slice world arch.MinibatchGroupSize count
