@@ -48,8 +48,19 @@ let private tryBuild () =
 let private announce () =
     eprintfn "Building ProGan.Keras (Release)%s…" (if File.Exists library then "" else "; the first build restores TorchSharp and libtorch and takes a few minutes")
 
+/// This process's rank under an MPI launcher (`mpirun`, `srun`), as it set the environment; 0 when started alone.
+let private launchedRank () =
+    [ "OMPI_COMM_WORLD_RANK"; "PMI_RANK"; "PMIX_RANK" ]
+    |> List.tryPick (fun name -> match Int32.TryParse(Environment.GetEnvironmentVariable name) with | true, n -> Some n | _ -> None)
+    |> Option.defaultValue 0
+
 /// For the scripts: builds when a source is newer than the build; a failed build ends the process with its exit code.
+/// Under an MPI launcher rank 0 alone builds (two builds of one project at once collide) and the others wait for it;
+/// a failed build ends rank 0, and with it the job.
 let build () =
+    if not (upToDate ()) && launchedRank () > 0 then
+        while not (upToDate ()) do Threading.Thread.Sleep 1000
+        Threading.Thread.Sleep 2000 // the build's last copies
     if not (upToDate ()) then
         announce ()
         match tryBuild () with
