@@ -331,7 +331,8 @@ let command : Command<Arguments> =
     let count name = CommandLine.intIn 1 1_000_000 name
     let list (v: string) = v.Split(',') |> List.ofArray
     { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]"
-                "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)" ]
+                "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)"
+                "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
         [ flag "--quick" "" "about a minute: 1 warm-up, 2 iterations, 1 round, up to 16²" false (fun _ a -> { a with Quick = true })
@@ -377,4 +378,5 @@ let main argv =
     match argv with
     | [| "--gc-stress"; seconds |] -> GcStress.run (int seconds) 16 1
     | [| "--gc-stress"; seconds; resolution; seed |] -> GcStress.run (int seconds) (int resolution) (int seed)
+    | [| "--data-parallel" |] -> DataParallel.run [ 16; 32 ] 3 20; 0
     | _ -> CommandLine.run command argv run
