@@ -48,27 +48,31 @@ let private tryBuild () =
 let private announce () =
     eprintfn "Building ProGan.Keras (Release)%s…" (if File.Exists library then "" else "; the first build restores TorchSharp and libtorch and takes a few minutes")
 
-/// This process's rank under an MPI launcher (`mpirun`, `srun`), as it set the environment; 0 when started alone.
-let private launchedRank () =
-    [ "OMPI_COMM_WORLD_RANK"; "PMI_RANK"; "PMIX_RANK" ]
-    |> List.tryPick (fun name -> match Int32.TryParse(Environment.GetEnvironmentVariable name) with | true, n -> Some n | _ -> None)
-    |> Option.defaultValue 0
+/// Runs `action` holding the build lock: processes started together (`mpirun -np N dotnet fsi train.fsx`) build one
+/// at a time — two builds of one project at once collide — so the first builds and the others find the build current.
+let private exclusively (action: unit -> unit) =
+    let path = Path.Combine(root, "src", "ProGan.Training", "obj", "bootstrap.lock")
+    Directory.CreateDirectory(Path.GetDirectoryName path) |> ignore
+    let rec take () =
+        try new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)
+        with :? IOException ->
+            Threading.Thread.Sleep 500
+            take ()
+    use _ = take ()
+    action ()
 
 /// For the scripts: builds when a source is newer than the build; a failed build ends the process with its exit code.
-/// Under an MPI launcher rank 0 alone builds (two builds of one project at once collide) and the others wait for it;
-/// a failed build ends rank 0, and with it the job.
 let build () =
-    if not (upToDate ()) && launchedRank () > 0 then
-        while not (upToDate ()) do Threading.Thread.Sleep 1000
-        Threading.Thread.Sleep 2000 // the build's last copies
     if not (upToDate ()) then
-        announce ()
-        match tryBuild () with
-        | Ok() -> ()
-        | Error(code, printed) ->
-            eprintf "%s" printed
-            eprintfn "error: the build failed (dotnet build %s -c Release exited with %d); see the messages above." project code
-            exit code
+        exclusively (fun () ->
+            if not (upToDate ()) then
+                announce ()
+                match tryBuild () with
+                | Ok() -> ()
+                | Error(code, printed) ->
+                    eprintf "%s" printed
+                    eprintfn "error: the build failed (dotnet build %s -c Release exited with %d); see the messages above." project code
+                    exit code)
 
 /// For the notebooks: the same, but a failed build is an exception, which the notebook shows in its first cell.
 let ensureBuilt () =

@@ -335,12 +335,21 @@ module TrainCommand =
     let run (argv: string[]) =
         match World.launchedSize Environment.GetEnvironmentVariable with
         | None -> runIn World.single argv
-        | Some _ ->
-            let world = Mpi.init ()
+        | Some launched ->
+            let world =
+                try Mpi.init ()
+                with MpiException message ->
+                    eprintfn "error: %s" message
+                    exit 2
+            // Open MPI's library under another MPI's launcher starts alone: N copies would each be rank 0.
+            if world.Size <> launched then
+                eprintfn "error: the launcher started %d processes but Open MPI sees %d; start them with Open MPI's mpirun, or srun --mpi=pmix with an Open MPI built for Slurm." launched world.Size
+                exit 2
             let code =
                 try runIn world argv
                 with e ->
-                    eprintfn "error (process %d of %d): %s" world.Rank world.Size (CommandLine.firstLine e.Message)
+                    // Unforeseen: the whole exception, so that a defect can be found.
+                    eprintfn "error (process %d of %d): %O" world.Rank world.Size e
                     1
             // A process that fails alone would leave the others waiting in a collective call: end the whole job.
             if not (List.contains code [ 0; 129; 130; 143 ]) then Mpi.abort code

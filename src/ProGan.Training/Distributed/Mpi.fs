@@ -85,6 +85,8 @@ module Mpi =
         if initialized = 0 then
             let mutable provided = 0
             Native.MPI_Init_thread(0n, 0n, threadFunneled, &provided) |> check "MPI_Init_thread"
+            if provided < threadFunneled then
+                raise (MpiException(sprintf "Open MPI provides thread level %d; training needs MPI_THREAD_FUNNELED (%d)." provided threadFunneled))
         let mutable rank, size = 0, 0
         Native.MPI_Comm_rank(world.Force(), &rank) |> check "MPI_Comm_rank"
         Native.MPI_Comm_size(world.Force(), &size) |> check "MPI_Comm_size"
@@ -102,6 +104,7 @@ module Mpi =
             invalidArg "t" (sprintf "MPI all-reduces contiguous float32 tensors on the CPU; got %O on %O." t.dtype t.device)
         if t.NumberOfElements > int64 Int32.MaxValue then
             invalidArg "t" (sprintf "A tensor of %d elements is more than one MPI call takes." t.NumberOfElements)
+        use scope = TorchSharp.torch.NewDisposeScope() // the storage's alias of the tensor
         use storage = t.storage<float32>()
         let address = storage.data_ptr() + nativeint (t.storage_offset() * 4L)
         Native.MPI_Allreduce(inPlace, address, int t.NumberOfElements, float32Type.Force(), sum.Force(), world.Force()) |> check "MPI_Allreduce"

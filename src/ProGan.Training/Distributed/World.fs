@@ -54,6 +54,13 @@ module World =
         |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
         |> Option.defaultValue 0
 
+    /// How many of the world's processes run on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`, `MPI_LOCALNRANKS`,
+    /// `SLURM_NTASKS_PER_NODE`): they share its cores. 1 when started alone.
+    let launchedLocalSize (environment: string -> string) =
+        [ "OMPI_COMM_WORLD_LOCAL_SIZE"; "MPI_LOCALNRANKS"; "SLURM_NTASKS_PER_NODE" ]
+        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 1 -> Some n | _ -> None)
+        |> Option.defaultValue 1
+
     /// The slice of a global minibatch of `total` samples that `world`'s process trains on, such that the
     /// minibatch-stddev groups of its part are exactly groups of the whole: the layer groups sample n with the
     /// samples n ± M, n ± 2M, … (M = total / G, the reference's `[G, M, …]` reshape), so the M groups are dealt out

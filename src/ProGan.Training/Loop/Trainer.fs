@@ -52,6 +52,9 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
                 World.slice world arch.MinibatchGroupSize (TrainingConfig.minibatchAt config level) |> ignore
         // Threads is a setting of the machine a run trains on: a run made elsewhere with more uses all cores here.
         if config.Threads > 0 then torch.set_num_threads (min config.Threads Environment.ProcessorCount)
+        // All cores (0), in one of several processes on a machine: its share of them, not all of them each.
+        elif world.Size > 1 then
+            torch.set_num_threads (max 1 (Environment.ProcessorCount / World.launchedLocalSize Environment.GetEnvironmentVariable))
         torch.manual_seed streams.Weights |> ignore
 
     let generator = new ProgressiveGenerator(arch, device)
@@ -89,10 +92,13 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
     let composites = Dictionary<struct (int * bool), Composite>()
 
     /// Gradients averaged over the processes (None in one process).
+    let nccl = if world.Size > 1 && device.``type`` = DeviceType.CUDA then Some(new NcclCommunicator(world, device)) else None
     let average =
         if world.Size = 1 then None
-        elif device.``type`` = DeviceType.CUDA then Some(GradientAverage(world, Nccl.allReduceFor world device))
-        else Some(GradientAverage(world, Mpi.allReduceTensor))
+        else
+            match nccl with
+            | Some nccl -> Some(GradientAverage(world, nccl.AllReduce))
+            | None -> Some(GradientAverage(world, Mpi.allReduceTensor))
 
     /// This process's part of a minibatch of `count` (all of it in one process).
     let sliceOf (count: int) = World.slice world arch.MinibatchGroupSize count
@@ -355,6 +361,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
     interface IDisposable with
         member _.Dispose() =
             (prefetch :> IDisposable).Dispose()
+            nccl |> Option.iter (fun c -> (c :> IDisposable).Dispose())
             for c in composites.Values do c.Dispose()
             state.GeneratorOptimizer.Dispose()
             state.DiscriminatorOptimizer.Dispose()

@@ -215,11 +215,28 @@ module TrainingRun =
                 if count > int64 Int32.MaxValue then raise (MpiException(sprintf "The training state (%d bytes) is too large to broadcast in one call." count))
                 let bytes = if world.IsRoot then bytes else Array.zeroCreate (int count)
                 Mpi.broadcast bytes (int count) 0
+                // The retry scale exactly as rank 0 holds it (the checkpoint stores the rate, whose quotient by the
+                // configured rate can be an ulp off).
+                let scale = BitConverter.GetBytes trainer.LearningRateScale
+                Mpi.broadcast scale 8 0
                 if not world.IsRoot then
                     File.WriteAllBytes(temp, bytes)
                     trainer.Load temp |> ignore
+                    trainer.SetLearningRateScale(BitConverter.ToDouble(scale, 0))
             finally
                 try File.Delete temp with _ -> ()
+
+    /// Every process must train the same configuration on the same data and kind of device, or their collective calls
+    /// would not match: rank 0's fingerprint of them is broadcast and a process that differs stops the job in one line.
+    let private agreeOnInputs (world: World) (config: TrainingConfig) (data: TrainingImages) =
+        if world.Size > 1 then
+            let fingerprint =
+                let text = sprintf "%s|%O|%s" (Text.Json.JsonSerializer.Serialize({ config with DataFolder = ""; Threads = 0 })) TorchBackend.Device.``type`` data.ContentHash
+                Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text)
+            let root = Array.copy fingerprint
+            Mpi.broadcast root root.Length 0
+            if root <> fingerprint then
+                raise (TrainingFailedException(sprintf "Process %d of %d has another configuration, device or data than process 0 (data SHA-256 %s…); every process must see the same run, data and device kind." world.Rank world.Size (data.ContentHash.Substring(0, 12))))
 
     /// Claims the folder and prepares everything up to the first step: lock, configuration, data, trainer, and the
     /// checkpoint to resume from. With several processes rank 0 does all of it; the others load the same data and
@@ -234,7 +251,10 @@ module TrainingRun =
             MemoryEstimate.check config (TorchBackend.Device.``type`` = DeviceType.CPU)
             // Rank 0 reads the data first (an image folder's decoded cache is written once), the others after it.
             if world.Size > 1 && not world.IsRoot then Mpi.barrier ()
-            let data = TrainingData.load config options.Report options.Cancel
+            // With several processes a stop is agreed, from the first step on: one process must not leave the others
+            // waiting in the collective calls of the start.
+            let cancel = if world.Size > 1 then CancellationToken.None else options.Cancel
+            let data = TrainingData.load config options.Report cancel
             if world.Size > 1 && world.IsRoot then Mpi.barrier ()
             try
                 if world.IsRoot then checkData folder config data
@@ -242,7 +262,8 @@ module TrainingRun =
                     if world.IsRoot then fitToData options folder config data
                     elif config.Labels = Unlabelled then config
                     else { config with Architecture = config.Architecture.With(labelSize = data.ClassNames.Length) }
-                options.Cancel.ThrowIfCancellationRequested()
+                agreeOnInputs world config data
+                cancel.ThrowIfCancellationRequested()
                 let trainer = new Trainer(config, data, TorchBackend.Device, world)
                 if world.IsRoot && not options.Resume && config.InitFrom <> "" then initializeFrom options config trainer
                 let rows = if world.IsRoot && options.Resume then resume options folder trainer else []

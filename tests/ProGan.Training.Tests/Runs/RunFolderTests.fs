@@ -167,7 +167,7 @@ let ``config.json keeps the option names as strings: typed options read from the
     Assert.Equal((Hinge, [ Color; Cutout ], BFloat16, ShapeClasses), (read.Loss, read.Augment, read.Precision, read.Labels))
     write read
     Assert.Equal(written, text ())
-    // A resume that continues as configured leaves the file alone (one read of config.json per run, no re-read to compare).
+    // A resume that continues as configured leaves the file alone (its text compared, not parsed again).
     let past = DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc)
     File.SetLastWriteTimeUtc(folder.Config, past)
     write read
