@@ -122,30 +122,76 @@ type ImageFeatures private (prep: InferenceSession, network: InferenceSession) =
             prep.Dispose()
             network.Dispose()
 
-/// The features of real images, kept for the life of the process, so that the reals of a data set go through the
-/// network once however many checkpoints or phase ends are measured against them.
+/// The features of real images, kept in memory for the life of the process and on disk in the user's cache, so that
+/// the reals of a data set go through the network once however many checkpoints, phase ends or `evaluate.fsx` runs
+/// are measured against them.
 module RealFeatures =
 
     let private kept = ConcurrentDictionary<string, float32[] * int64[]>()
 
-    /// The key of a set of reals: the SHA-256 of the data's level (`TrainingImages.LevelHash`, the key of prepared data
-    /// sets and of their cache), the level, and the SHA-256 of the image indices in order.
+    /// The key of a set of reals: the feature network, the SHA-256 of the data's level (`TrainingImages.LevelHash`,
+    /// the key of prepared data sets and of their cache), the level, and the SHA-256 of the image indices in order.
     let key (levelHash: string) (level: int) (indices: int64[]) =
         let bytes = Array.zeroCreate<byte> (indices.Length * 8)
         Buffer.BlockCopy(indices, 0, bytes, 0, bytes.Length)
-        sprintf "%s|%d|%s" levelHash level (Convert.ToHexString(SHA256.HashData bytes))
+        sprintf "%s|%s|%d|%s" ImageFeatures.Package levelHash level (Convert.ToHexString(SHA256.HashData bytes))
+
+    /// Where features are cached on disk: $PROGAN_KERAS_FEATURE_CACHE, else the user cache folder.
+    let cacheFolder () =
+        match Environment.GetEnvironmentVariable "PROGAN_KERAS_FEATURE_CACHE" with
+        | null | "" ->
+            let xdg = Environment.GetEnvironmentVariable "XDG_CACHE_HOME"
+            let root = if String.IsNullOrEmpty xdg then Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache") else xdg
+            Path.Combine(root, "progan-keras", "features")
+        | folder -> folder
+
+    /// The cache file of `key`: rows and columns (two int64), then the float32 features, little-endian.
+    let private file (key: string) =
+        Path.Combine(cacheFolder (), Convert.ToHexString(SHA256.HashData(Text.Encoding.UTF8.GetBytes key)).Substring(0, 32).ToLowerInvariant() + ".f32")
+
+    /// The features cached on disk under `key`, or None (missing, or not the length its header says: written again).
+    let private read (key: string) =
+        try
+            let bytes = File.ReadAllBytes(file key)
+            if bytes.Length < 16 then None
+            else
+                let rows, columns = BitConverter.ToInt64(bytes, 0), BitConverter.ToInt64(bytes, 8)
+                if rows < 1L || columns < 1L || int64 bytes.Length <> 16L + 4L * rows * columns then None
+                else
+                    let values = Array.zeroCreate<float32> (int (rows * columns))
+                    Buffer.BlockCopy(bytes, 16, values, 0, values.Length * 4)
+                    Some(values, [| rows; columns |])
+        with :? IOException | :? UnauthorizedAccessException -> None
+
+    /// Caches features on disk (atomically); a cache that cannot be written is passed over: they are kept in memory.
+    let private write (key: string) (values: float32[]) (shape: int64[]) =
+        try
+            Directory.CreateDirectory(cacheFolder ()) |> ignore
+            let bytes = Array.zeroCreate<byte> (16 + values.Length * 4)
+            BitConverter.TryWriteBytes(bytes.AsSpan(0, 8), shape[0]) |> ignore
+            BitConverter.TryWriteBytes(bytes.AsSpan(8, 8), shape[1]) |> ignore
+            Buffer.BlockCopy(values, 0, bytes, 16, values.Length * 4)
+            ProGan.Keras.IO.AtomicFile.WriteAllBytes(file key, ReadOnlySpan<byte>(bytes))
+        with :? IOException | :? UnauthorizedAccessException -> ()
+
+    /// Whether features are kept under `key`, in memory or on disk.
+    let contains (key: string) =
+        kept.ContainsKey key
+        || (match read key with
+            | Some found -> kept[key] <- found; true
+            | None -> false)
 
     /// The features under `key`, computed by `compute` (a [N, 512] tensor) the first time.
     let getOrCompute (key: string) (compute: unit -> torch.Tensor) : torch.Tensor =
-        match kept.TryGetValue key with
-        | true, (values, shape) -> torch.tensor(values :> Collections.Generic.IList<float32>, ReadOnlySpan<int64>(shape))
-        | _ ->
+        if contains key then
+            let values, shape = kept[key]
+            torch.tensor(values :> Collections.Generic.IList<float32>, ReadOnlySpan<int64>(shape))
+        else
             let features = compute ()
-            kept[key] <- (features.data<float32>().ToArray(), features.shape)
+            let values = features.data<float32>().ToArray()
+            kept[key] <- (values, features.shape)
+            write key values features.shape
             features
 
-    /// Whether features are kept under `key`.
-    let contains (key: string) = kept.ContainsKey key
-
-    /// Forgets every kept set (for tests).
+    /// Forgets the sets kept in memory (not on disk).
     let clear () = kept.Clear()

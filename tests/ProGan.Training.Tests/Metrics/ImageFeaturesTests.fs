@@ -34,6 +34,10 @@ let ``ResNet-18 gives 512 features; FD is 0 for a set with itself, large for bla
             if name.StartsWith "to_rgb" && name.EndsWith "weight" then p.zero_() |> ignore
     let position = Schedule.at tiny (TrainingConfig.totalImages tiny)
     let steps = ResizeArray<EvaluationStep>()
+    use cache = new TempFolder()
+    System.Environment.SetEnvironmentVariable("PROGAN_KERAS_FEATURE_CACHE", cache.Path)
+    use _ = { new System.IDisposable with member _.Dispose() = System.Environment.SetEnvironmentVariable("PROGAN_KERAS_FEATURE_CACHE", null) }
+    RealFeatures.clear ()
     let r = Evaluation.measureUntil [ "fd"; "kid"; "pr" ] CancellationToken.None steps.Add generator position data 32 (RandomStreams.ofSeed 1) torch.CPU
     Assert.Equal<string list>([ "fd"; "kid"; "pr" ], r.Metrics)
     Assert.True(System.Double.IsNaN r.FakeVsRealAverage && System.Double.IsNaN r.MsSsimGenerated)
@@ -41,7 +45,13 @@ let ``ResNet-18 gives 512 features; FD is 0 for a set with itself, large for bla
     Assert.True(r.Kid > 10.0 * abs r.KidRealVsReal, sprintf "%A" r)
     Assert.True(r.Recall < 0.1 && r.RecallRealVsReal > 0.5, sprintf "%A" r)
     Assert.Contains(steps, fun s -> match s with FeaturesExtracted(d, t) -> d = t | _ -> false)
-    // The reals' features are kept: a second evaluation sends only the generated images through the network.
+    Assert.Contains(steps, fun s -> match s with FeaturesExtracted(96, 96) -> true | _ -> false) // generated, and two sets of reals
+    // The reals' features are kept, on disk too: a second evaluation, in a process that has not seen them (memory
+    // cleared), sends only the generated images through the network, and gives the same figures.
+    Assert.Equal(2, System.IO.Directory.GetFiles(cache.Path, "*.f32").Length)
+    RealFeatures.clear ()
     steps.Clear()
-    Evaluation.measureUntil [ "fd" ] CancellationToken.None steps.Add generator position data 32 (RandomStreams.ofSeed 1) torch.CPU |> ignore
+    let again = Evaluation.measureUntil [ "fd"; "kid"; "pr" ] CancellationToken.None steps.Add generator position data 32 (RandomStreams.ofSeed 1) torch.CPU
     Assert.Contains(steps, fun s -> match s with FeaturesExtracted(32, 32) -> true | _ -> false)
+    Assert.Equal<float list>([ r.FdResNet18; r.FdResNet18RealVsReal; r.Kid; r.KidRealVsReal; r.Precision; r.Recall; r.RecallRealVsReal ],
+                             [ again.FdResNet18; again.FdResNet18RealVsReal; again.Kid; again.KidRealVsReal; again.Precision; again.Recall; again.RecallRealVsReal ])
