@@ -110,7 +110,7 @@ module EvaluateCommand =
     let private allCheckpoints (runFolder: string) (data: TrainingImages) (config: TrainingConfig) (args: EvaluateArguments) (stop: StopSignals) =
         let folder = RunFolder(Path.GetFullPath runFolder)
         let checkpoints = folder.Checkpoints() |> List.rev
-        printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s │ %9s %9s │ %8s %8s │ %9s %9s │ %6s %6s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real" "FD-RN18" "real-real" "KID ×10³" "real" "precision" "real-real" "recall" "real"
+        printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s │ %9s %9s │ %8s %8s │ %9s %9s │ %6s %6s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real" "FD-RN18" "real-real" "KID" "real" "precision" "real-real" "recall" "real"
         let lines = ProgressLines("checkpoints", checkpoints.Length, quiet = true)
         let rows = ResizeArray<CheckpointMetrics>()
         let mutable evaluated = 0
@@ -124,8 +124,8 @@ module EvaluateCommand =
                     use loaded = loaded
                     let result = Evaluation.measureUntil args.Metrics stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
                     let row = MetricsLog.ofEvaluation loaded.Position result
-                    printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f │ %9.3f %9.3f │ %8.3f %8.3f │ %9.3f %9.3f │ %6.3f %6.3f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
-                        row.FdResNet18 row.FdResNet18RealVsReal (1e3 * row.Kid) (1e3 * row.KidRealVsReal) row.Precision row.PrecisionRealVsReal row.Recall row.RecallRealVsReal
+                    printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f │ %9.3f %9.3f │ %8.4f %8.4f │ %9.3f %9.3f │ %6.3f %6.3f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
+                        row.FdResNet18 row.FdResNet18RealVsReal row.Kid row.KidRealVsReal row.Precision row.PrecisionRealVsReal row.Recall row.RecallRealVsReal
                     rows.Add row
                 evaluated <- evaluated + 1
                 lines.Report evaluated

@@ -309,12 +309,12 @@ module Evaluation =
             else []
         let features =
             if featureMetrics |> List.exists asked then
-                let line (name: string) (fake: string) (floor: string) = sprintf "%-22s %14s %16s" name fake floor
+                let line (name: string) (fake: string) (floor: string) = sprintf "%-22s %18s %18s" name fake floor
                 [ sprintf "In %s, at %d² after %d images, %d images per set" r.FeatureNetwork r.Resolution r.ImagesShown r.Images
                   line "" "generated-real" "real-real floor"
                   if asked "fd" then line "FD-ResNet18 (not FID)" (sprintf "%.3f" r.FdResNet18) (sprintf "%.3f" r.FdResNet18RealVsReal)
                   if asked "kid" then
-                      line "KID ×10³ (± sd)" (sprintf "%.3f ± %.3f" (1e3 * r.Kid) (1e3 * r.KidStd)) (sprintf "%.3f ± %.3f" (1e3 * r.KidRealVsReal) (1e3 * r.KidRealVsRealStd))
+                      line "KID (± sd of subsets)" (sprintf "%.4f ± %.4f" r.Kid r.KidStd) (sprintf "%.4f ± %.4f" r.KidRealVsReal r.KidRealVsRealStd)
                   if asked "pr" then
                       line "precision (k = 3)" (sprintf "%.3f" r.Precision) (sprintf "%.3f" r.PrecisionRealVsReal)
                       line "recall (k = 3)" (sprintf "%.3f" r.Recall) (sprintf "%.3f" r.RecallRealVsReal) ]

@@ -55,3 +55,8 @@ let ``ResNet-18 gives 512 features; FD is 0 for a set with itself, large for bla
     Assert.Contains(steps, fun s -> match s with FeaturesExtracted(32, 32) -> true | _ -> false)
     Assert.Equal<float list>([ r.FdResNet18; r.FdResNet18RealVsReal; r.Kid; r.KidRealVsReal; r.Precision; r.Recall; r.RecallRealVsReal ],
                              [ again.FdResNet18; again.FdResNet18RealVsReal; again.Kid; again.KidRealVsReal; again.Precision; again.Recall; again.RecallRealVsReal ])
+    // A phase end of training (`--metrics fd,pr`): the same reals (the first of the order), so the same figures.
+    let phaseEnd = Evaluation.phaseEnd [ "fd"; "pr" ] generator position data 32 (RandomStreams.ofSeed 1) torch.CPU
+    Assert.Equal(r.FdResNet18, phaseEnd.FdResNet18, 9)
+    Assert.Equal(r.Recall, phaseEnd.Recall)
+    Assert.True(System.Double.IsNaN phaseEnd.Swd && System.Double.IsNaN phaseEnd.Kid && System.Double.IsNaN phaseEnd.MsSsim)
