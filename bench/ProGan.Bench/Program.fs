@@ -332,7 +332,8 @@ let command : Command<Arguments> =
     let list (v: string) = v.Split(',') |> List.ofArray
     { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)"
-                "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)" ]
+                "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --features [IMAGES]   (FD-ResNet18/KID/precision-recall cost, FeatureMetrics.fs; 10000)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
         [ flag "--quick" "" "about a minute: 1 warm-up, 2 iterations, 1 round, up to 16²" false (fun _ a -> { a with Quick = true })
@@ -379,4 +380,6 @@ let main argv =
     | [| "--gc-stress"; seconds |] -> GcStress.run (int seconds) 16 1
     | [| "--gc-stress"; seconds; resolution; seed |] -> GcStress.run (int seconds) (int resolution) (int seed)
     | [| "--data-parallel" |] -> DataParallel.run [ 16; 32 ] 3 20; 0
+    | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
+    | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0
     | _ -> CommandLine.run command argv run

@@ -1,4 +1,4 @@
-// `evaluate.fsx`: a run's SWD beside the real-vs-real floor, and MS-SSIM beside the real images'.
+// `evaluate.fsx`: a run's SWD, FD-ResNet18, KID and precision/recall beside their real-vs-real floors, MS-SSIM beside the reals'.
 namespace ProGan.Training.Commands
 
 open System
@@ -20,20 +20,34 @@ type EvaluateArguments =
       Seed: int
       Checkpoint: string option
       Device: string option
+      /// The metrics to measure (`TrainingConfig.knownMetrics` names).
+      Metrics: string list
       /// Every kept checkpoint, into metrics.csv.
       AllCheckpoints: bool }
 
-/// `dotnet fsi evaluate.fsx -- --run RUN`: the sliced Wasserstein distance of a run beside the real-vs-real floor, and
-/// the MS-SSIM of pairs of its images beside that of pairs of real images.
+/// `dotnet fsi evaluate.fsx -- --run RUN`: the sliced Wasserstein distance of a run beside the real-vs-real floor, the
+/// MS-SSIM of pairs of its images beside that of pairs of real images, and FD-ResNet18, KID and precision/recall in
+/// ResNet-18's feature space beside their real-vs-real floors.
 module EvaluateCommand =
 
     let private bad format = Printf.kprintf (UsageException >> raise) format
     let private flag = CommandLine.flag
 
+    /// The metrics measured unless --metrics says otherwise: all of them.
+    let defaultMetrics = TrainingConfig.knownMetrics
+
+    /// The --metrics list: known names, comma-separated, at least one.
+    let private metricList (value: string) =
+        let names = value.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray |> List.distinct
+        match names |> List.filter (fun n -> not (List.contains n TrainingConfig.knownMetrics)) with
+        | [] when not names.IsEmpty -> names
+        | [] -> bad "--metrics needs at least one of %s, separated by commas." (String.Join(", ", TrainingConfig.knownMetrics))
+        | unknown -> bad "--metrics: unknown %s; the metrics are %s, separated by commas." (String.Join(", ", unknown)) (String.Join(", ", TrainingConfig.knownMetrics))
+
     let command : Command<EvaluateArguments> =
-        { Usage = [ "dotnet fsi evaluate.fsx -- --run FOLDER [--data FOLDER] [--images 1024] [--seed 1] [--checkpoint FILE]"
-                    "dotnet fsi evaluate.fsx -- --run FOLDER --all-checkpoints [--images 1024]" ]
-          Summary = "sliced Wasserstein distance (×10³) of a run against real images beside the real-vs-real floor, and MS-SSIM of generated pairs beside real pairs."
+        { Usage = [ "dotnet fsi evaluate.fsx -- --run FOLDER [--data FOLDER] [--images 1024] [--seed 1] [--checkpoint FILE] [--metrics swd,ms-ssim,fd,kid,pr]"
+                    "dotnet fsi evaluate.fsx -- --run FOLDER --all-checkpoints [--images 1024] [--metrics …]" ]
+          Summary = "SWD (×10³), FD-ResNet18 (a Fréchet distance in ResNet-18's features, not FID), KID and precision/recall of a run against real images, each beside the real-vs-real floor, and MS-SSIM of generated pairs beside real pairs."
           Flags =
             [ flag "--run" "FOLDER" "the run folder (required)" false (fun v a -> { a with Run = Some(CommandLine.path "--run" "a run folder" v) })
               flag "--data" "FOLDER" "real images to compare with (default: the run's own data)" false
@@ -44,10 +58,12 @@ module EvaluateCommand =
                 (fun v a -> { a with Seed = CommandLine.int' "--seed" v })
               flag "--checkpoint" "FILE" "a checkpoint of the run (default: the newest)" false
                 (fun v a -> { a with Checkpoint = Some(CommandLine.path "--checkpoint" "a checkpoint file" v) })
+              flag "--metrics" "NAMES" "what to measure, comma-separated: swd, ms-ssim, fd (FD-ResNet18), kid, pr (precision and recall) (default: all)" false
+                (fun v a -> { a with Metrics = metricList v })
               flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v })
               flag "--all-checkpoints" "" "every kept checkpoint, oldest first: writes metrics.csv and metrics.png, and adds the curves to report.html" false
                 (fun _ a -> { a with AllCheckpoints = true }) ]
-          Defaults = { Run = None; Data = None; Images = 1024; Seed = 1; Checkpoint = None; Device = None; AllCheckpoints = false }
+          Defaults = { Run = None; Data = None; Images = 1024; Seed = 1; Checkpoint = None; Device = None; Metrics = defaultMetrics; AllCheckpoints = false }
           ResumeFlag = None }
 
     /// Writes with `write`; a run folder that cannot be written loses nothing that was computed and printed.
@@ -68,6 +84,8 @@ module EvaluateCommand =
                 | FakesGenerated(d, t) -> "generating images", d, t
                 | SwdProjections(d, t) -> "SWD projections", d, t
                 | MsSsimPairs(d, t) -> "MS-SSIM pairs", d, t
+                | FeaturesExtracted(d, t) -> "ResNet-18 features", d, t
+                | KidSubsets(d, t) -> "KID subsets", d, t
             let lines =
                 match current with
                 | Some(w, lines) when w = what -> lines
@@ -87,12 +105,12 @@ module EvaluateCommand =
     let private finished (stop: StopSignals) (what: string) =
         if stop.Reason.IsSome then stopped stop what else 0
 
-    /// SWD and MS-SSIM of every kept checkpoint, oldest first, printed as they come, then metrics.csv, metrics.png and
+    /// The metrics of every kept checkpoint, oldest first, printed as they come, then metrics.csv, metrics.png and
     /// the report page. A stop between steps writes none of them: a partial table never replaces a complete one.
     let private allCheckpoints (runFolder: string) (data: TrainingImages) (config: TrainingConfig) (args: EvaluateArguments) (stop: StopSignals) =
         let folder = RunFolder(Path.GetFullPath runFolder)
         let checkpoints = folder.Checkpoints() |> List.rev
-        printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real"
+        printfn "%12s %6s %-10s │ %9s %9s │ %8s %8s │ %9s %9s │ %8s %8s │ %9s %9s │ %6s %6s" "images" "res" "phase" "SWD ×10³" "real-real" "MS-SSIM" "real" "FD-RN18" "real-real" "KID" "real" "precision" "real-real" "recall" "real"
         let lines = ProgressLines("checkpoints", checkpoints.Length, quiet = true)
         let rows = ResizeArray<CheckpointMetrics>()
         let mutable evaluated = 0
@@ -104,9 +122,10 @@ module EvaluateCommand =
                 | None -> eprintfn "warning: %s was removed (the run pruned it) before it was evaluated; passed over." (Path.GetFileName checkpoint)
                 | Some loaded ->
                     use loaded = loaded
-                    let result = Evaluation.withFloorUntil stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
+                    let result = Evaluation.measureUntil args.Metrics stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
                     let row = MetricsLog.ofEvaluation loaded.Position result
-                    printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
+                    printfn "%12d %5d² %-10s │ %9.2f %9.2f │ %8.4f %8.4f │ %9.3f %9.3f │ %8.4f %8.4f │ %9.3f %9.3f │ %6.3f %6.3f" row.ImagesShown row.Resolution row.Phase row.Swd row.SwdRealVsReal row.MsSsim row.MsSsimReal
+                        row.FdResNet18 row.FdResNet18RealVsReal row.Kid row.KidRealVsReal row.Precision row.PrecisionRealVsReal row.Recall row.RecallRealVsReal
                     rows.Add row
                 evaluated <- evaluated + 1
                 lines.Report evaluated
@@ -142,10 +161,10 @@ module EvaluateCommand =
                 use data = TrainingData.load config Display.plain stop.Token
                 stop.Token.ThrowIfCancellationRequested()
                 if data.Count < 2 * Evaluation.minimumImages then
-                    bad "The SWD and its floor need two sets of at least %d real images; %s has %d." Evaluation.minimumImages (TrainingData.describe config) data.Count
+                    bad "The metrics and their floors need two sets of at least %d real images; %s has %d." Evaluation.minimumImages (TrainingData.describe config) data.Count
                 if args.AllCheckpoints then allCheckpoints runFolder data loaded.Config args stop
                 else
-                    let result = Evaluation.withFloorUntil stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
+                    let result = Evaluation.measureUntil args.Metrics stop.Token (progress ()) loaded.Ema loaded.Position data args.Images (RandomStreams.ofSeed args.Seed) TorchBackend.Device
                     printfn "%s" (Evaluation.format result)
                     keep swd (fun () -> Evaluation.save swd result)
                     finished stop (sprintf "after the evaluation was complete; %s was written first (the result is above)." swd)

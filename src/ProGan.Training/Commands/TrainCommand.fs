@@ -158,7 +158,7 @@ module TrainCommand =
           setting "--log-images" "N" "images between log.csv rows" (parsed int' (fun x c -> { c with LogImages = x }))
           setting "--keep-checkpoints" "N" "checkpoints kept" (parsed int' (fun x c -> { c with KeepCheckpoints = x }))
           setting "--procedural-images" "N" "size of the embedded data set" (parsed int' (fun x c -> { c with ProceduralImages = x }))
-          setting "--metrics" "NAMES" "metrics at every phase end, logged to log.csv: swd, ms-ssim or swd,ms-ssim" (fun _ v c -> { c with Metrics = v })
+          setting "--metrics" "NAMES" "metrics at every phase end, logged to log.csv: some of swd, ms-ssim, fd (FD-ResNet18), kid, pr (precision/recall), comma-separated" (fun _ v c -> { c with Metrics = v })
           setting "--metric-images" "N" "images per set for the metrics (default 256)" (parsed int' (fun x c -> { c with MetricImages = x }))
           setting "--nan-retries" "N" "after a NaN/Inf, roll back and retry at half the learning rate N times"
             (parsed int' (fun x c -> { c with NonFiniteRetries = x }))

@@ -233,8 +233,8 @@ type TrainingConfig =
       /// After a non-finite loss, roll back to the last checkpoint and retry with half the learning rate this many
       /// times before stopping (0: stop at once).
       NonFiniteRetries: int
-      /// Metrics computed at the end of every phase and logged: "" (none), or a comma-separated list of "swd" and
-      /// "ms-ssim".
+      /// Metrics computed at the end of every phase and logged: "" (none), or a comma-separated list of
+      /// `TrainingConfig.knownMetrics`: "swd", "ms-ssim", "fd" (FD-ResNet18), "kid", "pr" (precision and recall).
       Metrics: string
       /// Images per set for those metrics.
       MetricImages: int
@@ -307,7 +307,11 @@ module TrainingConfig =
         let span = c.LearningRateDecay * total
         if span <= 0.0 then 1.0 else Math.Clamp((total - float shown) / span, 0.0, 1.0)
 
-    /// The metrics `Metrics` names, in the order given ("swd", "ms-ssim").
+    /// The metrics a run or `evaluate.fsx` can measure: the paper's SWD and MS-SSIM (§5); FD-ResNet18, KID and
+    /// precision/recall ("pr") in ResNet-18's feature space (`ProGan.Training.Metrics.ImageFeatures`).
+    let knownMetrics = [ "swd"; "ms-ssim"; "fd"; "kid"; "pr" ]
+
+    /// The metrics `Metrics` names, in the order given.
     let metricNames (c: TrainingConfig) =
         c.Metrics.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray
 
@@ -464,8 +468,8 @@ module TrainingConfig =
         if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
-        if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m [ "swd"; "ms-ssim" ])) then
-            fail "Metrics" c.Metrics "empty, or \"swd\", \"ms-ssim\" or both separated by a comma"
+        if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m knownMetrics)) then
+            fail "Metrics" c.Metrics (sprintf "empty, or some of %s separated by commas" (String.Join(", ", knownMetrics)))
         if c.TensorBoard && totalImages c > int64 Int32.MaxValue then
             fail "TotalImages" (totalImages c) (sprintf "at most %d with TensorBoard on (its steps are images shown, and TorchSharp's writer takes an int), or turn it off (--no-tensorboard)" Int32.MaxValue)
         if c.MetricImages < 16 then fail "MetricImages" c.MetricImages "≥ 16"

@@ -359,7 +359,7 @@ module TrainingRun =
             { progress with Rows = List.rev rows; Pending = []; NativeRetryFrom = Some good }
 
     /// Appends the row of the steps since the last one (to log.csv and TensorBoard).
-    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (swd: float, msSsim: float) =
+    let private logRow (session: Session) (progress: Progress) (before: SchedulePosition) (metrics: PhaseEndMetrics) =
         let now = session.Clock.Elapsed.TotalSeconds
         let mean f = progress.Pending |> List.averageBy f
         let row =
@@ -370,8 +370,12 @@ module TrainingRun =
               Drift = mean (fun r -> r.Drift)
               ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
               WallSeconds = session.WallOffset + now
-              Swd = swd
-              MsSsim = msSsim }
+              Swd = metrics.Swd
+              MsSsim = metrics.MsSsim
+              FdResNet18 = metrics.FdResNet18
+              Kid = metrics.Kid
+              Precision = metrics.Precision
+              Recall = metrics.Recall }
         RunLog.append session.Folder [ row ]
         session.TensorBoard |> Option.iter (fun log ->
             log.Row(row, session.Trainer.LearningRate, before.Lod))
@@ -386,7 +390,7 @@ module TrainingRun =
             if todo.Metrics then
                 Evaluation.phaseEnd (TrainingConfig.metricNames session.Config) session.Trainer.State.Ema before session.Data
                     session.Config.MetricImages session.Trainer.Streams session.Trainer.Device
-            else nan, nan
+            else Evaluation.notMeasured
         let progress = if todo.LogRow then logRow session progress before metrics else progress
         if todo.PhaseGrid then
             writeSamples session before (session.Folder.PhaseGrid before) "phase_end"
@@ -472,7 +476,7 @@ module TrainingRun =
         // Steps since the last row (a stop signal between rows): their row, so that the checkpoint's position has one.
         let progress =
             match progress.Pending with
-            | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) (nan, nan)
+            | last :: _ -> logRow session progress (Schedule.at session.Config (trainer.ImagesShown - int64 last.Images)) Evaluation.notMeasured
             | [] -> progress
         let retried =
             if session.Folder.Checkpoints() |> List.tryHead <> Some(session.Folder.Checkpoint trainer.ImagesShown) then

@@ -20,4 +20,12 @@ type LogRow =
       /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.
       Swd: float
       /// Mean MS-SSIM of pairs of generated images when measured at this row (a phase end), else NaN.
-      MsSsim: float }
+      MsSsim: float
+      /// FD-ResNet18 (Fréchet distance in ResNet-18's features; not FID) when measured at this row, else NaN (and in a
+      /// log written before it was logged).
+      FdResNet18: float
+      /// KID (mean unbiased MMD² over subsets, in ResNet-18's features) when measured at this row, else NaN.
+      Kid: float
+      /// Precision and recall (k = 3, in ResNet-18's features) when measured at this row, else NaN.
+      Precision: float
+      Recall: float }

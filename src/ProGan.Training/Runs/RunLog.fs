@@ -11,9 +11,9 @@ open ProGan.Training.Progress
 /// log.csv of a run folder: appended as training goes, cut back to the checkpoint a run resumes from.
 module RunLog =
 
-    /// The columns of log.csv. Logs written before `ms_ssim` (10 columns) or before `d_adversarial,d_drift` (11) are
-    /// still read, the missing figures as NaN.
-    let header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim,d_adversarial,d_drift"
+    /// The columns of log.csv. Logs written before `ms_ssim` (10 columns), before `d_adversarial,d_drift` (11) or
+    /// before `fd_resnet18,kid,precision,recall` (13) are still read, the missing figures as NaN.
+    let header = "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim,d_adversarial,d_drift,fd_resnet18,kid,precision,recall"
 
     let private number (format: string) (x: float) = if Double.IsNaN x then "" else x.ToString(format, CultureInfo.InvariantCulture)
 
@@ -21,7 +21,8 @@ module RunLog =
         String.Join(",",
             [| string r.ImagesShown; string r.Resolution; r.Phase; number "0.####" r.Alpha; number "G6" r.DLoss; number "G6" r.GLoss
                number "G6" r.GradientPenalty; number "0.##" r.ImagesPerSecond; number "0.##" r.WallSeconds; number "0.###" r.Swd; number "0.#####" r.MsSsim
-               number "G6" r.Adversarial; number "G6" r.Drift |])
+               number "G6" r.Adversarial; number "G6" r.Drift; number "G6" r.FdResNet18; number "G6" r.Kid; number "0.####" r.Precision
+               number "0.####" r.Recall |])
 
     /// One line of log.csv, or None when it is not a row (the header, a line cut short by a crash, garbage).
     let private parse (line: string) =
@@ -29,15 +30,18 @@ module RunLog =
             if s = "" then Some nan
             else match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v -> Some v | _ -> None
         let fields = line.Split(',')
-        let fields = if fields.Length = 10 || fields.Length = 11 then Array.append fields (Array.create (13 - fields.Length) "") else fields
+        let fields = if fields.Length = 10 || fields.Length = 11 || fields.Length = 13 then Array.append fields (Array.create (17 - fields.Length) "") else fields
         match fields with
-        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd; msSsim; adversarial; drift |] ->
+        | [| shown; res; phase; alpha; d; g; gp; ips; wall; swd; msSsim; adversarial; drift; fd; kid; precision; recall |] ->
             match Int64.TryParse shown, Int32.TryParse res, real alpha, real d, real g, real gp, real ips, real wall, real swd, real msSsim, real adversarial, real drift with
             | (true, shown), (true, res), Some alpha, Some d, Some g, Some gp, Some ips, Some wall, Some swd, Some msSsim, Some adversarial, Some drift
                 when phase = "stabilise" || phase = "fade-in" ->
-                Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = alpha; DLoss = d; GLoss = g
-                       GradientPenalty = gp; Adversarial = adversarial; Drift = drift; ImagesPerSecond = ips; WallSeconds = wall
-                       Swd = swd; MsSsim = msSsim }
+                match real fd, real kid, real precision, real recall with
+                | Some fd, Some kid, Some precision, Some recall ->
+                    Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = alpha; DLoss = d; GLoss = g
+                           GradientPenalty = gp; Adversarial = adversarial; Drift = drift; ImagesPerSecond = ips; WallSeconds = wall
+                           Swd = swd; MsSsim = msSsim; FdResNet18 = fd; Kid = kid; Precision = precision; Recall = recall }
+                | _ -> None
             | _ -> None
         | _ -> None
 

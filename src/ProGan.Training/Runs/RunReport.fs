@@ -147,13 +147,22 @@ module RunReport =
                gLoss = rows |> List.map (fun r -> value r.GLoss)
                gradientPenalty = rows |> List.map (fun r -> value r.GradientPenalty)
                swd = rows |> List.map (fun r -> value r.Swd)
-               msSsim = rows |> List.map (fun r -> value r.MsSsim) |}
+               msSsim = rows |> List.map (fun r -> value r.MsSsim)
+               fd = rows |> List.map (fun r -> value r.FdResNet18)
+               kid = rows |> List.map (fun r -> value r.Kid)
+               precision = rows |> List.map (fun r -> value r.Precision)
+               recall = rows |> List.map (fun r -> value r.Recall) |}
            checkpoints =
             {| images = checkpoints |> List.map (fun r -> r.ImagesShown)
                swd = checkpoints |> List.map (fun r -> value r.Swd)
                swdReal = checkpoints |> List.map (fun r -> value r.SwdRealVsReal)
                msSsim = checkpoints |> List.map (fun r -> value r.MsSsim)
-               msSsimReal = checkpoints |> List.map (fun r -> value r.MsSsimReal) |}
+               msSsimReal = checkpoints |> List.map (fun r -> value r.MsSsimReal)
+               fd = checkpoints |> List.map (fun r -> value r.FdResNet18)
+               fdReal = checkpoints |> List.map (fun r -> value r.FdResNet18RealVsReal)
+               precision = checkpoints |> List.map (fun r -> value r.Precision)
+               recall = checkpoints |> List.map (fun r -> value r.Recall)
+               recallReal = checkpoints |> List.map (fun r -> value r.RecallRealVsReal) |}
            ticks =
             [ for shown, path in shownTicks do
                 match picture maxGridWidth path with

@@ -27,7 +27,11 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
           "train/images_per_second", (fun r -> r.ImagesPerSecond)
           "train/wall_seconds", (fun r -> r.WallSeconds)
           "metrics/swd_x1e3", (fun r -> r.Swd)
-          "metrics/ms_ssim", (fun r -> r.MsSsim) ]
+          "metrics/ms_ssim", (fun r -> r.MsSsim)
+          "metrics/fd_resnet18", (fun r -> r.FdResNet18)
+          "metrics/kid", (fun r -> r.Kid)
+          "metrics/precision", (fun r -> r.Precision)
+          "metrics/recall", (fun r -> r.Recall) ]
 
     /// The folder of `add_scalars`' chart of D's loss terms (`SummaryWriter` writes each series to `<tag>_<name>/`).
     static member TermsTag = "D_loss_terms"

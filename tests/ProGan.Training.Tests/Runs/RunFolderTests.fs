@@ -185,3 +185,37 @@ let ``config.json keeps the option names as strings: typed options read from the
         let e = Assert.Throws<RunFolderException>(fun () -> RunFolder.readConfig folder |> ignore)
         Assert.Contains(says, e.Message)
         Assert.DoesNotContain("\n", e.Message)
+
+[<Fact>]
+let ``log.csv and metrics.csv of before FD-ResNet18, KID and precision/recall still read, those figures as NaN`` () =
+    use run = new TempFolder()
+    let folder = RunFolder run.Path
+    // log.csv of 13 columns (before fd_resnet18,kid,precision,recall), then a row of today's 17.
+    File.WriteAllLines(folder.Log,
+        [ "images_shown,resolution,phase,alpha,d_loss,g_loss,gradient_penalty,images_per_s,wall_s,swd_x1e3,ms_ssim,d_adversarial,d_drift"
+          "16,4,stabilise,1,0.5,0.25,0.01,100,1.5,12.5,0.2,-0.1,0.01" ])
+    match RunLog.read folder Int64.MaxValue with
+    | [ old ] ->
+        Assert.Equal(12.5, old.Swd)
+        Assert.True(Double.IsNaN old.FdResNet18 && Double.IsNaN old.Kid && Double.IsNaN old.Precision && Double.IsNaN old.Recall)
+        RunLog.append folder [ { old with ImagesShown = 32L; FdResNet18 = 151.6; Kid = 0.0059; Precision = 0.21; Recall = 0.24 } ]
+    | rows -> failwithf "%A" rows
+    match RunLog.read folder Int64.MaxValue with
+    | [ _; now ] -> Assert.Equal<float list>([ 151.6; 0.0059; 0.21; 0.24 ], [ now.FdResNet18; now.Kid; now.Precision; now.Recall ])
+    | rows -> failwithf "%A" rows
+    // metrics.csv of 8 columns: the SWD and MS-SSIM read, the rest NaN, never shifted into other columns.
+    File.WriteAllLines(folder.Metrics,
+        [ "images_shown,resolution,phase,images,swd_x1e3,swd_real_x1e3,ms_ssim,ms_ssim_real"; "100,32,stabilise,1024,21.7,10.7,0.091,0.0998" ])
+    match MetricsLog.read folder with
+    | [ row ] ->
+        Assert.Equal<float list>([ 21.7; 10.7; 0.091; 0.0998 ], [ row.Swd; row.SwdRealVsReal; row.MsSsim; row.MsSsimReal ])
+        Assert.True([ row.FdResNet18; row.FdResNet18RealVsReal; row.Kid; row.KidRealVsReal; row.Precision; row.PrecisionRealVsReal; row.Recall; row.RecallRealVsReal ]
+                    |> List.forall Double.IsNaN)
+        let measured = { row with FdResNet18 = 151.6; FdResNet18RealVsReal = 16.7; Recall = 0.24 }
+        MetricsLog.write folder [ measured ]
+        match MetricsLog.read folder with
+        | [ back ] ->
+            Assert.Equal<float list>([ 21.7; 151.6; 16.7; 0.24 ], [ back.Swd; back.FdResNet18; back.FdResNet18RealVsReal; back.Recall ])
+            Assert.True(Double.IsNaN back.Kid && Double.IsNaN back.Precision)
+        | rows -> failwithf "%A" rows
+    | rows -> failwithf "%A" rows
