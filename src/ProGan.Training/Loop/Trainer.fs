@@ -24,6 +24,8 @@ type StepResult =
       GradientPenalty: float
       Adversarial: float
       Drift: float
+      /// D's auxiliary classifier right on the reals' classes, the share of them (AC-GAN); NaN without classes.
+      ClassAccuracy: float
       Images: int }
 
 /// One progressive GAN being trained (Karras et al. 2018, §3, Appendix A.1): it owns G, D, the EMA generator, both
@@ -209,19 +211,19 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
             if average.IsNone then
                 let total = finite "discriminator loss" terms.Total
                 terms.Total.backward()
-                [ total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift ]
+                [ total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift; value terms.ClassAccuracy ]
             else
                 // Every process must make the same decision: the loss is checked once averaged over all of them.
                 terms.Total.backward()
-                let figures = agree discriminator [ value terms.Total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift ]
+                let figures = agree discriminator [ value terms.Total; value terms.GradientPenalty; value terms.Adversarial; value terms.Drift; value terms.ClassAccuracy ]
                 finiteValue "discriminator loss" figures.Head |> ignore
                 figures
         state.DiscriminatorOptimizer.step() |> ignore
         match figures with
-        | [ total; penalty; adversarial; drift ] ->
+        | [ total; penalty; adversarial; drift; accuracy ] ->
             let penalty = if weights.Lambda > 0.0 || weights.R1 > 0.0 then Some penalty else None
-            total, adversarial, drift, penalty
-        | _ -> failwith "unreachable: four figures"
+            total, (adversarial, drift, accuracy), penalty
+        | _ -> failwith "unreachable: five figures"
 
     /// G's step: −D(G(z)) through the composite, whose D is frozen. Returns the loss.
     let generatorStep (position: SchedulePosition) (count: int) =
@@ -277,11 +279,11 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
         let count = TrainingConfig.minibatchAt config position.Level
         use scope = torch.NewDisposeScope()
         let dResults = [ for k in 0 .. config.DRepeats - 1 -> discriminatorStep position (at.ImagesShown + int64 (k * count)) count ]
-        let dTotal, adversarial, drift, _ = List.last dResults
+        let dTotal, (adversarial, drift, accuracy), _ = List.last dResults
         let gTotal = generatorStep position count
         let intoLevel = at.ImagesShown - Schedule.levelStart config position.Level
         Ema.update (Ema.betaAt config.EmaBeta config.EmaRampup (config.DRepeats * count) intoLevel) ema generator
-        at <- TrainerState.afterStep (config.DRepeats * count) (dResults |> List.choose (fun (_, _, _, p) -> p) |> List.tryLast) at
+        at <- TrainerState.afterStep (config.DRepeats * count) (dResults |> List.choose (fun (_, _, p) -> p) |> List.tryLast) at
         // Enter the next phase now rather than at the next step, so that a checkpoint written after this step
         // already holds the optimisers the next step will use: resuming from it is exactly not stopping.
         enterPhase ()
@@ -293,6 +295,7 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
           GradientPenalty = at.LastPenalty
           Adversarial = adversarial
           Drift = drift
+          ClassAccuracy = accuracy
           Images = config.DRepeats * count }
 
     /// Images from the EMA generator at a schedule position, in [−1, 1].

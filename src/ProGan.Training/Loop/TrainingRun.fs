@@ -368,6 +368,7 @@ module TrainingRun =
               GradientPenalty = mean (fun r -> r.GradientPenalty)
               Adversarial = mean (fun r -> r.Adversarial)
               Drift = mean (fun r -> r.Drift)
+              ClassAccuracy = mean (fun r -> r.ClassAccuracy)
               ImagesPerSecond = float progress.IntervalImages / max 1e-9 (now - progress.IntervalStart)
               WallSeconds = session.WallOffset + now
               Swd = metrics.Swd

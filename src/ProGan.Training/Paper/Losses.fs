@@ -18,7 +18,10 @@ type DiscriminatorLoss =
       /// The gradient penalty before its weight: mean (‖∇D(x̂)‖₂ − γ)² for WGAN-GP, mean ‖∇D(real)‖₂² for R1, else 0.
       GradientPenalty: torch.Tensor
       /// mean D(real)² before ε_drift (WGAN-GP's drift term; logged for every loss).
-      Drift: torch.Tensor }
+      Drift: torch.Tensor
+      /// A conditional run's auxiliary classifier on the reals: the share whose largest class logit is their class
+      /// (AC-GAN, Odena et al. 2017); NaN without classes.
+      ClassAccuracy: torch.Tensor }
 
 /// The auxiliary classifier's part of a conditional run (AC-GAN, Odena et al. 2017; the reference's `cond_weight`):
 /// the classes of the reals and of the fakes of a step, and the weight of the classification terms.
@@ -109,10 +112,17 @@ module Losses =
                     torch.nn.functional.cross_entropy(ConditionalInput.ClassLogits output, labels, reduction = torch.nn.Reduction.None)
                 use weight = c.Weight.ToScalar()
                 perSample.Plus(((ce realOut c.RealLabels).Plus(ce fakeOut c.FakeLabels) * weight).unsqueeze(1L))
+        let accuracy =
+            match conditioning with
+            | None -> torch.tensor(nan, dtype = torch.ScalarType.Float32)
+            | Some c ->
+                use _ = torch.no_grad()
+                ConditionalInput.ClassLogits(realOut).argmax(1L).eq(c.RealLabels).to_type(torch.ScalarType.Float32).mean()
         { Total = perSample.mean()
           Adversarial = adversarial.mean()
           GradientPenalty = penalty.mean()
-          Drift = drift.mean() }
+          Drift = drift.mean()
+          ClassAccuracy = accuracy }
 
     /// G's loss on D's output for its fakes, averaged: the adversarial term, plus with `conditioning`
     /// weight·CE(classes of the fakes) (the reference's `G_wgan_acgan` label penalty).

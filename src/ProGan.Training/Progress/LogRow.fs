@@ -15,6 +15,9 @@ type LogRow =
       Adversarial: float
       /// D's drift statistic E[D(real)²], unweighted (the loss adds ε_drift times it); NaN in an older log.
       Drift: float
+      /// A conditional run's D classifying the reals' classes right, the share of them (AC-GAN, Odena et al. 2017);
+      /// NaN for an unconditional run or in an older log.
+      ClassAccuracy: float
       ImagesPerSecond: float
       WallSeconds: float
       /// SWD ×10³ (average over levels) when metrics were computed at this row (a phase end), else NaN.

@@ -22,6 +22,7 @@ type TensorBoardLog(folder: RunFolder, weights: LossWeights) =
         [ "loss/D", (fun r -> r.DLoss)
           "loss/G", (fun r -> r.GLoss)
           "loss/gradient_penalty", (fun r -> r.GradientPenalty)
+          "train/d_class_accuracy", (fun r -> r.ClassAccuracy)
           "schedule/resolution", (fun r -> float r.Resolution)
           "schedule/alpha", (fun r -> r.Alpha)
           "train/images_per_second", (fun r -> r.ImagesPerSecond)

@@ -132,6 +132,28 @@ let ``the discriminator loss is the WGAN-GP formula computed by hand`` () =
     Assert.Equal(Array.average penalties, loss.GradientPenalty.item<float32>() |> float, 3)
 
 [<Fact>]
+let ``a conditional D's class accuracy is the share of reals whose largest class logit is their class, NaN without classes`` () =
+    torch.manual_seed 5L |> ignore
+    // D's output [N, 1 + K]: a score, then K = 3 class logits — here simply the first four values of each image.
+    let critic =
+        { new torch.nn.Module<torch.Tensor, torch.Tensor>("classifier") with
+            member _.forward x = x.flatten(1L).narrow(1L, 0L, 4L) }
+    let reals, fakes = torch.randn([| 8L; 2L; 2L; 2L |]), torch.randn([| 8L; 2L; 2L; 2L |])
+    let mix = torch.rand([| 8L; 1L; 1L; 1L |])
+    let labels = [| 0L; 1L; 2L; 0L; 1L; 2L; 0L; 1L |]
+    let weights = { Lambda = 10.0; Gamma = 1.0; EpsilonDrift = 0.001; R1 = 0.0 }
+    let conditioning = Some { RealLabels = torch.tensor labels; FakeLabels = torch.tensor labels; Weight = 1.0 }
+    let loss = Losses.discriminator WganGp critic reals fakes mix weights 4 conditioning
+    // Independently: the class of each real is the index of its largest value among values 1, 2, 3.
+    let values = reals.flatten(1L).data<float32>().ToArray() |> Array.chunkBySize 8
+    let right = Array.map2 (fun (v: float32[]) label -> int64 (Array.findIndex ((=) (Array.max v[1..3])) v[1..3]) = label) values labels
+    let expected = float (right |> Array.filter id |> Array.length) / 8.0
+    Assert.InRange(expected, 0.01, 0.99) // the draw has both right and wrong ones: the test tells counting from guessing
+    Assert.Equal(expected, loss.ClassAccuracy.item<float32>() |> float, 6)
+    let unconditional = Losses.discriminator WganGp critic reals fakes mix weights 4 None
+    Assert.True(Single.IsNaN(unconditional.ClassAccuracy.item<float32>()))
+
+[<Fact>]
 let ``a corrupted checkpoint is reported with its path and the previous one is used`` () =
     use run = new TempFolder()
     let config = { tiny with TickImages = 32; KeepCheckpoints = 5 }

@@ -203,6 +203,15 @@ let ``log.csv and metrics.csv of before FD-ResNet18, KID and precision/recall st
     match RunLog.read folder Int64.MaxValue with
     | [ _; now ] -> Assert.Equal<float list>([ 151.6; 0.0059; 0.21; 0.24 ], [ now.FdResNet18; now.Kid; now.Precision; now.Recall ])
     | rows -> failwithf "%A" rows
+    // The log is read by its header's names: columns in another order land in their own figures, and the log of
+    // older columns was rewritten under today's header when a row was appended.
+    Assert.Equal(RunLog.header, File.ReadLines(folder.Log) |> Seq.head)
+    File.WriteAllLines(folder.Log, [ "phase,images_shown,d_class_accuracy,resolution,alpha,g_loss,d_loss"; "fade-in,48,0.75,8,0.5,0.25,1.5" ])
+    match RunLog.read folder Int64.MaxValue with
+    | [ row ] ->
+        Assert.Equal((48L, 8, "fade-in", 0.5, 1.5, 0.25, 0.75), (row.ImagesShown, row.Resolution, row.Phase, row.Alpha, row.DLoss, row.GLoss, row.ClassAccuracy))
+        Assert.True(Double.IsNaN row.GradientPenalty && Double.IsNaN row.Swd)
+    | rows -> failwithf "%A" rows
     // metrics.csv of 8 columns: the SWD and MS-SSIM read, the rest NaN, never shifted into other columns.
     File.WriteAllLines(folder.Metrics,
         [ "images_shown,resolution,phase,images,swd_x1e3,swd_real_x1e3,ms_ssim,ms_ssim_real"; "100,32,stabilise,1024,21.7,10.7,0.091,0.0998" ])
