@@ -52,9 +52,9 @@ module ImageFiles =
         set [ for format in configuration.ImageFormats do
                 for extension in format.FileExtensions -> "." + extension.ToLowerInvariant() ]
 
-    /// The formats read, for messages: "png, jpg, …".
+    /// The formats read, for messages: "bmp, gif, jpeg, pbm, png, tga, tiff, webp".
     let formatNames =
-        String.Join(", ", [ for format in configuration.ImageFormats |> Seq.sortBy (fun f -> f.Name) -> Seq.head format.FileExtensions ])
+        String.Join(", ", [ for format in configuration.ImageFormats -> format.Name.ToLowerInvariant() ] |> List.sort)
 
     /// Decodes the file at `path` to RGBA bytes `[r, r, 4]` (row-major): the centre square of the image, resized to
     /// `resolution` with Lanczos-3 where its side differs (the reference `dataset_tool.py` crops to the centre square

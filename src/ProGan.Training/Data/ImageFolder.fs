@@ -98,7 +98,8 @@ module ImageFolder =
         | folder -> folder
 
     /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
-    /// memory stays bounded by one chunk of full-size images; `cancel` is honoured between chunks. Returns the paths
+    /// memory stays bounded by one full-size image per thread and one chunk at the resolution; `cancel` is honoured
+    /// between chunks. Returns the paths
     /// used, in order, and the skipped ones.
     let private decodeAll (paths: string[]) (resolution: int) (channels: int) (classes: (string[] * (string -> int64)) option)
                           (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
