@@ -4,7 +4,6 @@ namespace ProGan.Training.Data
 open System
 open System.IO
 open SixLabors.ImageSharp
-open SixLabors.ImageSharp.Formats
 open SixLabors.ImageSharp.Formats.Gif
 open SixLabors.ImageSharp.Formats.Tiff
 open SixLabors.ImageSharp.Memory
@@ -82,12 +81,12 @@ module ImageFiles =
                         Error(sprintf "an animated %s; save the frame to learn as an image of its own" format.Name)
                     else
                         let side = min image.Width image.Height
-                        if image.Width <> image.Height || side <> resolution then
-                          image.Mutate(fun x ->
-                            x.Crop(Rectangle((image.Width - side) / 2, (image.Height - side) / 2, side, side)) |> ignore
-                            if side <> resolution then
-                                x.Resize(ResizeOptions(Size = Size(resolution, resolution), Mode = ResizeMode.Stretch,
-                                                       Sampler = KnownResamplers.Lanczos3, PremultiplyAlpha = true)) |> ignore)
+                        let crop = Rectangle((image.Width - side) / 2, (image.Height - side) / 2, side, side)
+                        let resize = ResizeOptions(Size = Size(resolution, resolution), Mode = ResizeMode.Stretch,
+                                                   Sampler = KnownResamplers.Lanczos3, PremultiplyAlpha = true)
+                        // An image already square at the resolution is used as it is (create_from_images).
+                        if image.Width <> image.Height then image.Mutate(fun x -> x.Crop crop |> ignore)
+                        if side <> resolution then image.Mutate(fun x -> x.Resize resize |> ignore)
                         let pixels = Array.zeroCreate<byte> (resolution * resolution * 4)
                         image.CopyPixelDataTo(Span<byte> pixels)
                         Ok pixels

@@ -27,10 +27,10 @@ type FolderListing =
       Unsupported: (string * int) list }
 
 /// Reads a folder of images into a training pyramid (reference `dataset_tool.py create_from_images`, decoded by
-/// `ImageFiles`): non-square images are centre-cropped and resized to the target resolution with Lanczos-3 (the
-/// reference's `create_lsun`), RGBA is composited onto black, grayscale becomes RGB; every level of detail follows by
-/// 2×2 averaging. The
-/// prepared pyramid is cached on disk, keyed by the file list, sizes and dates, and checked by its SHA-256 on load.
+/// `ImageFiles`): non-square images are centre-cropped, and squares of another size resized to the target resolution
+/// with Lanczos-3 (the reference's `create_lsun`); RGBA is composited onto black, grayscale becomes RGB; every level of
+/// detail follows by 2×2 averaging. The prepared pyramid is cached on disk, keyed by the file list, sizes and dates,
+/// and checked by its SHA-256 on load.
 module ImageFolder =
 
     /// File extensions read (case-insensitive): those of the formats ImageSharp decodes (`ImageFiles.extensions`).
