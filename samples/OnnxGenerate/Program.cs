@@ -4,7 +4,8 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.ML.OnnxRuntime;
-using StbImageWriteSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 if (args.Length == 0 || args[0].StartsWith("--"))
 {
@@ -71,8 +72,8 @@ static void WriteGrid(string path, float[] images, int n, int channels, int r)
                     int top = gap + i / columns * (cell + gap), left = gap + i % columns * (cell + gap);
                     rgb[((top + y) * width + left + x) * 3 + c] = (byte)pixel;
                 }
-    using var stream = File.Create(path);
-    new ImageWriter().WritePng(rgb, width, height, ColorComponents.RedGreenBlue, stream);
+    using var image = Image.LoadPixelData<Rgb24>(rgb, width, height);
+    image.SaveAsPng(path);
 }
 
 // NumPy .npy, float32, C order, [n, latentSize].

@@ -1,6 +1,8 @@
 using ProGan.Keras.Backend;
 using ProGan.Keras.IO;
-using StbImageWriteSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -93,18 +95,28 @@ public static class ImageGrid
     }
 
     /// <summary>Writes bytes <c>[H, W, C]</c> (C = 1 grey, 3 RGB, 4 RGBA) as a PNG, atomically.</summary>
-    public static void WritePng(string path, Tensor pixels)
+    public static void WritePng(string path, Tensor pixels) => AtomicFile.Write(path, stream => EncodePng(pixels, stream));
+
+    /// <summary>
+    /// Encodes bytes <c>[H, W, C]</c> (C = 1 grey, 3 RGB, 4 RGBA) as an 8-bit PNG of that colour type (ImageSharp
+    /// 2.1.13), so that a grey or RGBA image reads back in its own channels.
+    /// </summary>
+    public static void EncodePng(Tensor pixels, Stream stream)
     {
         int h = (int)pixels.shape[0], w = (int)pixels.shape[1];
-        var components = pixels.shape[2] switch
-        {
-            1 => ColorComponents.Grey,
-            4 => ColorComponents.RedGreenBlueAlpha,
-            _ => ColorComponents.RedGreenBlue,
-        };
         using var contiguous = pixels.contiguous();
-        byte[] data = contiguous.data<byte>().ToArray();
-        AtomicFile.Write(path, stream => new ImageWriter().WritePng(data, w, h, components, stream));
+        var data = contiguous.data<byte>().ToArray();
+        switch (pixels.shape[2])
+        {
+            case 1: Encode(Image.LoadPixelData<L8>(data, w, h), PngColorType.Grayscale); break;
+            case 4: Encode(Image.LoadPixelData<Rgba32>(data, w, h), PngColorType.RgbWithAlpha); break;
+            default: Encode(Image.LoadPixelData<Rgb24>(data, w, h), PngColorType.Rgb); break;
+        }
+
+        void Encode(Image image, PngColorType colorType)
+        {
+            using (image) image.SaveAsPng(stream, new PngEncoder { ColorType = colorType, BitDepth = PngBitDepth.Bit8 });
+        }
     }
 
     /// <summary>The columns of an about square grid of <paramref name="count"/> images.</summary>

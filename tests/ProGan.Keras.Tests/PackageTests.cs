@@ -2,7 +2,8 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ProGan.Keras.Backend;
-using StbImageSharp;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace ProGan.Keras.Tests;
 
@@ -208,7 +209,9 @@ public sealed class PackageTests(PackageFeed packages) : IClassFixture<PackageFe
 
     private static byte[] Pixels(string png)
     {
-        using var stream = File.OpenRead(png);
-        return ImageResult.FromStream(stream, ColorComponents.RedGreenBlue).Data;
+        using var image = Image.Load<Rgb24>(png);
+        var data = new byte[image.Width * image.Height * 3];
+        image.CopyPixelDataTo(data);
+        return data;
     }
 }

@@ -4,7 +4,10 @@ module ProGan.Training.Tests.Fixtures
 open System
 open System.IO
 open System.IO.Compression
-open StbImageWriteSharp
+open SixLabors.ImageSharp
+open SixLabors.ImageSharp.Formats.Jpeg
+open SixLabors.ImageSharp.Formats.Png
+open SixLabors.ImageSharp.PixelFormats
 open ProGan.Training.Config
 open ProGan.Training.Progress
 open ProGan.Training.Data
@@ -23,13 +26,30 @@ type TempFolder() =
 /// A solid-colour image as interleaved bytes.
 let solid (w: int) (h: int) (pixel: byte[]) = Array.init (w * h * pixel.Length) (fun i -> pixel[i % pixel.Length])
 
-let writePng (path: string) (w: int) (h: int) (components: ColorComponents) (data: byte[]) =
-    use s = File.Create path
-    ImageWriter().WritePng(data, w, h, components, s)
+/// Interleaved bytes of `channels` channels (1 grey, 3 RGB, 4 RGBA) as an image of that pixel type.
+let private image (w: int) (h: int) (channels: int) (data: byte[]) : Image =
+    match channels with
+    | 1 -> Image.LoadPixelData<L8>(data, w, h)
+    | 4 -> Image.LoadPixelData<Rgba32>(data, w, h)
+    | _ -> Image.LoadPixelData<Rgb24>(data, w, h)
 
+/// An 8-bit PNG of `channels` channels (1 grey, 3 RGB, 4 RGBA) from interleaved bytes.
+let writePng (path: string) (w: int) (h: int) (channels: int) (data: byte[]) =
+    use img = image w h channels data
+    let colorType = match channels with 1 -> PngColorType.Grayscale | 4 -> PngColorType.RgbWithAlpha | _ -> PngColorType.Rgb
+    img.Save(path, PngEncoder(ColorType = Nullable colorType, BitDepth = Nullable PngBitDepth.Bit8))
+
+/// A JPEG (quality 95) of interleaved RGB bytes.
 let writeJpg (path: string) (w: int) (h: int) (data: byte[]) =
-    use s = File.Create path
-    ImageWriter().WriteJpg(data, w, h, ColorComponents.RedGreenBlue, s, 95)
+    use img = image w h 3 data
+    img.Save(path, JpegEncoder(Quality = Nullable 95))
+
+/// The width, height and interleaved RGB bytes of an image file's contents.
+let readRgb (bytes: byte[]) =
+    use img = Image.Load<Rgb24>(bytes)
+    let data = Array.zeroCreate<byte> (img.Width * img.Height * 3)
+    img.CopyPixelDataTo(Span<byte> data)
+    img.Width, img.Height, data
 
 let private crcTable =
     Array.init 256 (fun n ->
@@ -37,12 +57,13 @@ let private crcTable =
         for _ in 0..7 do c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
         c)
 
-let private crc (bytes: byte[]) =
+/// The CRC-32 of PNG chunks (over the chunk type and data).
+let crc (bytes: byte[]) =
     let mutable c = 0xFFFFFFFFu
     for b in bytes do c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
     c ^^^ 0xFFFFFFFFu
 
-/// A palette (colour type 3) PNG with a tRNS chunk, which StbImageWrite cannot write: `indices` are w·h palette entries.
+/// A palette (colour type 3) PNG with a tRNS chunk, written byte by byte, independently of any image library: `indices` are w·h palette entries.
 let writePalettePng (path: string) (w: int) (h: int) (palette: (byte * byte * byte) list) (alphas: byte list) (indices: byte[]) =
     let bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
     let chunk (kind: string) (data: byte[]) =

@@ -35,7 +35,7 @@ module PrepareCommand =
                     "dotnet fsi prepare.fsx -- --info DATASET | --check DATASET" ]
           Summary = "prepares a multi-resolution data set on disk, which training reads a minibatch at a time (reference dataset_tool.py)."
           Flags =
-            [ flag "--data" "FOLDER" "images to prepare (png, jpg, bmp, gif, tga; recursive)" false
+            [ flag "--data" "FOLDER" "images to prepare (png, jpg, bmp, gif, tga, tiff, webp, pbm; recursive)" false
                 (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images" v) })
               flag "--procedural" "N" "prepare N of the embedded procedural shapes instead" false
                 (fun v a -> { a with Procedural = Some(CommandLine.intIn 1 100_000_000 "--procedural" v) })

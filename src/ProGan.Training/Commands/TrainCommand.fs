@@ -66,7 +66,7 @@ module TrainCommand =
             else every (int' name v))
 
     let flags : Flag<TrainArguments> list =
-        [ flag "--data" "FOLDER" "images to learn (png, jpg, bmp, gif, tga; recursive); default: embedded shapes" true
+        [ flag "--data" "FOLDER" "images to learn (png, jpg, bmp, gif, tga, tiff, webp, pbm; recursive); default: embedded shapes" true
             (fun v a -> { a with Data = Some(CommandLine.path "--data" "a folder of images (leave --data out for the embedded shapes)" v) })
           flag "--out" "FOLDER" "run folder, new or empty (default: runs/<date-time>)" false
             (fun v a -> { a with Out = Some(CommandLine.path "--out" "a folder name" v) })

@@ -7,7 +7,6 @@ open System.Security.Cryptography
 open System.Text
 open System.Threading
 open System.Threading.Tasks
-open StbImageSharp
 open TorchSharp
 open ProGan.Training.Basics
 open ProGan.Training.Config
@@ -24,26 +23,21 @@ type FolderLoad =
 /// The files below a data folder: the images to read, and how many others were passed over by extension.
 type FolderListing =
     { Images: string list
-      /// Extension → count, for files with an image-like extension this library cannot read (webp, tiff, svg, …).
+      /// Extension → count, for files with an image-like extension this library cannot read (svg, heic, avif, …).
       Unsupported: (string * int) list }
 
-/// Reads a folder of images into a training pyramid (reference `dataset_tool.py create_from_images`, with the
-/// decoding done by StbImageSharp): RGBA is composited onto black, grayscale becomes RGB, non-square images are
-/// centre-cropped, then box-filtered to the target resolution; every level of detail follows by 2×2 averaging. The
-/// prepared pyramid is cached on disk, keyed by the file list, sizes and dates, and checked by its SHA-256 on load.
+/// Reads a folder of images into a training pyramid (reference `dataset_tool.py create_from_images`, decoded by
+/// `ImageFiles`): non-square images are centre-cropped, and squares of another size resized to the target resolution
+/// with Lanczos-3 (the reference's `create_lsun`); RGBA is composited onto black, grayscale becomes RGB; every level of
+/// detail follows by 2×2 averaging. The prepared pyramid is cached on disk, keyed by the file list, sizes and dates,
+/// and checked by its SHA-256 on load.
 module ImageFolder =
 
-    /// File extensions read (case-insensitive).
-    let extensions = set [ ".png"; ".jpg"; ".jpeg"; ".bmp"; ".gif"; ".tga" ]
+    /// File extensions read (case-insensitive): those of the formats ImageSharp decodes (`ImageFiles.extensions`).
+    let extensions = ImageFiles.extensions
 
     /// Image formats people keep beside those, which are reported rather than passed over in silence.
-    let private otherImageExtensions = set [ ".webp"; ".tif"; ".tiff"; ".svg"; ".heic"; ".heif"; ".avif"; ".psd"; ".jxl"; ".ico"; ".jp2"; ".exr"; ".hdr" ]
-
-    /// Images larger than this many pixels are skipped rather than decoded (an 8000×8000 RGBA image alone would take 256 MB).
-    let maxPixels = 32L * 1024L * 1024L
-
-    /// Files larger than this are skipped unread (a compressed image of 32 M pixels is far smaller).
-    let maxFileBytes = 512L * 1024L * 1024L
+    let private otherImageExtensions = set [ ".svg"; ".heic"; ".heif"; ".avif"; ".psd"; ".jxl"; ".ico"; ".jp2"; ".exr"; ".hdr" ]
 
     /// The image files below `folder`, recursively, in a stable order. Unreadable folders are passed over, a folder
     /// reached again through a symbolic link (a cycle, or a second path to the same images) is read once, and run
@@ -71,50 +65,22 @@ module ImageFolder =
         let images = walk (DirectoryInfo folder) |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b)) |> List.ofSeq
         { Images = images; Unsupported = [ for kv in unsupported |> Seq.sortBy (fun kv -> kv.Key) -> kv.Key, kv.Value ] }
 
-    /// Decodes one file to RGBA bytes, or says why it cannot be used.
-    let private decode (path: string) : Result<ImageResult, string> =
-        try
-            match FileKind.at path with
-            | Missing -> Error "vanished while reading"
-            | Folder -> Error "a folder"
-            | Special what -> Error(sprintf "%s, not a regular file" what)
-            | Regular 0L -> Error "empty file"
-            | Regular length when length > maxFileBytes -> Error(sprintf "too large a file (%d MB)" (length >>> 20))
-            | Regular _ ->
-                let bytes = File.ReadAllBytes path
-                match ImageInfo.FromStream(new MemoryStream(bytes)) |> Option.ofNullable with
-                | None -> Error "not a readable image"
-                // BMP stores top-down images with a negative height; the size is its magnitude.
-                | Some header when int64 (abs header.Width) * int64 (abs header.Height) > maxPixels ->
-                    Error(sprintf "too large (%d×%d pixels; at most %d)" (abs header.Width) (abs header.Height) maxPixels)
-                | Some header when header.Width = 0 || header.Height = 0 -> Error "no pixels"
-                | Some _ ->
-                    let image = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlueAlpha)
-                    if isNull image || isNull image.Data || image.Width < 1 || image.Height < 1 || image.Data.Length < image.Width * image.Height * 4 then
-                        Error "truncated image"
-                    else Ok image
-        with e -> Error(sprintf "unreadable (%s)" (e.Message.Split('\n')[0]))
-
-    /// One decoded image as float [C, r, r] in [0, 255] (`Channels.fromRgba`: grey, RGB composited onto black, or
-    /// RGBA), centre-cropped and resized.
-    let prepare (resolution: int) (channels: int) (image: ImageResult) =
+    /// One decoded image, RGBA bytes `[r, r, 4]` (`ImageFiles.readSquare`), as float [C, r, r] in [0, 255]
+    /// (`Channels.fromRgba`: grey, RGB composited onto black, or RGBA).
+    let prepare (resolution: int) (channels: int) (rgba: byte[]) =
         use scope = torch.NewDisposeScope()
-        let h, w = int64 image.Height, int64 image.Width
-        let rgba = (bytesTensor image.Data [| h; w; 4L |]).permute(2L, 0L, 1L).to_type(torch.ScalarType.Float32)
-        let rgb = Channels.fromRgba channels rgba
-        let side = min h w
-        let square = rgb.narrow(1L, (h - side) / 2L, side).narrow(2L, (w - side) / 2L, side).unsqueeze(0L)
-        let sized =
-            if side >= int64 resolution then torch.nn.functional.adaptive_avg_pool2d(square, [| int64 resolution; int64 resolution |])
-            else torch.nn.functional.interpolate(square, size = [| int64 resolution; int64 resolution |], mode = torch.InterpolationMode.Bilinear, align_corners = false)
-        sized.squeeze(0L).clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
+        let r = int64 resolution
+        let pixels = (bytesTensor rgba [| r; r; 4L |]).permute(2L, 0L, 1L).to_type(torch.ScalarType.Float32)
+        (Channels.fromRgba channels pixels).clamp(scalar 0.0, scalar 255.0).MoveToOuterDisposeScope()
 
     /// The cache key: the folder, every file's path, size and date, the resolution and the channels. The folder is part of it:
     /// file dates are coarse on some file systems, so two folders of equally named and sized files written in one tick
-    /// would otherwise share a key.
+    /// would otherwise share a key. The version changes with the decoding: v3 is ImageSharp 2.1.13 with Lanczos-3 resizing
+    /// (v2, StbImageSharp with box filtering, gave the same pixels for 8-bit PNGs already at the resolution, not for
+    /// JPEG, 16-bit PNG or resized images), so a cache of the old decoder is never mixed with the new.
     let private cacheKey (folder: string) (resolution: int) (channels: int) (paths: string list) =
         let text = StringBuilder()
-        text.Append(sprintf "v2|%s|%d|%d|" (Path.GetFullPath folder) resolution channels) |> ignore
+        text.Append(sprintf "v3|%s|%d|%d|" (Path.GetFullPath folder) resolution channels) |> ignore
         for p in paths do
             let info = FileInfo p
             let length, written = (try info.Length, info.LastWriteTimeUtc.Ticks with _ -> -1L, 0L)
@@ -132,7 +98,8 @@ module ImageFolder =
         | folder -> folder
 
     /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
-    /// memory stays bounded by one chunk of full-size images; `cancel` is honoured between chunks. Returns the paths
+    /// memory stays bounded by one full-size image per thread and one chunk at the resolution; `cancel` is honoured
+    /// between chunks. Returns the paths
     /// used, in order, and the skipped ones.
     let private decodeAll (paths: string[]) (resolution: int) (channels: int) (classes: (string[] * (string -> int64)) option)
                           (take: ImagePyramid -> unit) (report: TrainingEvent -> unit) (cancel: CancellationToken) =
@@ -142,7 +109,7 @@ module ImageFolder =
         for chunk in Array.chunkBySize 64 paths do
             cancel.ThrowIfCancellationRequested()
             let decoded = Array.zeroCreate chunk.Length
-            Parallel.For(0, chunk.Length, fun i -> decoded[i] <- decode chunk[i]) |> ignore
+            Parallel.For(0, chunk.Length, fun i -> decoded[i] <- ImageFiles.readSquare resolution chunk[i]) |> ignore
             let firstUsed = used.Count
             let bytes =
                 [| for i in 0 .. chunk.Length - 1 do
@@ -168,19 +135,19 @@ module ImageFolder =
     let private tooFew (folder: string) (count: int) (minimum: int) =
         DataException(
             sprintf "The data folder '%s' has %d usable image(s); training needs at least %d (one minibatch). Readable formats: %s."
-                folder count minimum (String.Join(", ", extensions)))
+                folder count minimum ImageFiles.formatNames)
 
     /// Reports what the walk passed over, and refuses a folder whose images could not fit in memory even prepared.
     let private survey (folder: string) (resolution: int) (report: TrainingEvent -> unit) =
         match FileKind.at folder with
         | Folder -> ()
-        | Missing -> raise (DataException(sprintf "--data: the folder '%s' does not exist; pass a folder of png/jpg/bmp/gif/tga images." folder))
+        | Missing -> raise (DataException(sprintf "--data: the folder '%s' does not exist; pass a folder of %s images." folder (ImageFiles.formatNames.Replace(", ", "/"))))
         | _ -> raise (DataException(sprintf "--data: '%s' is a file, not a folder; pass the folder that holds the images." folder))
         let listing = files folder
         if not listing.Unsupported.IsEmpty then
             let counts = listing.Unsupported |> List.map (fun (e, n) -> sprintf "%d %s" n e)
             report (Warning(sprintf "Ignored %s file(s) in '%s': this library reads %s. Convert them to PNG to use them."
-                                (String.Join(", ", counts)) folder (String.Join(", ", extensions))))
+                                (String.Join(", ", counts)) folder ImageFiles.formatNames))
         listing
 
     /// The classes of a labelled folder (`--labels folders`): its immediate subfolders in name order, and the class of

@@ -18,15 +18,8 @@ module NotebookFormatters =
 
     /// A PNG of bytes `[H, W, C]` (C = 1, 3 or 4).
     let png (pixels: torch.Tensor) =
-        let h, w = int pixels.shape[0], int pixels.shape[1]
-        let components =
-            match pixels.shape[2] with
-            | 1L -> StbImageWriteSharp.ColorComponents.Grey
-            | 4L -> StbImageWriteSharp.ColorComponents.RedGreenBlueAlpha
-            | _ -> StbImageWriteSharp.ColorComponents.RedGreenBlue
-        use contiguous = pixels.contiguous()
         use stream = new MemoryStream()
-        StbImageWriteSharp.ImageWriter().WritePng(contiguous.data<byte>().ToArray(), w, h, components, stream)
+        ImageGrid.EncodePng(pixels, stream)
         stream.ToArray()
 
     /// An inline `<img>` of PNG bytes, drawn with hard pixel edges (the images are small).

@@ -5,8 +5,10 @@ open System
 open System.Collections.Concurrent
 open System.IO
 open System.Text.Json
-open StbImageSharp
-open StbImageWriteSharp
+open SixLabors.ImageSharp
+open SixLabors.ImageSharp.Formats.Jpeg
+open SixLabors.ImageSharp.PixelFormats
+open SixLabors.ImageSharp.Processing
 open ProGan.Keras.IO
 open ProGan.Training.Basics
 open ProGan.Training.Config
@@ -60,21 +62,14 @@ module RunReport =
                 if encoded.Count > 4 * maxTickGrids then encoded.Clear()
                 try
                     let file = File.ReadAllBytes path
-                    let image = ImageResult.FromMemory(file, StbImageSharp.ColorComponents.RedGreenBlue)
+                    use image = Image.Load<Rgb24>(ImageFiles.configuration, file)
                     let k = (image.Width + maxWidth - 1) / maxWidth
+                    // An integer factor, so that each pixel is the mean of a k×k block (the box filter) and the
+                    // nearest-neighbour cells of a low-resolution grid stay flat.
                     let w, h = image.Width / k, image.Height / k
-                    let pixels =
-                        if k = 1 then image.Data
-                        else
-                            Array.init (w * h * 3) (fun i ->
-                                let x, y, c = (i / 3) % w, i / 3 / w, i % 3
-                                let mutable sum = 0
-                                for dy in 0 .. k - 1 do
-                                    for dx in 0 .. k - 1 do
-                                        sum <- sum + int image.Data[((y * k + dy) * image.Width + x * k + dx) * 3 + c]
-                                byte ((sum + k * k / 2) / (k * k)))
+                    if k > 1 then image.Mutate(fun x -> x.Crop(Rectangle(0, 0, w * k, h * k)).Resize(w, h, KnownResamplers.Box) |> ignore)
                     use jpeg = new MemoryStream()
-                    ImageWriter().WriteJpg(pixels, w, h, StbImageWriteSharp.ColorComponents.RedGreenBlue, jpeg, jpegQuality)
+                    image.SaveAsJpeg(jpeg, JpegEncoder(Quality = Nullable jpegQuality))
                     let uri =
                         if k = 1 && int64 file.Length <= jpeg.Length then "data:image/png;base64," + Convert.ToBase64String file
                         else "data:image/jpeg;base64," + Convert.ToBase64String(jpeg.ToArray())

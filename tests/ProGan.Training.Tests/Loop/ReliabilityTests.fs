@@ -216,14 +216,17 @@ let ``a checkpoint that cannot be written stops the run and leaves the previous 
 let ``bad files in the middle of a data set are skipped, never a crash`` () =
     use dir = new TempFolder()
     for i in 0..7 do
-        writePng (dir.File(sprintf "good-%d.png" i)) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| byte (i * 30); 0uy; 0uy |])
-    writePng (dir.File "tiny-1x1.png") 1 1 StbImageWriteSharp.ColorComponents.RedGreenBlue [| 0uy; 0uy; 255uy |]
-    // A PNG whose header claims 8000×8000: refused from the header alone, never decoded.
+        writePng (dir.File(sprintf "good-%d.png" i)) 8 8 3 (solid 8 8 [| byte (i * 30); 0uy; 0uy |])
+    writePng (dir.File "tiny-1x1.png") 1 1 3 [| 0uy; 0uy; 255uy |]
+    // A PNG whose header claims 8000×8000: refused from the header alone, never decoded. The header's CRC is made
+    // right, as a crafted file's would be; with the CRC left wrong ImageSharp refuses the header as damaged.
     let header = File.ReadAllBytes(dir.File "good-0.png")
     let huge = Array.copy header
     let bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
     Array.blit (bigEndian 8000) 0 huge 16 4
     Array.blit (bigEndian 8000) 0 huge 20 4
+    File.WriteAllBytes(dir.File "huge-bad-crc.png", huge)
+    Array.blit (bigEndian (int (crc huge[12 .. 28]))) 0 huge 29 4 // IHDR: type and 13 bytes of data, then the CRC
     File.WriteAllBytes(dir.File "huge.png", huge)
     Directory.CreateDirectory(dir.File "folder.png") |> ignore
     Directory.CreateDirectory(dir.File "sub") |> ignore
@@ -233,6 +236,7 @@ let ``bad files in the middle of a data set are skipped, never a crash`` () =
     Assert.Equal(9, result.Images.Count) // eight good ones and the 1×1, upsampled
     let reasons = result.Skipped |> List.map (fun s -> Path.GetFileName s.Path, s.Reason) |> Map.ofList
     Assert.StartsWith("too large (8000×8000", reasons["huge.png"])
+    Assert.StartsWith("truncated or damaged (CRC Error", reasons["huge-bad-crc.png"])
     Assert.Equal("empty file", reasons["zero.jpg"])
 
 /// Sends a signal with the system's `kill`.
@@ -439,7 +443,7 @@ let ``special files are never opened: a FIFO named as a checkpoint, a link to /d
     Assert.Equal(24L, position.ImagesShown)
     use data = new TempFolder()
     for i in 0..3 do
-        writePng (data.File(sprintf "%d.png" i)) 8 8 StbImageWriteSharp.ColorComponents.RedGreenBlue (solid 8 8 [| byte (i * 50); 0uy; 0uy |])
+        writePng (data.File(sprintf "%d.png" i)) 8 8 3 (solid 8 8 [| byte (i * 50); 0uy; 0uy |])
     File.CreateSymbolicLink(data.File "zero.png", "/dev/zero") |> ignore
     let clock = Stopwatch.StartNew()
     let result = ImageFolder.load data.Path 8 3 false 1 ignore Threading.CancellationToken.None
@@ -456,7 +460,7 @@ let ``generation holds one batch at a time: any count of samples and frames, a g
     let grid, count = Generation.writeSamples loaded out 300 7
     Assert.Equal(300, count)
     Assert.Equal(300, Directory.GetFiles(out, "sample-seed7-*.png").Length)
-    let width (png: string) = (StbImageSharp.ImageInfo.FromStream(File.OpenRead png)).Value.Width
+    let width (png: string) = (SixLabors.ImageSharp.Image.Identify png).Width
     Assert.Equal(16 * 65 + 1, width grid) // 256 images: 16 columns of 64-pixel cells and 1-pixel gaps
     let strip, frames = Generation.writeInterpolation loaded out 1 2 100
     Assert.Equal(100, frames)

@@ -4,7 +4,6 @@ module ProGan.Training.Tests.Runs.RunFolderTests
 open System
 open System.IO
 open Xunit
-open StbImageWriteSharp
 open ProGan.Keras.IO
 open ProGan.Training.Config
 open ProGan.Training.Progress
@@ -17,7 +16,7 @@ open ProGan.Training.Tests.Fixtures
 let private images (folder: string) (shade: int) =
     Directory.CreateDirectory folder |> ignore
     for i in 0..7 do
-        writePng (Path.Combine(folder, sprintf "%d.png" i)) 8 8 ColorComponents.RedGreenBlue (solid 8 8 [| byte (shade + i * 20); 40uy; 90uy |])
+        writePng (Path.Combine(folder, sprintf "%d.png" i)) 8 8 3 (solid 8 8 [| byte (shade + i * 20); 40uy; 90uy |])
 
 [<Fact>]
 let ``a folder that holds anything but a run is never trained into, and nothing in it changes`` () =
@@ -86,7 +85,7 @@ let ``resuming on other images is refused, and a moved data folder can be named`
         Assert.Contains("is not the data this run was trained on", e.Message)
         Assert.Equal(moved, (RunFolder.readConfig (RunFolder run)).DataFolder) // nothing of the refused resume was kept
         // Images added to the folder the run trains on change it too.
-        writePng (Path.Combine(moved, "extra.png")) 8 8 ColorComponents.RedGreenBlue (solid 8 8 [| 1uy; 2uy; 3uy |])
+        writePng (Path.Combine(moved, "extra.png")) 8 8 3 (solid 8 8 [| 1uy; 2uy; 3uy |])
         Assert.Throws<DataException>(fun () -> train plan.Config run true (Some 16L) |> ignore) |> ignore
     finally
         Environment.SetEnvironmentVariable("PROGAN_KERAS_DATA_CACHE", null)

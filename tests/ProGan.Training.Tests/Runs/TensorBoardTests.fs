@@ -160,7 +160,7 @@ let ``the event files are TFRecords with valid checksums whose scalars are log.c
     let ticks = RunFolder(run).TickGrids()
     Assert.Equal<int64 list>(List.map fst ticks, images "samples" |> List.map fst)
     for (_, path), (_, (width, height, png)) in List.zip ticks (images "samples") do
-        let file = StbImageSharp.ImageResult.FromMemory(File.ReadAllBytes path)
+        let file = SixLabors.ImageSharp.Image.Identify(File.ReadAllBytes path)
         Assert.Equal((file.Width, file.Height), (width, height))
         Assert.Equal<byte[]>([| 137uy; 80uy; 78uy; 71uy |], png[0..3])
     Assert.Equal(RunFolder(run).PhaseGrids().Length, images "phase_end" |> List.length)
