@@ -89,13 +89,7 @@ module ImageFolder =
         digest.Substring(0, 24).ToLowerInvariant()
 
     /// Where prepared pyramids are cached: $PROGAN_KERAS_DATA_CACHE, else the user cache folder.
-    let private cacheFolder () =
-        match Environment.GetEnvironmentVariable "PROGAN_KERAS_DATA_CACHE" with
-        | null | "" ->
-            let xdg = Environment.GetEnvironmentVariable "XDG_CACHE_HOME"
-            let root = if String.IsNullOrEmpty xdg then Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache") else xdg
-            Path.Combine(root, "progan-keras", "data")
-        | folder -> folder
+    let private cacheFolder () = UserCache.folder "PROGAN_KERAS_DATA_CACHE" "data"
 
     /// Decodes and prepares `paths` in parallel, a chunk at a time, handing each chunk's pyramid to `take`, so that
     /// memory stays bounded by one full-size image per thread and one chunk at the resolution; `cancel` is honoured

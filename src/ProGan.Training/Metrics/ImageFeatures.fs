@@ -137,13 +137,7 @@ module RealFeatures =
         sprintf "%s|%s|%d|%s" ImageFeatures.Package levelHash level (Convert.ToHexString(SHA256.HashData bytes))
 
     /// Where features are cached on disk: $PROGAN_KERAS_FEATURE_CACHE, else the user cache folder.
-    let cacheFolder () =
-        match Environment.GetEnvironmentVariable "PROGAN_KERAS_FEATURE_CACHE" with
-        | null | "" ->
-            let xdg = Environment.GetEnvironmentVariable "XDG_CACHE_HOME"
-            let root = if String.IsNullOrEmpty xdg then Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache") else xdg
-            Path.Combine(root, "progan-keras", "features")
-        | folder -> folder
+    let cacheFolder () = UserCache.folder "PROGAN_KERAS_FEATURE_CACHE" "features"
 
     /// The cache file of `key`: rows and columns (two int64), then the float32 features, little-endian.
     let private file (key: string) =

@@ -116,15 +116,6 @@ let ``a larger image is centre-cropped, then resized with Lanczos-3 as the refer
 /// checks them, so they are written right).
 let private pngWith (w: int) (h: int) (colourType: byte) (rows: byte[]) =
     let bigEndian (v: int) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
-    let crcTable =
-        Array.init 256 (fun n ->
-            let mutable c = uint32 n
-            for _ in 0..7 do c <- if c &&& 1u <> 0u then 0xEDB88320u ^^^ (c >>> 1) else c >>> 1
-            c)
-    let crc (bytes: byte[]) =
-        let mutable c = 0xFFFFFFFFu
-        for b in bytes do c <- crcTable[int ((c ^^^ uint32 b) &&& 0xFFu)] ^^^ (c >>> 8)
-        c ^^^ 0xFFFFFFFFu
     let chunk (kind: string) (data: byte[]) =
         let body = Array.append (Text.Encoding.ASCII.GetBytes kind) data
         Array.concat [ bigEndian data.Length; body; bigEndian (int (crc body)) ]
