@@ -145,10 +145,12 @@ let private progan =
     let rec root (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "ProGan.Keras.sln")) then d.FullName else root d.Parent
     Path.Combine(root (DirectoryInfo testBin), "src", "ProGan.Cli", "bin", configuration, "net10.0", "progan.dll")
 
-/// Starts `mpirun -np 2 dotnet progan ARGS`, collecting its output.
-let private startTwo (args: string list) =
-    let info = ProcessStartInfo((mpirun ()).Value, [ "-np"; "2"; "--oversubscribe"; "dotnet"; progan ] @ args,
+/// Starts `mpirun -np 2 dotnet progan ARGS`, collecting its output; the processes' temporary files go to `temp`.
+let private startTwo (temp: string) (args: string list) =
+    let info = ProcessStartInfo((mpirun ()).Value, [ "-np"; "2"; "--oversubscribe"; "-x"; "TMPDIR"; "dotnet"; progan ] @ args,
                                 RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+    Directory.CreateDirectory temp |> ignore
+    info.Environment["TMPDIR"] <- temp
     info.Environment["OMPI_ALLOW_RUN_AS_ROOT"] <- "1"
     info.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] <- "1"
     info.Environment["OMP_NUM_THREADS"] <- "1"
@@ -176,7 +178,8 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
     use folder = new TempFolder()
     let run = Path.Combine(folder.Path, "run")
-    let p, output = startTwo [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
+    let temp = Path.Combine(folder.Path, "tmp")
+    let p, output = startTwo temp [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
     use p = p
     // Wait for a few log rows, then stop rank 1 alone.
     let deadline = DateTime.UtcNow.AddMinutes 4.0
@@ -197,10 +200,10 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Assert.Contains("Exit code:    143", text) // mpirun names rank 1's exit by SIGTERM
     // Rank 0 alone wrote and spoke: one header, one run folder, no state files left behind.
     Assert.Equal(1, Text.RegularExpressions.Regex.Matches(text, "2 processes \\(MPI\\)").Count)
-    Assert.Empty(Directory.GetFiles(Path.GetTempPath(), "progan-state-*"))
+    Assert.Empty(Directory.GetFiles(temp, "progan-state-*"))
     // Two ranks resume it where it stopped, rank 0's checkpoint shared with rank 1, and go on to a stop of their own.
     let target = last + 64L
-    let resumed, resumedOutput = startTwo [ "--resume"; run; "--stop-after"; string target ]
+    let resumed, resumedOutput = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
     use resumed = resumed
     Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
     resumed.WaitForExit()
@@ -224,7 +227,9 @@ let ``a rank killed outright ends the job within seconds, mpirun naming the rank
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
     use folder = new TempFolder()
     let run = Path.Combine(folder.Path, "run")
-    let p, output = startTwo [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
+    let temp = Path.Combine(folder.Path, "tmp")
+    let temp = Path.Combine(folder.Path, "tmp") // a state file a killed rank leaves stays here
+    let p, output = startTwo temp [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
     use p = p
     let deadline = DateTime.UtcNow.AddMinutes 4.0
     while not (output().Contains "training from") do
