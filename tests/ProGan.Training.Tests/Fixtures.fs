@@ -154,3 +154,18 @@ let runCommand (entry: string[] -> int) (args: string list) =
     finally
         Console.SetError oldErr
         Console.SetOut oldOut
+
+/// The newest checkpoints of two run folders hold the same state byte for byte: G, D, the EMA generator, both Adam
+/// states and the noise generator (the header's time stamp aside).
+let assertSameState (a: string) (b: string) =
+    let sectionBytes (path: string) (name: string) =
+        use reader = (ProGan.Keras.Serving.CheckpointFile.Read path).Open name
+        use copy = new MemoryStream()
+        reader.BaseStream.CopyTo copy
+        copy.ToArray()
+    let newest folder = List.head (checkpoints folder)
+    Xunit.Assert.Equal((Checkpoint.readHeader (newest a)).ImagesShown, (Checkpoint.readHeader (newest b)).ImagesShown)
+    for name in [ ProGan.Keras.Serving.CheckpointSection.Generator; ProGan.Keras.Serving.CheckpointSection.Discriminator
+                  ProGan.Keras.Serving.CheckpointSection.Ema; ProGan.Keras.Serving.CheckpointSection.GeneratorOptimizer
+                  ProGan.Keras.Serving.CheckpointSection.DiscriminatorOptimizer; ProGan.Keras.Serving.CheckpointSection.NoiseRandom ] do
+        Xunit.Assert.True((sectionBytes (newest a) name = sectionBytes (newest b) name), sprintf "section %s differs" name)

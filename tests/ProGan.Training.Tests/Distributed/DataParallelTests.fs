@@ -223,6 +223,27 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Assert.Equal(1, (RunFolder.readManifest (RunFolder run)).Processes)
 
 [<SkippableFact>]
+let ``two ranks stopped and resumed end exactly where two uninterrupted ranks end`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let temp = Path.Combine(folder.Path, "tmp")
+    let complete (p: Process, output: unit -> string) =
+        use p = p
+        Assert.True(p.WaitForExit 240_000, sprintf "mpirun did not finish:\n%s" (output ()))
+        p.WaitForExit()
+        Assert.True((p.ExitCode = 0), sprintf "exit %d:\n%s" p.ExitCode (output ()))
+    // 4² stabilise, 8² fade-in and stabilise: 192 images, 24 steps; the interrupted run stops in the fade-in.
+    let run (name: string) (extra: string list) =
+        let out = Path.Combine(folder.Path, name)
+        complete (startTwo temp ([ "--resolution"; "8"; "--stabilise-images"; "64"; "--fade-images"; "64"; "--no-tensorboard"; "--out"; out ] @ extra))
+        out
+    let whole = run "whole" []
+    let interrupted = run "interrupted" [ "--stop-after"; "96" ]
+    Assert.Equal(96L, (List.last (logRows interrupted)).ImagesShown)
+    complete (startTwo temp [ "--resume"; interrupted ])
+    assertSameState whole interrupted
+
+[<SkippableFact>]
 let ``a rank killed outright ends the job within seconds, mpirun naming the rank`` () =
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
     use folder = new TempFolder()

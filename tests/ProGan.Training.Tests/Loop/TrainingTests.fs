@@ -15,21 +15,6 @@ open ProGan.Training.Tests.Fixtures
 [<assembly: CollectionBehavior(DisableTestParallelization = true)>]
 do ()
 
-/// The newest checkpoints of two run folders hold the same state byte for byte: G, D, the EMA generator, both Adam
-/// states and the noise generator (the header's time stamp aside).
-let private assertSameState (a: string) (b: string) =
-    let sectionBytes (path: string) (name: string) =
-        use reader = (ProGan.Keras.Serving.CheckpointFile.Read path).Open name
-        use copy = new MemoryStream()
-        reader.BaseStream.CopyTo copy
-        copy.ToArray()
-    let newest folder = List.head (checkpoints folder)
-    Assert.Equal((Checkpoint.readHeader (newest a)).ImagesShown, (Checkpoint.readHeader (newest b)).ImagesShown)
-    for name in [ ProGan.Keras.Serving.CheckpointSection.Generator; ProGan.Keras.Serving.CheckpointSection.Discriminator
-                  ProGan.Keras.Serving.CheckpointSection.Ema; ProGan.Keras.Serving.CheckpointSection.GeneratorOptimizer
-                  ProGan.Keras.Serving.CheckpointSection.DiscriminatorOptimizer; ProGan.Keras.Serving.CheckpointSection.NoiseRandom ] do
-        Assert.True((sectionBytes (newest a) name = sectionBytes (newest b) name), sprintf "section %s differs" name)
-
 let private finiteRows (folder: string) =
     let rows = logRows folder
     Assert.NotEmpty rows
