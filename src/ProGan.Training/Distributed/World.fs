@@ -27,39 +27,32 @@ module World =
     /// One process alone: the whole minibatch, nothing to average.
     let single = { Rank = 0; Size = 1 }
 
+    /// The first of `names` that the environment sets to a whole number ≥ `least`.
+    let private firstNumber (environment: string -> string) (least: int) (names: string list) =
+        names |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= least -> Some n | _ -> None)
+
     /// The world size a launcher set in the environment, when this process was started by one: Open MPI's `mpirun`
     /// (`OMPI_COMM_WORLD_SIZE`), a PMI launcher such as MPICH's or Slurm's `srun --mpi=pmi2` (`PMI_SIZE`), or Slurm's
     /// `srun --mpi=pmix` (`PMIX_RANK`, with `SLURM_NTASKS`). None when started alone (or as a single rank).
     let launchedSize (environment: string -> string) =
-        let number name =
-            match environment name with
-            | null | "" -> None
-            | text -> match Int32.TryParse text with | true, n when n >= 1 -> Some n | _ -> None
-        [ number "OMPI_COMM_WORLD_SIZE"; number "PMI_SIZE"
-          (if String.IsNullOrEmpty(environment "PMIX_RANK") then None else number "SLURM_NTASKS") ]
-        |> List.tryPick id
+        firstNumber environment 1 [ "OMPI_COMM_WORLD_SIZE"; "PMI_SIZE" ]
+        |> Option.orElse (if String.IsNullOrEmpty(environment "PMIX_RANK") then None else firstNumber environment 1 [ "SLURM_NTASKS" ])
         |> Option.filter (fun n -> n > 1)
 
     /// This process's rank as its launcher set it (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `PMIX_RANK`), before MPI is
     /// started; 0 when started alone.
     let launchedRank (environment: string -> string) =
-        [ "OMPI_COMM_WORLD_RANK"; "PMI_RANK"; "PMIX_RANK" ]
-        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
-        |> Option.defaultValue 0
+        firstNumber environment 0 [ "OMPI_COMM_WORLD_RANK"; "PMI_RANK"; "PMIX_RANK" ] |> Option.defaultValue 0
 
     /// This process's rank among those on its machine (`OMPI_COMM_WORLD_LOCAL_RANK`, `MPI_LOCALRANKID`,
     /// `SLURM_LOCALID`): which of the machine's GPUs it trains on. 0 when started alone.
     let launchedLocalRank (environment: string -> string) =
-        [ "OMPI_COMM_WORLD_LOCAL_RANK"; "MPI_LOCALRANKID"; "SLURM_LOCALID" ]
-        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 0 -> Some n | _ -> None)
-        |> Option.defaultValue 0
+        firstNumber environment 0 [ "OMPI_COMM_WORLD_LOCAL_RANK"; "MPI_LOCALRANKID"; "SLURM_LOCALID" ] |> Option.defaultValue 0
 
     /// How many of the world's processes run on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`, `MPI_LOCALNRANKS`,
     /// `SLURM_NTASKS_PER_NODE`): they share its cores. 1 when started alone.
     let launchedLocalSize (environment: string -> string) =
-        [ "OMPI_COMM_WORLD_LOCAL_SIZE"; "MPI_LOCALNRANKS"; "SLURM_NTASKS_PER_NODE" ]
-        |> List.tryPick (fun name -> match Int32.TryParse(environment name) with | true, n when n >= 1 -> Some n | _ -> None)
-        |> Option.defaultValue 1
+        firstNumber environment 1 [ "OMPI_COMM_WORLD_LOCAL_SIZE"; "MPI_LOCALNRANKS"; "SLURM_NTASKS_PER_NODE" ] |> Option.defaultValue 1
 
     /// The slice of a global minibatch of `total` samples that `world`'s process trains on, such that the
     /// minibatch-stddev groups of its part are exactly groups of the whole: the layer groups sample n with the

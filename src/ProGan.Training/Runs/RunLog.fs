@@ -61,17 +61,16 @@ module RunLog =
                 match field name with
                 | "" -> Some nan
                 | s -> match Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture) with | true, v -> Some v | _ -> None
-            let reals = [| "alpha"; "d_loss"; "g_loss"; "gradient_penalty"; "images_per_s"; "wall_s"; "swd_x1e3"; "ms_ssim"
-                           "d_adversarial"; "d_drift"; "fd_resnet18"; "kid"; "precision"; "recall"; "d_class_accuracy" |] |> Array.map real
+            // Every column but the three that are not real numbers, from the one table above.
+            let figures = columns |> List.map fst |> List.except [ "images_shown"; "resolution"; "phase" ] |> List.map (fun name -> name, real name)
             match Int64.TryParse(field "images_shown"), Int32.TryParse(field "resolution"), field "phase" with
-            | (true, shown), (true, res), phase when (phase = "stabilise" || phase = "fade-in") && Array.forall Option.isSome reals ->
-                match Array.map Option.get reals with
-                | [| alpha; d; g; gp; ips; wall; swd; msSsim; adversarial; drift; fd; kid; precision; recall; accuracy |] ->
-                    Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = alpha; DLoss = d; GLoss = g
-                           GradientPenalty = gp; Adversarial = adversarial; Drift = drift; ImagesPerSecond = ips; WallSeconds = wall
-                           Swd = swd; MsSsim = msSsim; FdResNet18 = fd; Kid = kid; Precision = precision; Recall = recall
-                           ClassAccuracy = accuracy }
-                | _ -> None
+            | (true, shown), (true, res), phase when (phase = "stabilise" || phase = "fade-in") && List.forall (snd >> Option.isSome) figures ->
+                let v name = figures |> List.find (fst >> (=) name) |> snd |> Option.get
+                Some { ImagesShown = shown; Resolution = res; Phase = phase; Alpha = v "alpha"; DLoss = v "d_loss"; GLoss = v "g_loss"
+                       GradientPenalty = v "gradient_penalty"; Adversarial = v "d_adversarial"; Drift = v "d_drift"
+                       ImagesPerSecond = v "images_per_s"; WallSeconds = v "wall_s"; Swd = v "swd_x1e3"; MsSsim = v "ms_ssim"
+                       FdResNet18 = v "fd_resnet18"; Kid = v "kid"; Precision = v "precision"; Recall = v "recall"
+                       ClassAccuracy = v "d_class_accuracy" }
             | _ -> None
 
     /// The rows of log.csv up to `upTo` images; lines that are not rows are passed over.
