@@ -1,6 +1,10 @@
 module ProGan.Training.Tests.Metrics.ImageFeaturesTests
 
+open System
+open System.IO
 open System.Threading
+open Microsoft.ML.OnnxRuntime
+open Microsoft.ML.OnnxRuntime.Tensors
 open Xunit
 open TorchSharp
 open ProGan.Keras.Models
@@ -60,3 +64,94 @@ let ``ResNet-18 gives 512 features; FD is 0 for a set with itself, large for bla
     Assert.Equal(r.FdResNet18, phaseEnd.FdResNet18, 9)
     Assert.Equal(r.Recall, phaseEnd.Recall)
     Assert.True(System.Double.IsNaN phaseEnd.Swd && System.Double.IsNaN phaseEnd.Kid && System.Double.IsNaN phaseEnd.MsSsim)
+
+// ── The pixels the network sees ───────────────────────────────────────────────────────────────────────────────────
+// `ImageFeatures` turns images in [−1, 1] into the 0–255 RGB 224² input of the package's graphs. The test below
+// builds that input again by hand — in float64, with a resize of its own — and runs the two graphs itself with ONNX
+// Runtime, so a wrong scale ([−1, 1] or [0, 1] passed through), channels in the wrong order, or a wrong resize
+// (corners aligned, no antialiasing when shrinking) gives other features and fails it.
+
+/// A fixed image [C, side, side] in [−1, 1]: a smooth wave and 4-pixel blocks, different in each channel (so that a
+/// swap of channels shows), reaching near both ends of the range.
+let private pattern (channels: int) (side: int) (phase: float) =
+    Array.init (channels * side * side) (fun k ->
+        let c, y, x = k / (side * side), (k / side) % side, k % side
+        let u, v = float x / float side, float y / float side
+        let wave = sin (phase + 2.0 * Math.PI * (u * float (c + 1) + v * (1.5 - 0.4 * float c)) + 1.7 * float c)
+        let block = if ((x / 4) + (y / 4) * (c + 1)) % 3 = 0 then 1.0 else -1.0
+        0.6 * wave + 0.38 * block - 0.1 * float (c - 1))
+
+/// The 1-D weights of a resize from `input` to `output` samples, each output's (first input, weights): Pillow's
+/// bilinear filter — a triangle over the half-pixel-centred inputs, widened by the scale when shrinking
+/// (antialiasing), cut at the edges and renormalised. Upsampling, it is plain bilinear interpolation with half-pixel
+/// centres and the edge samples repeated.
+let private resizeWeights (input: int) (output: int) =
+    let scale = float input / float output
+    let support = max scale 1.0
+    Array.init output (fun i ->
+        let centre = (float i + 0.5) * scale
+        let first = max 0 (int (centre - support + 0.5))
+        let last = min input (int (centre + support + 0.5))
+        let w = [| for j in first .. last - 1 -> max 0.0 (1.0 - abs ((float j + 0.5 - centre) / support)) |]
+        first, w |> Array.map (fun x -> x / Array.sum w))
+
+/// `image` [C, side, side] in [−1, 1] as the graphs' input, computed here: 0–255 (gray repeated, RGBA's colour
+/// times its alpha), resized to 224² row by row then column by column, as float32 [3·224·224] RGB.
+let private expectedInput (channels: int) (side: int) (image: float[]) =
+    let plane c = Array.init (side * side) (fun k -> min 255.0 (max 0.0 ((image[c * side * side + k] + 1.0) * 127.5)))
+    let rgb =
+        match channels with
+        | 1 -> Array.replicate 3 (plane 0)
+        | 3 -> Array.init 3 plane
+        | 4 -> let alpha = plane 3 in Array.init 3 (fun c -> Array.map2 (fun v a -> v * a / 255.0) (plane c) alpha)
+        | c -> failwithf "%d channels" c
+    let out = 224
+    let weights = resizeWeights side out
+    let resized (p: float[]) =
+        let rows = Array.init (side * out) (fun k ->
+            let y, x = k / out, k % out
+            let first, w = weights[x]
+            w |> Array.mapi (fun j wj -> wj * p[y * side + first + j]) |> Array.sum)
+        Array.init (out * out) (fun k ->
+            let y, x = k / out, k % out
+            let first, w = weights[y]
+            w |> Array.mapi (fun j wj -> wj * rows[(first + j) * out + x]) |> Array.sum)
+    rgb |> Array.collect (fun p -> (if side = out then p else resized p) |> Array.map (fun v -> float32 (min 255.0 (max 0.0 v))))
+
+/// The package's two graphs run directly: 0–255 RGB [1, 3, 224, 224] → the preprocessing graph → ResNet-18 → 512
+/// features (and the preprocessed input, for a look at what the first graph does).
+let private runGraphs (prep: InferenceSession) (network: InferenceSession) (input: float32[]) =
+    let tensor = DenseTensor<float32>(Memory<float32>(input), ReadOnlySpan<int>([| 1; 3; 224; 224 |]))
+    use prepared = prep.Run([ NamedOnnxValue.CreateFromTensor("OriginalInput", tensor) ])
+    let bgr = Seq.toArray ((Seq.head prepared).AsTensor<float32>())
+    let bgrTensor = DenseTensor<float32>(Memory<float32>(bgr), ReadOnlySpan<int>([| 1; 3; 224; 224 |]))
+    use pooled = network.Run([ NamedOnnxValue.CreateFromTensor("Input247", bgrTensor) ], [ "Pooling395_Output_0" ])
+    Seq.toArray ((Seq.head pooled).AsTensor<float32>()), bgr
+
+[<Fact>]
+let ``ResNet-18 sees each image as 0–255 RGB resized to 224² bilinearly: features equal those of the input built by hand`` () =
+    let folder = ImageFeatures.ModelFolder
+    use prep = new InferenceSession(Path.Combine(folder, "ResNetPrepOnnx", "ResNetPreprocess.onnx"))
+    use network = new InferenceSession(Path.Combine(folder, "ResNet18Onnx", "ResNet18.onnx"))
+    // What the first graph is documented to do with RGB in 0–255: BGR out, minus channel means near B 103.1, G 115.9,
+    // R 123.2. A pure red image: its red, last out, is 255 − 123; blue and green, first, are minus their means.
+    let red = Array.init (3 * 224 * 224) (fun k -> if k < 224 * 224 then 255.0f else 0.0f)
+    let _, prepared = runGraphs prep network red
+    let mean c = Array.averageBy float prepared[c * 224 * 224 .. (c + 1) * 224 * 224 - 1]
+    Assert.True(abs (mean 0 + 103.1) < 1.0 && abs (mean 1 + 115.9) < 1.0 && abs (mean 2 - (255.0 - 123.2)) < 1.0,
+                sprintf "the preprocessing graph's channel means of pure red: %.2f %.2f %.2f" (mean 0) (mean 1) (mean 2))
+    // Images upsampled by 7 (32²), shrunk by 8/7 (256², antialiased), of the input's size (224²), gray (16²), and RGBA
+    // (20², upsampled by 11.2): each through `ImageFeatures` and through the graphs from the input built above.
+    let compared =
+        [ for channels, side, phase in [ 3, 32, 0.0; 3, 256, 0.7; 3, 224, 1.9; 1, 16, 2.6; 4, 20, 4.1 ] do
+            let image = pattern channels side phase
+            use images = torch.tensor(Array.map float32 image, ReadOnlySpan<int64>([| 1L; int64 channels; int64 side; int64 side |]))
+            use features = ImageFeatures.Shared.Extract images
+            let actual = features.data<float32>().ToArray()
+            let expected, _ = runGraphs prep network (expectedInput channels side image)
+            let largest = expected |> Array.map abs |> Array.max
+            let worst = Array.map2 (fun (a: float32) e -> abs (a - e)) actual expected |> Array.max
+            sprintf "%d² × %d channels" side channels, worst, largest ]
+    let shown = compared |> List.map (fun (what, worst, largest) -> sprintf "%s: differ by up to %g (largest %g)" what worst largest) |> String.concat "; "
+    // Float32 resizes in another order, and another run of the graphs, differ by about 3e-6 of the largest feature.
+    Assert.True(compared |> List.forall (fun (_, worst, largest) -> largest > 1.0f && worst <= 2e-5f * largest), shown)
