@@ -17,9 +17,8 @@ let private seconds (f: unit -> unit) =
 
 /// Prints and returns (images/s at 32², at 64², seconds of FD, KID, precision/recall on `n` against `n` features).
 let run (n: int) =
-    printfn "feature network: %s, ONNX Runtime on %d threads" ImageFeatures.Name Environment.ProcessorCount
     let load = seconds (fun () -> ImageFeatures.Shared |> ignore)
-    printfn "loaded in %.1f s" load
+    printfn "feature network: %s, ONNX Runtime on %d threads (torch's), loaded in %.1f s" ImageFeatures.Name ImageFeatures.Shared.Threads load
     let imagesPerSecond (resolution: int) =
         use data = Procedural.pyramid 96 resolution 3 1
         use images = data.Gather(data.LevelCount - 1, Array.init 96 int64, torch.CPU)

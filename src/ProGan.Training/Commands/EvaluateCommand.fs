@@ -4,6 +4,7 @@ namespace ProGan.Training.Commands
 open System
 open System.IO
 open System.Threading
+open TorchSharp
 open ProGan.Keras.Backend
 open ProGan.Training.Config
 open ProGan.Training.Progress
@@ -20,6 +21,8 @@ type EvaluateArguments =
       Seed: int
       Checkpoint: string option
       Device: string option
+      /// CPU threads of torch and of the feature network (0: torch's default, all cores).
+      Threads: int
       /// The metrics to measure (`TrainingConfig.knownMetrics` names).
       Metrics: string list
       /// Every kept checkpoint, into metrics.csv.
@@ -45,7 +48,7 @@ module EvaluateCommand =
         | unknown -> bad "--metrics: unknown %s; the metrics are %s, separated by commas." (String.Join(", ", unknown)) (String.Join(", ", TrainingConfig.knownMetrics))
 
     let command : Command<EvaluateArguments> =
-        { Usage = [ "dotnet fsi evaluate.fsx -- --run FOLDER [--data FOLDER] [--images 1024] [--seed 1] [--checkpoint FILE] [--metrics swd,ms-ssim,fd,kid,pr]"
+        { Usage = [ "dotnet fsi evaluate.fsx -- --run FOLDER [--data FOLDER] [--images 1024] [--seed 1] [--checkpoint FILE] [--metrics swd,ms-ssim,fd,kid,pr] [--threads N]"
                     "dotnet fsi evaluate.fsx -- --run FOLDER --all-checkpoints [--images 1024] [--metrics …]" ]
           Summary = "SWD (×10³), FD-ResNet18 (a Fréchet distance in ResNet-18's features, not FID), KID and precision/recall of a run against real images, each beside the real-vs-real floor, and MS-SSIM of generated pairs beside real pairs."
           Flags =
@@ -61,10 +64,17 @@ module EvaluateCommand =
               flag "--metrics" "NAMES" "what to measure, comma-separated: swd, ms-ssim, fd (FD-ResNet18), kid, pr (precision and recall) (default: all)" false
                 (fun v a -> { a with Metrics = metricList v })
               flag "--device" "NAME" "cpu, cuda or cuda:N (default: CUDA when available)" false (fun v a -> { a with Device = Some v })
+              flag "--threads" "N" (sprintf "CPU threads, for torch and the feature network alike; 0 = all cores (this machine: %d)" Environment.ProcessorCount) false
+                (fun v a -> { a with Threads = CommandLine.intIn 0 Environment.ProcessorCount "--threads" v })
               flag "--all-checkpoints" "" "every kept checkpoint, oldest first: writes metrics.csv and metrics.png, and adds the curves to report.html" false
                 (fun _ a -> { a with AllCheckpoints = true }) ]
-          Defaults = { Run = None; Data = None; Images = 1024; Seed = 1; Checkpoint = None; Device = None; Metrics = defaultMetrics; AllCheckpoints = false }
+          Defaults = { Run = None; Data = None; Images = 1024; Seed = 1; Checkpoint = None; Device = None; Threads = 0; Metrics = defaultMetrics; AllCheckpoints = false }
           ResumeFlag = None }
+
+    /// Gives torch `--threads` threads (none given: its default); the feature network follows torch's count
+    /// (`ImageFeatures.SharedThreads`), so the evaluation's ONNX Runtime runs on as many.
+    let useThreads (args: EvaluateArguments) =
+        if args.Threads > 0 then torch.set_num_threads args.Threads
 
     /// Writes with `write`; a run folder that cannot be written loses nothing that was computed and printed.
     let private keep (path: string) (write: unit -> unit) =
@@ -147,6 +157,7 @@ module EvaluateCommand =
             let runFolder = match args.Run with Some r -> r | None -> bad "--run FOLDER is required."
             if args.AllCheckpoints && args.Checkpoint.IsSome then bad "--all-checkpoints evaluates every kept checkpoint; leave --checkpoint out."
             args.Device |> Option.iter (fun d -> TorchBackend.Device <- TrainCommand.device d)
+            useThreads args
             use loaded = Generation.load runFolder args.Checkpoint
             let config = { loaded.Config with DataFolder = args.Data |> Option.map Path.GetFullPath |> Option.defaultValue loaded.Config.DataFolder }
             // SIGTERM and Ctrl+C stop the work between steps (a batch of images, a projection, a checkpoint), within

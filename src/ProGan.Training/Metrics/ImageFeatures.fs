@@ -23,7 +23,7 @@ open ProGan.Training.Basics
 /// 3-channel run sees its data), resized to 224² bilinearly (antialiased when shrinking), and fed one at a time: both
 /// graphs fix the batch at 1, and batching an edited copy measured no faster on 2 cores.
 /// Not Inception-v3: distances in this space are not comparable with published FID/KID/precision/recall values.
-type ImageFeatures private (prep: InferenceSession, network: InferenceSession) =
+type ImageFeatures private (options: SessionOptions, prep: InferenceSession, network: InferenceSession) =
 
     /// The package the graphs come from, restored by the build (`PackageDownload` in ProGan.Training.fsproj) and
     /// copied beside the library under `DnnImageModels/`.
@@ -45,30 +45,46 @@ type ImageFeatures private (prep: InferenceSession, network: InferenceSession) =
         | null | "" -> Path.Combine(Path.GetDirectoryName(typeof<ImageFeatures>.Assembly.Location), "DnnImageModels")
         | folder -> folder
 
-    /// Loads the two graphs from `folder`, ONNX Runtime running each on `threads` threads without spinning (the
-    /// machine is shared with training and other work).
+    /// Loads the two graphs from `folder`, ONNX Runtime running each on `threads` threads (at least 1) without
+    /// spinning (the machine is shared with training and other work). The one set of session options both sessions
+    /// are made with is kept, and disposed, with them.
     static member Load(folder: string, threads: int) =
-        let open' (relative: string) =
+        let path (relative: string) =
             let path = Path.Combine(folder, relative)
             if not (File.Exists path) then
                 raise (FileNotFoundException(
                     sprintf "The feature network '%s' is missing: build src/ProGan.Training (its restore downloads %s and copies its .onnx files there), or set PROGAN_KERAS_FEATURE_MODELS to a folder holding %s." path ImageFeatures.Package relative, path))
-            let options = new SessionOptions(IntraOpNumThreads = max 1 threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL)
-            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
-            options.GraphOptimizationLevel <- GraphOptimizationLevel.ORT_ENABLE_ALL
-            new InferenceSession(path, options)
-        let prep = open' (Path.Combine("ResNetPrepOnnx", "ResNetPreprocess.onnx"))
-        let network = open' (Path.Combine("ResNet18Onnx", "ResNet18.onnx"))
+            path
+        let prepPath = path (Path.Combine("ResNetPrepOnnx", "ResNetPreprocess.onnx"))
+        let networkPath = path (Path.Combine("ResNet18Onnx", "ResNet18.onnx"))
+        let options = new SessionOptions(IntraOpNumThreads = max 1 threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL)
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+        options.GraphOptimizationLevel <- GraphOptimizationLevel.ORT_ENABLE_ALL
+        let prep = new InferenceSession(prepPath, options)
+        let network = new InferenceSession(networkPath, options)
         for session, input, output in [ prep, ImageFeatures.PrepInput, ImageFeatures.PrepOutput; network, ImageFeatures.NetworkInput, ImageFeatures.NetworkOutput ] do
             if not (session.InputMetadata.ContainsKey input && session.OutputMetadata.ContainsKey output) then
+                prep.Dispose()
+                network.Dispose()
+                options.Dispose()
                 failwithf "The feature network in '%s' is not the expected graph (no input '%s' or output '%s'); restore %s." folder input output ImageFeatures.Package
-        new ImageFeatures(prep, network)
+        new ImageFeatures(options, prep, network)
 
-    static member val private shared : Lazy<ImageFeatures> =
-        lazy (ImageFeatures.Load(ImageFeatures.ModelFolder, Environment.ProcessorCount)) with get
+    /// The shared networks loaded so far, by their thread count: one per process, unless its thread count changes.
+    static member val private shared = ConcurrentDictionary<int, Lazy<ImageFeatures>>() with get
 
-    /// The network, loaded once per process (on first use; about a second).
-    static member Shared = ImageFeatures.shared.Force()
+    /// The threads the shared network runs on: torch's intra-op threads, which `--threads` sets — the trainer
+    /// (`TrainingConfig.Threads`, or its share of the cores among the ranks on one machine) for the phase ends'
+    /// `--metrics`, `evaluate.fsx --threads` for an evaluation —, so that ONNX Runtime uses the cores the rest of the
+    /// process was given, not all of the machine's beside it.
+    static member SharedThreads = max 1 (torch.get_num_threads())
+
+    /// The network on `SharedThreads` threads, loaded once per process and thread count (on first use; about a second).
+    static member Shared =
+        ImageFeatures.shared.GetOrAdd(ImageFeatures.SharedThreads, fun threads -> lazy ImageFeatures.Load(ImageFeatures.ModelFolder, threads)).Force()
+
+    /// The threads ONNX Runtime runs each graph on (intra-op; one graph runs at a time), as its session options say.
+    member _.Threads = options.IntraOpNumThreads
 
     /// Images [N, C, H, W] in [−1, 1] as the graphs' input: [N, 3, 224, 224] float32 RGB in 0–255, on the CPU.
     static member ToInput(images: torch.Tensor) =
@@ -121,6 +137,7 @@ type ImageFeatures private (prep: InferenceSession, network: InferenceSession) =
         member _.Dispose() =
             prep.Dispose()
             network.Dispose()
+            options.Dispose()
 
 /// The features of real images, kept in memory for the life of the process and on disk in the user's cache, so that
 /// the reals of a data set go through the network once however many checkpoints, phase ends or `evaluate.fsx` runs

@@ -155,3 +155,28 @@ let ``ResNet-18 sees each image as 0–255 RGB resized to 224² bilinearly: feat
     let shown = compared |> List.map (fun (what, worst, largest) -> sprintf "%s: differ by up to %g (largest %g)" what worst largest) |> String.concat "; "
     // Float32 resizes in another order, and another run of the graphs, differ by about 3e-6 of the largest feature.
     Assert.True(compared |> List.forall (fun (_, worst, largest) -> largest > 1.0f && worst <= 2e-5f * largest), shown)
+
+// ── Threads ───────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/// ONNX Runtime's threads follow the process's `--threads`: `evaluate.fsx --threads N` and a training run's
+/// `Threads` (whose phase ends measure `--metrics fd,kid,pr`) both set torch's count, and the shared network is the
+/// one loaded with that many intra-op threads in its session options. torch's count is restored after.
+[<Fact>]
+let ``the feature network runs on the threads evaluate --threads and a training run's Threads give torch`` () =
+    let before = torch.get_num_threads ()
+    try
+        let counts = List.distinct [ 1; Environment.ProcessorCount ]
+        for n in counts do
+            let args = ProGan.Training.Commands.CommandLine.parse ProGan.Training.Commands.EvaluateCommand.command [ "--threads"; string n ]
+            ProGan.Training.Commands.EvaluateCommand.useThreads args
+            Assert.Equal(n, torch.get_num_threads ())
+            Assert.Equal(n, ImageFeatures.Shared.Threads)
+        // No --threads: torch's count as it was (all cores by default), and the network follows it.
+        torch.set_num_threads before
+        ProGan.Training.Commands.EvaluateCommand.useThreads (ProGan.Training.Commands.CommandLine.parse ProGan.Training.Commands.EvaluateCommand.command [])
+        Assert.Equal(before, ImageFeatures.Shared.Threads)
+        // A training run with one thread, as `train.fsx --threads 1` makes it.
+        use data = Procedural.pyramid 64 8 3 1
+        use trainer = new ProGan.Training.Loop.Trainer({ tiny with Threads = 1 }, data, torch.CPU)
+        Assert.Equal(1, ImageFeatures.Shared.Threads)
+    finally torch.set_num_threads before
