@@ -31,7 +31,12 @@ type Row =
       Gflops: float; CeilingShare: float
       /// The reference's img/s (median over rounds), and the median, lowest and highest of the per-round ratios
       /// ours / reference, each round timing both back to back; NaN where not compared.
-      PyTorchImagesPerSecond: float; Ratio: float; RatioLowest: float; RatioHighest: float }
+      PyTorchImagesPerSecond: float; Ratio: float; RatioLowest: float; RatioHighest: float
+      /// Seconds of our step (median), and its floor: every operation of the step timed alone, summed (`Floor`);
+      /// NaN where the floor was not measured.
+      StepSeconds: float; FloorSeconds: float
+      /// The five operations that cost most alone, largest first ("name, pass ×calls: ms").
+      Costliest: string list }
 
 let private median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
 
@@ -208,6 +213,7 @@ let readmeTable (rows: Row list) (rounds: int) =
                   yield line "PyTorch img/s (same rounds)" (fun r -> number r.PyTorchImagesPerSecond)
                   yield line (sprintf "ratio, median of %d rounds (lowest–highest)" rounds) (fun r ->
                       if Double.IsNaN r.Ratio then "–" else sprintf "×%.2f (%.2f–%.2f)" r.Ratio r.RatioLowest r.RatioHighest)
+                  yield line "step ÷ floor (each operation alone, summed)" (fun r -> if Double.IsNaN r.FloorSeconds then "–" else sprintf "×%.2f" (r.StepSeconds / r.FloorSeconds))
                   yield line "GFLOP/image, model (executed)" (fun r -> sprintf "%.3f (%.3f)" r.GflopPerImage r.ExecutedGflopPerImage)
                   yield line "executed GFLOP/s (share of ceiling)" (fun r -> sprintf "%.1f (%.0f %%)" r.Gflops (100.0 * r.CeilingShare)) ]
     |> String.concat "\n"
@@ -220,7 +226,9 @@ type Arguments =
       /// `TrainingConfig.Precision` of every shape: "float32" or "bfloat16" (mixed precision; no PyTorch comparison).
       Precision: string
       /// Resolutions of the generation timings (TorchSharp and ONNX Runtime).
-      Generation: int list option }
+      Generation: int list option
+      /// Timed runs of each operation for the floor (the minimum counts); None: the floor is not measured.
+      FloorRuns: int option }
 
 /// Runs the benchmark.
 let run (args: Arguments) =
@@ -275,8 +283,16 @@ let run (args: Arguments) =
                                 | _ -> ours (), nan, []
                             let ratio summary = if ratios.IsEmpty then nan else summary ratios
                             let model, flops = Flops.iteration false config (arch.LevelOf r) fading, Flops.iteration true config (arch.LevelOf r) fading
+                            let floor =
+                                args.FloorRuns |> Option.map (fun runs ->
+                                    use data = Procedural.pyramid 64 config.Architecture.Resolution 3 1
+                                    Floor.measure data config r fading warmup runs)
+                            let stepSeconds = float batch / ips
                             let row =
-                                { Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); FusedScale = fusedScale; Batch = batch
+                                { StepSeconds = stepSeconds
+                                  FloorSeconds = floor |> Option.map (fun f -> f.Seconds) |> Option.defaultValue nan
+                                  Costliest = floor |> Option.map (fun f -> f.Costliest 5 |> List.map Floor.describe) |> Option.defaultValue []
+                                  Shape = name; Resolution = r; Phase = (if fading then "fade-in" else "stabilise"); FusedScale = fusedScale; Batch = batch
                                   ImagesPerSecond = ips; GflopPerImage = model / 1e9; ExecutedGflopPerImage = flops / 1e9
                                   Gflops = flops * ips / 1e9; CeilingShare = flops * ips / 1e9 / peak
                                   PyTorchImagesPerSecond = theirs
@@ -285,6 +301,10 @@ let run (args: Arguments) =
                                 row.Shape r row.Phase (order fusedScale) batch ips row.GflopPerImage row.ExecutedGflopPerImage row.Gflops (100.0 * row.CeilingShare)
                                 (if Double.IsNaN row.Ratio then ""
                                  else sprintf "  PyTorch %.2f img/s → ×%.2f (rounds ×%.2f–×%.2f)" row.PyTorchImagesPerSecond row.Ratio row.RatioLowest row.RatioHighest)
+                            floor |> Option.iter (fun f ->
+                                printfn "    step %.1f ms, floor %.1f ms (operations alone %.1f, optimisers and EMA %.1f): step ÷ floor %.2f; costliest alone:"
+                                    (1000.0 * stepSeconds) (1000.0 * f.Seconds) (1000.0 * (f.Seconds - f.OptimisersAndEma)) (1000.0 * f.OptimisersAndEma) (stepSeconds / f.Seconds)
+                                for line in row.Costliest do printfn "      %s" line)
                             yield row ]
     // This VM's speed drifts; a ceiling measured once can be low. Measure again after the table and say so.
     let peakAfter = ceiling ()
@@ -316,12 +336,13 @@ let run (args: Arguments) =
     let path = Path.Combine(folder, sprintf "training-%s.csv" (DateTime.UtcNow.ToString("yyyyMMdd-HHmmss")))
     File.WriteAllLines(path,
         [ yield sprintf "# %s; training table in %s; ceiling %s GFLOP/s (after the table %s)%s" machine args.Precision (f peak) (f peakAfter) extras
-          yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest"
+          yield "shape,resolution,phase,fused_scale,batch,images_per_s,model_gflop_per_image,executed_gflop_per_image,executed_gflops,ceiling_share,pytorch_images_per_s,ratio,ratio_lowest,ratio_highest,step_seconds,floor_seconds,step_over_floor,costliest"
           for r in rows do
-              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest ])
+              let costliest = "\"" + String.Join("; ", r.Costliest).Replace("\"", "'") + "\""
+              yield String.Join(",", [ r.Shape; string r.Resolution; r.Phase; (if r.FusedScale then "true" else "false"); string r.Batch; f r.ImagesPerSecond; f r.GflopPerImage; f r.ExecutedGflopPerImage; f r.Gflops; f r.CeilingShare; f r.PyTorchImagesPerSecond; f r.Ratio; f r.RatioLowest; f r.RatioHighest; f r.StepSeconds; f r.FloorSeconds; f (r.StepSeconds / r.FloorSeconds); costliest ])
           for (r, batch, ours, onnx) in generationRows do
-              yield sprintf "generation-torchsharp,%d,inference,,%d,%s,,,,,,,," r batch (f ours)
-              yield sprintf "generation-onnxruntime,%d,inference,,%d,%s,,,,,,,," r batch (f onnx) ])
+              yield sprintf "generation-torchsharp,%d,inference,,%d,%s,,,,,,,,,,,," r batch (f ours)
+              yield sprintf "generation-onnxruntime,%d,inference,,%d,%s,,,,,,,,,,,," r batch (f onnx) ])
     printfn "written to %s" path
     0
 
@@ -333,6 +354,7 @@ let command : Command<Arguments> =
     { Usage = [ "dotnet run --project bench/ProGan.Bench -c Release -- [--quick] [options]"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)"
                 "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --layouts R,R…   (each convolution of a step alone, NCHW against channels-last, Floor.fs)"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --features [IMAGES]   (FD-ResNet18/KID/precision-recall cost, FeatureMetrics.fs; 10000)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
@@ -366,11 +388,14 @@ let command : Command<Arguments> =
                 { a with Precision = v })
           flag "--generation" "R,R…" "resolutions of the generation timings, TorchSharp beside ONNX Runtime (the timed ones ≥ 8², and 32, 64)" false
             (fun v a -> { a with Generation = Some(list v |> List.map (count "--generation")) })
+          flag "--floor-runs" "N" "timed runs of each operation alone for the step's floor; the minimum counts (10)" false
+            (fun v a -> { a with FloorRuns = Some(count "--floor-runs" v) })
+          flag "--no-floor" "" "skip the step's floor (each operation of a step timed alone)" false (fun _ a -> { a with FloorRuns = None })
           flag "--shapes" "S,S…" "only the shapes whose names start so (cpu, paper, comparison, wide)" false (fun v a -> { a with Shapes = Some(list v) }) ]
       Defaults =
         { Quick = false; Warmup = None; Iterations = None; Rounds = None; MaxResolution = None; PaperMaxResolution = None
           MemoryIterations = None; Resolutions = None; TrainingOnly = false; Phases = [ "fade-in"; "stabilise" ]
-          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None; Precision = "float32" }
+          FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None; Precision = "float32"; FloorRuns = Some 10 }
       ResumeFlag = None }
 
 [<EntryPoint>]
@@ -380,6 +405,12 @@ let main argv =
     | [| "--gc-stress"; seconds |] -> GcStress.run (int seconds) 16 1
     | [| "--gc-stress"; seconds; resolution; seed |] -> GcStress.run (int seconds) (int resolution) (int seed)
     | [| "--data-parallel" |] -> DataParallel.run [ 16; 32 ] 3 20; 0
+    | [| "--layouts"; resolutions |] ->
+        torch.set_num_threads Environment.ProcessorCount
+        for r in resolutions.Split(',') |> Array.map int do
+            use data = Procedural.pyramid 64 r 3 1
+            Floor.layouts data (comparison r) r 2 10 |> ignore
+        0
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
     | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0
     | _ -> CommandLine.run command argv run

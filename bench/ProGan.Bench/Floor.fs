@@ -1,0 +1,247 @@
+/// The training step's floor: every layer operation of one real step recorded with its input's shape and the passes
+/// autograd runs through it, then each timed alone (same shapes, same dtype, warm, the minimum of many runs), summed
+/// with the optimisers and the EMA update. The step can approach that sum on this machine; what it takes beyond it is
+/// the cost of running the operations together (caches, allocation, dispatch, thread fork/join) and of the few small
+/// operations not counted here (the losses, the penalty's interpolation, the reals' fade, the fade-in blends at 4²–r²
+/// with 3 channels, the leaky ReLUs after the two dense layers at 4²).
+module ProGan.Bench.Floor
+
+open System
+open System.Collections.Generic
+open System.Diagnostics
+open TorchSharp
+open ProGan.Keras.Backend
+open ProGan.Keras.Layers
+open ProGan.Keras.Models
+open ProGan.Training.Config
+open ProGan.Training.Data
+open ProGan.Training.Loop
+open ProGan.Training.Paper
+
+type Tensor = torch.Tensor
+
+/// What autograd does with an operation in the step, from the model call it belongs to.
+type Pass =
+    /// G making D's fakes, under `no_grad`: forward only.
+    | ForwardOnly
+    /// D on the joined reals and fakes, or G in its own step: forward, then backward to the weights (and to the input
+    /// where it needs a gradient).
+    | ForwardBackward
+    /// D scoring G's fakes in G's step, its parameters frozen: forward, then backward to the input only.
+    | InputGradient
+    /// D on the penalty's interpolated images: forward, ∂D/∂x with `create_graph`, then backward through both graphs
+    /// (the double backward of WGAN-GP's or R1's penalty).
+    | Penalty
+
+    override this.ToString() =
+        match this with
+        | ForwardOnly -> "forward"
+        | ForwardBackward -> "forward+backward"
+        | InputGradient -> "forward+input gradient"
+        | Penalty -> "penalty (double backward)"
+
+/// One operation as the step ran it.
+type Call =
+    { /// What it is, in words: network, operation, shape (e.g. "D conv 3×3 128→128 at 32²").
+      Name: string
+      Pass: Pass
+      /// The input's shape and type.
+      Shape: int64[]
+      DType: torch.ScalarType
+      InputNeedsGradient: bool
+      /// The operation on an input of that shape.
+      Run: Tensor -> Tensor
+      /// Its parameters (frozen for `InputGradient`).
+      Parameters: torch.nn.Module option }
+
+/// An operation's time alone, per step (times the calls of that kind in one step).
+type Timed = { Name: string; Pass: Pass; Calls: int; Seconds: float }
+
+/// The floor of one step: its operations' times alone, summed with the optimisers' and the EMA update's.
+type StepFloor =
+    { Operations: Timed list
+      OptimisersAndEma: float
+      Seconds: float }
+
+    /// The `count` operations that cost most, largest first.
+    member this.Costliest(count: int) = this.Operations |> List.sortByDescending (fun t -> t.Seconds) |> List.truncate count
+
+let private side (shape: int64[]) = if shape.Length = 4 then sprintf " at %d²" shape[3] else ""
+
+/// Records the layer operations of one `trainer.Step()`, with the pass each belongs to.
+let record (trainer: Trainer) =
+    let calls = List<Call>()
+    let mutable network, pass = "G", ForwardOnly
+    let removers = List<IDisposable>()
+    let onModel (name: string) (classify: Tensor -> Pass) (m: torch.nn.Module<Tensor, Tensor>) =
+        let handle = m.register_forward_pre_hook(Func<torch.nn.Module<Tensor, Tensor>, Tensor, Tensor>(fun _ x -> network <- name; pass <- classify x; x))
+        removers.Add { new IDisposable with member _.Dispose() = handle.remove() }
+    /// `describe` gives, from the layer's input and output, its operation's name, how to run it, and the input it
+    /// takes (shape, type, whether it needs a gradient); None skips the call.
+    let onLayer (m: torch.nn.Module<Tensor, Tensor>) (describe: Tensor -> Tensor -> (string * (Tensor -> Tensor) * int64[] * torch.ScalarType * bool) option) =
+        let handle =
+            m.register_forward_hook(Func<torch.nn.Module<Tensor, Tensor>, Tensor, Tensor, Tensor>(fun _ x y ->
+                describe x y
+                |> Option.iter (fun (name, run, shape, dtype, needsGradient) ->
+                    calls.Add
+                        { Name = network + " " + name; Pass = pass; Shape = shape; DType = dtype
+                          InputNeedsGradient = needsGradient && pass <> ForwardOnly; Run = run
+                          Parameters = (match m with :? WeightScaledConv2D | :? WeightScaledDense -> Some(m :> torch.nn.Module) | _ -> None) })
+                y))
+        removers.Add { new IDisposable with member _.Dispose() = handle.remove() }
+    let input (x: Tensor) = x.shape, x.dtype, x.requires_grad
+    let g, d = trainer.State.Generator, trainer.State.Discriminator
+    for pair in g.Pairs do
+        for m in [ Some pair.StraightThrough; Option.ofObj pair.FadeIn ] |> List.choose id do
+            onModel "G" (fun _ -> if torch.is_grad_enabled () then ForwardBackward else ForwardOnly) m
+    for pair in d.Pairs do
+        for m in [ Some pair.StraightThrough; Option.ofObj pair.FadeIn ] |> List.choose id do
+            onModel "D" (fun x ->
+                if x.is_leaf && x.requires_grad then Penalty
+                elif m.parameters() |> Seq.forall (fun p -> not p.requires_grad) then InputGradient
+                else ForwardBackward) m
+    for network in [ g :> torch.nn.Module; d ] do
+        for m in network.modules() do
+            match m with
+            | :? WeightScaledConv2D as conv ->
+                onLayer conv (fun x _ ->
+                    let kind = if conv.Upscale then " (upscale)" elif conv.Downscale then " (downscale)" else ""
+                    let shape, dtype, needsGradient = input x
+                    Some(sprintf "conv %d×%d %d→%d%s%s" conv.KernelSize conv.KernelSize conv.InChannels conv.OutChannels kind (side x.shape), conv.call, shape, dtype, needsGradient))
+            | :? WeightScaledDense as dense ->
+                onLayer dense (fun x _ -> let s, t, n = input x in Some(sprintf "dense %d→%d" dense.InFeatures dense.OutFeatures, dense.call, s, t, n))
+            | :? PixelNormalization as norm -> onLayer norm (fun x _ -> let s, t, n = input x in Some("pixel norm" + side x.shape, norm.call, s, t, n))
+            | :? MinibatchStdev as stdev -> onLayer stdev (fun x _ -> let s, t, n = input x in Some("minibatch stddev" + side x.shape, stdev.call, s, t, n))
+            | :? ConvActivation as unit ->
+                // The unit's LeakyReLU, on its convolution's output (the unit's output has that shape).
+                let slope = unit.Slope
+                onLayer unit (fun _ y -> let s, t, n = input y in Some("leaky ReLU" + side y.shape, (fun x -> x.leaky_relu(Scalars.Of slope)), s, t, n))
+            | :? DiscriminatorBlock when not trainer.Config.Architecture.FusedScale ->
+                // The separate order's 2×2 average pooling after the block's second unit.
+                onLayer (m :?> torch.nn.Module<Tensor, Tensor>) (fun _ y ->
+                    let shape = [| y.shape[0]; y.shape[1]; 2L * y.shape[2]; 2L * y.shape[3] |]
+                    Some("2×2 average pool" + side shape, Resample.Down, shape, y.dtype, y.requires_grad))
+            | _ -> ()
+    try
+        trainer.Step() |> ignore
+    finally
+        for r in removers do r.Dispose()
+    List.ofSeq calls
+
+/// The minimum over `runs` (after two warm-ups) of the seconds `f` takes.
+let private fastest (runs: int) (f: unit -> unit) =
+    f ()
+    f ()
+    [ for _ in 1..runs ->
+        let sw = Stopwatch.StartNew()
+        f ()
+        sw.Elapsed.TotalSeconds ]
+    |> List.min
+
+/// `x` laid out channels-last (NHWC strides, the same NCHW shape): what oneDNN's NHWC kernels read without a reorder.
+let channelsLast (x: Tensor) = if x.dim() = 4 then x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2) else x
+
+/// Seconds of one call alone, in its pass: the inputs, output gradients and the penalty's weights are made before
+/// the clock starts; only the operation and its backward passes are timed. `layout` lays out those tensors (`id`, or
+/// `channelsLast`).
+let timeCallIn (layout: Tensor -> Tensor) (runs: int) (call: Call) =
+    use scope = torch.NewDisposeScope()
+    let x = layout (torch.randn(call.Shape, dtype = call.DType))
+    let y0 = (use _ = torch.no_grad() in call.Run x)
+    let outGradient = layout (torch.randn_like y0)
+    let weight = layout (torch.randn(call.Shape, dtype = call.DType))
+    let step () =
+        use inner = torch.NewDisposeScope()
+        match call.Pass with
+        | ForwardOnly ->
+            use _ = torch.no_grad()
+            call.Run x |> ignore
+        | ForwardBackward | InputGradient ->
+            let input = if call.InputNeedsGradient then x.detach().requires_grad_(true) else x
+            let y = call.Run input
+            if y.requires_grad then torch.autograd.backward([| y |], [| outGradient |]) // (the latent's pixel norm in G's step has nothing to differentiate)
+        | Penalty ->
+            let input = x.detach().requires_grad_(true)
+            let y = call.Run input
+            let gy = outGradient.detach().requires_grad_(true) // in the step, a later layer's gradient, itself differentiable
+            let gx = torch.autograd.grad([| y |], [| input |], [| gy |], retain_graph = true, create_graph = true)[0]
+            // Backward through the gradient's graph (the penalty) and through the forward graph (what later layers'
+            // double backward sends back into this one).
+            gx.mul(weight).sum().add(y.mul(outGradient).sum()).backward()
+    let frozen = if call.Pass = InputGradient then call.Parameters |> Option.map Trainability.Freeze else None
+    try fastest runs step
+    finally frozen |> Option.iter (fun f -> f.Dispose())
+
+/// Seconds of one call alone, in its pass, in the default (NCHW) layout.
+let timeCall (runs: int) (call: Call) = timeCallIn id runs call
+
+/// Seconds of a convolution call alone with its input, output gradient and kernel channels-last (the parameter's
+/// storage laid out NHWC for the duration, then restored), or None for other calls.
+let timeChannelsLast (runs: int) (call: Call) =
+    match call.Parameters with
+    | Some(:? WeightScaledConv2D as conv) ->
+        let weight = conv.Weight
+        let original = (use _ = torch.no_grad() in weight.detach().clone())
+        (use _ = torch.no_grad() in weight.set_(channelsLast original) |> ignore)
+        try Some(timeCallIn channelsLast runs call)
+        finally
+            use _ = torch.no_grad()
+            weight.set_(original) |> ignore
+    | _ -> None
+
+/// Seconds of both optimisers' steps and the EMA update, alone (after a recorded step, so gradients exist).
+let private optimisersAndEma (runs: int) (trainer: Trainer) =
+    let state = trainer.State
+    fastest runs (fun () ->
+        state.DiscriminatorOptimizer.step() |> ignore
+        state.GeneratorOptimizer.step() |> ignore
+        Ema.update 0.999 state.Ema state.Generator)
+
+/// The floor of one step of `config` at `resolution`, fading or not, on `data`: its operations recorded from a real
+/// step after `warmup` steps, each timed alone (minimum of `runs`).
+let measure (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (runs: int) =
+    use trainer = new Trainer(config, data, TorchBackend.Device)
+    let level = config.Architecture.LevelOf resolution
+    let cycle = int64 (config.StabiliseImages + config.FadeImages)
+    let start = if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle
+    trainer.JumpTo start
+    for _ in 1..warmup do trainer.Step() |> ignore
+    let calls = record trainer
+    let operations =
+        calls
+        |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient)
+        |> List.map (fun ((name, pass, _, _), group) ->
+            { Name = name; Pass = pass; Calls = group.Length; Seconds = float group.Length * timeCall runs group.Head })
+    let rest = optimisersAndEma runs trainer
+    { Operations = operations; OptimisersAndEma = rest; Seconds = (operations |> List.sumBy (fun t -> t.Seconds)) + rest }
+
+/// "name (pass, ×calls) ms" for a table cell.
+let describe (t: Timed) =
+    sprintf "%s, %O%s: %.1f ms" t.Name t.Pass (if t.Calls > 1 then sprintf " ×%d" t.Calls else "") (1000.0 * t.Seconds)
+
+/// Every convolution of one step of `config` at `resolution` (stabilising), timed alone in its pass in NCHW and
+/// channels-last: printed per operation and summed, so that a layout change can be judged operation by operation
+/// before it is tried end to end. Returns (NCHW seconds, channels-last seconds) summed over the convolutions.
+let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (warmup: int) (runs: int) =
+    use trainer = new Trainer(config, data, TorchBackend.Device)
+    let level = config.Architecture.LevelOf resolution
+    trainer.JumpTo(int64 level * int64 (config.StabiliseImages + config.FadeImages))
+    for _ in 1..warmup do trainer.Step() |> ignore
+    let convolutions =
+        record trainer
+        |> List.filter (fun c -> match c.Parameters with Some(:? WeightScaledConv2D) -> true | _ -> false)
+        |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient)
+    printfn "%d² convolutions of one step, each alone (minimum of %d), NCHW against channels-last (input, kernel and output gradient NHWC):" resolution runs
+    let rows =
+        [ for (name, pass, _, _), group in convolutions ->
+            let nchw = float group.Length * timeCall runs group.Head
+            let nhwc = float group.Length * (timeChannelsLast runs group.Head).Value
+            printfn "  %-48s %-28O %s %8.2f ms %8.2f ms  ×%.2f" name pass (if group.Length > 1 then sprintf "×%d" group.Length else "  ") (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
+            pass, nchw, nhwc ]
+    for pass in rows |> List.map (fun (p, _, _) -> p) |> List.distinct do
+        let these = rows |> List.filter (fun (p, _, _) -> p = pass)
+        let nchw, nhwc = these |> List.sumBy (fun (_, a, _) -> a), these |> List.sumBy (fun (_, _, b) -> b)
+        printfn "  %-78O %8.2f ms %8.2f ms  ×%.2f" pass (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
+    let nchw, nhwc = rows |> List.sumBy (fun (_, a, _) -> a), rows |> List.sumBy (fun (_, _, b) -> b)
+    printfn "  %-78s %8.2f ms %8.2f ms  ×%.2f" "all convolutions" (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
+    nchw, nhwc
