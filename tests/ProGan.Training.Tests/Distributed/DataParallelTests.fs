@@ -293,10 +293,12 @@ let ``SIGTERM to mpirun itself started with --mca odls_base_sigkill_timeout 10: 
     let temp = Path.Combine(folder.Path, "tmp")
     // Open MPI 4.1's mpirun, given SIGTERM, sends its processes SIGCONT, sleeps `odls_base_sigkill_timeout` seconds,
     // sends SIGTERM, sleeps as long again, sends SIGKILL and exits (1 s by default: too short for a checkpoint).
+    // mpirun reads none of their output meanwhile: few log rows, lest rank 0 block on a full terminal buffer.
     let timeout = 10
     let p, output =
         startMpirun temp [ "-np"; "2"; "--oversubscribe"; "--mca"; "odls_base_sigkill_timeout"; string timeout; "-x"; "TMPDIR"
-                           "dotnet"; progan; "--resolution"; "8"; "--stabilise-images"; "100000"; "--no-tensorboard"; "--out"; run ]
+                           "dotnet"; progan; "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "1024"; "--no-tensorboard"
+                           "--out"; run ]
     use _ = ending p
     let deadline = DateTime.UtcNow.AddMinutes 4.0
     while not (output().Contains "training from") do
