@@ -351,7 +351,11 @@ module TrainCommand =
                     // Unforeseen: the whole exception, so that a defect can be found.
                     eprintfn "error (process %d of %d): %O" world.Rank world.Size e
                     1
-            // A process that fails alone would leave the others waiting in a collective call: end the whole job.
-            if not (List.contains code [ 0; 129; 130; 143 ]) then Mpi.abort code
+            // A process that fails alone would leave the others waiting in a collective call: end the whole job. The
+            // line names the process, as Open MPI 4.1's own MPI_ABORT notice does not always arrive (its show_help
+            // message can be lost: "Data unpack would read past end of buffer", open-mpi/ompi#8356).
+            if not (List.contains code [ 0; 129; 130; 143 ]) then
+                eprintfn "error: process %d of %d failed (exit code %d, the error above); ending every process of the job (MPI_Abort)." world.Rank world.Size code
+                Mpi.abort code
             Mpi.finalize ()
             code

@@ -145,9 +145,9 @@ let private progan =
     let rec root (d: DirectoryInfo) = if File.Exists(Path.Combine(d.FullName, "ProGan.Keras.sln")) then d.FullName else root d.Parent
     Path.Combine(root (DirectoryInfo testBin), "src", "ProGan.Cli", "bin", configuration, "net10.0", "progan.dll")
 
-/// Starts `mpirun -np 2 dotnet progan ARGS`, collecting its output; the processes' temporary files go to `temp`.
-let private startTwo (temp: string) (args: string list) =
-    let info = ProcessStartInfo((mpirun ()).Value, [ "-np"; "2"; "--oversubscribe"; "-x"; "TMPDIR"; "dotnet"; progan ] @ args,
+/// Starts `mpirun ARGUMENTS`, collecting its output (both streams, as lines arrive); `temp` is its TMPDIR.
+let private startMpirun (temp: string) (arguments: string list) =
+    let info = ProcessStartInfo((mpirun ()).Value, arguments,
                                 RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
     Directory.CreateDirectory temp |> ignore
     info.Environment["TMPDIR"] <- temp
@@ -162,6 +162,17 @@ let private startTwo (temp: string) (args: string list) =
     p.BeginOutputReadLine()
     p.BeginErrorReadLine()
     p, (fun () -> lock output (fun () -> output.ToString()))
+
+/// Disposes of `p`, first ending it and its processes where it still runs (a failed test leaves no job behind).
+let private ending (p: Process) =
+    { new IDisposable with
+        member _.Dispose() =
+            try if not p.HasExited then p.Kill true with _ -> ()
+            p.Dispose() }
+
+/// Starts `mpirun -np 2 dotnet progan ARGS`, collecting its output; the processes' temporary files go to `temp`.
+let private startTwo (temp: string) (args: string list) =
+    startMpirun temp ([ "-np"; "2"; "--oversubscribe"; "-x"; "TMPDIR"; "dotnet"; progan ] @ args)
 
 /// The process of `folder`'s run with `rank` under mpirun (from its environment), or None.
 let private rankProcess (folder: string) (rank: int) =
@@ -180,7 +191,7 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     let run = Path.Combine(folder.Path, "run")
     let temp = Path.Combine(folder.Path, "tmp")
     let p, output = startTwo temp [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
-    use p = p
+    use _ = ending p
     // Wait for a few log rows, then stop rank 1 alone.
     let deadline = DateTime.UtcNow.AddMinutes 4.0
     while File.Exists(Path.Combine(run, "log.csv")) |> not || File.ReadAllLines(Path.Combine(run, "log.csv")).Length < 3 do
@@ -204,7 +215,7 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     // Two ranks resume it where it stopped, rank 0's checkpoint shared with rank 1, and go on to a stop of their own.
     let target = last + 64L
     let resumed, resumedOutput = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
-    use resumed = resumed
+    use _ = ending resumed
     Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
     resumed.WaitForExit()
     Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (resumedOutput ()))
@@ -228,7 +239,7 @@ let ``two ranks stopped and resumed end exactly where two uninterrupted ranks en
     use folder = new TempFolder()
     let temp = Path.Combine(folder.Path, "tmp")
     let complete (p: Process, output: unit -> string) =
-        use p = p
+        use _ = ending p
         Assert.True(p.WaitForExit 240_000, sprintf "mpirun did not finish:\n%s" (output ()))
         p.WaitForExit()
         Assert.True((p.ExitCode = 0), sprintf "exit %d:\n%s" p.ExitCode (output ()))
@@ -251,7 +262,7 @@ let ``a rank killed outright ends the job within seconds, mpirun naming the rank
     let temp = Path.Combine(folder.Path, "tmp")
     let temp = Path.Combine(folder.Path, "tmp") // a state file a killed rank leaves stays here
     let p, output = startTwo temp [ "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "32"; "--out"; run ]
-    use p = p
+    use _ = ending p
     let deadline = DateTime.UtcNow.AddMinutes 4.0
     while not (output().Contains "training from") do
         Assert.True(DateTime.UtcNow < deadline && not p.HasExited, sprintf "training did not start:\n%s" (output ()))
@@ -266,3 +277,89 @@ let ``a rank killed outright ends the job within seconds, mpirun naming the rank
     Assert.Contains("process rank 1", output ())
     Assert.Contains("signal 9", output ())
     Assert.NotEqual(0, p.ExitCode)
+
+/// Whether process `pid` has ended: gone, or a zombie that its parent has not reaped yet.
+let private ended (pid: int) =
+    try
+        let stat = File.ReadAllText(sprintf "/proc/%d/stat" pid)
+        stat.Substring(stat.LastIndexOf ')' + 2, 1) = "Z"
+    with _ -> true
+
+[<SkippableFact>]
+let ``SIGTERM to mpirun itself started with --mca odls_base_sigkill_timeout 10: every rank ends by itself after the same step, before the SIGKILL, rank 0 writes the checkpoint, and two ranks resume it`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let run = Path.Combine(folder.Path, "run")
+    let temp = Path.Combine(folder.Path, "tmp")
+    // Open MPI 4.1's mpirun, given SIGTERM, sends its processes SIGCONT, sleeps `odls_base_sigkill_timeout` seconds,
+    // sends SIGTERM, sleeps as long again, sends SIGKILL and exits (1 s by default: too short for a checkpoint).
+    // mpirun reads none of their output meanwhile: few log rows, lest rank 0 block on a full terminal buffer.
+    let timeout = 10
+    let p, output =
+        startMpirun temp [ "-np"; "2"; "--oversubscribe"; "--mca"; "odls_base_sigkill_timeout"; string timeout; "-x"; "TMPDIR"
+                           "dotnet"; progan; "--resolution"; "8"; "--stabilise-images"; "100000"; "--log-images"; "1024"; "--no-tensorboard"
+                           "--out"; run ]
+    use _ = ending p
+    let deadline = DateTime.UtcNow.AddMinutes 4.0
+    while not (output().Contains "training from") do
+        Assert.True(DateTime.UtcNow < deadline && not p.HasExited, sprintf "training did not start:\n%s" (output ()))
+        Threading.Thread.Sleep 200
+    let ranks = [ for rank in 0 .. 1 -> match rankProcess run rank with Some pid -> pid | None -> failwithf "rank %d's process was not found" rank ]
+    Threading.Thread.Sleep 1000 // a few steps
+    (use kill = Process.Start("kill", [ "-TERM"; string p.Id ]) in kill.WaitForExit())
+    let signalled = Stopwatch.StartNew()
+    while not (List.forall ended ranks) && signalled.Elapsed.TotalSeconds < 60.0 do Threading.Thread.Sleep 100
+    let endedAfter = signalled.Elapsed.TotalSeconds
+    // The SIGTERM reaches them `timeout` s after mpirun's, the SIGKILL `timeout` s later: they ended in between, each
+    // of its own accord (rank 0 could not have passed the agreed stop's all-reduce without rank 1).
+    Assert.True(endedAfter > float timeout - 1.0 && endedAfter < float (2 * timeout) - 1.0,
+                sprintf "the ranks ended %.1f s after mpirun's SIGTERM; expected between %d and %d s:\n%s" endedAfter timeout (2 * timeout) (output ()))
+    Assert.True(p.WaitForExit 60_000, sprintf "mpirun did not exit:\n%s" (output ()))
+    p.WaitForExit() // the output is read to its end
+    let text = output ()
+    let last = (List.last (logRows run)).ImagesShown
+    Assert.Equal<string list>([ Path.Combine(run, sprintf "checkpoint-%012d.ckpt" last) ], checkpoints run |> List.take 1)
+    Assert.Contains(sprintf "stopped at %d images" last, text)
+    // Two ranks resume it where it stopped.
+    let target = last + 16L
+    let resumed, resumedOutput = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
+    use _ = ending resumed
+    Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
+    resumed.WaitForExit()
+    Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (resumedOutput ()))
+    Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
+    Assert.Equal(target, (List.last (logRows run)).ImagesShown)
+
+[<SkippableFact>]
+let ``an error in one rank alone ends the whole job through MPI_Abort, the error printed and the rank named, and the checkpoint before it is kept and resumes`` () =
+    Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
+    use folder = new TempFolder()
+    let run = Path.Combine(folder.Path, "run")
+    let temp = Path.Combine(folder.Path, "tmp")
+    let config = { tiny with TensorBoard = false }
+    train config run false (Some 32L) |> ignore
+    let checkpoint = checkpointAt run 32L
+    let bytes = File.ReadAllBytes checkpoint
+    let rows = logRows run |> List.map (fun r -> r.ImagesShown)
+    // Open MPI's MPMD form: the same resume in two processes, rank 1's TMPDIR a folder that does not exist, so that
+    // rank 1 alone fails where it takes rank 0's state through a temporary file; rank 0 waits in the next collective.
+    let missing = Path.Combine(folder.Path, "missing", "tmp")
+    let command = [ "dotnet"; progan; "--resume"; run; "--stop-after"; "64" ]
+    let p, output =
+        startMpirun temp ([ "--oversubscribe"; "-np"; "1"; "-x"; "TMPDIR=" + temp ] @ command @ [ ":"; "-np"; "1"; "-x"; "TMPDIR=" + missing ] @ command)
+    use _ = ending p
+    Assert.True(p.WaitForExit 120_000, sprintf "the job went on after rank 1 failed:\n%s" (output ()))
+    p.WaitForExit()
+    let text = output ()
+    // Rank 1's exit code (a file it could not write), handed to MPI_Abort, is mpirun's.
+    Assert.True((p.ExitCode = 4), sprintf "mpirun exited with %d:\n%s" p.ExitCode text)
+    Assert.Contains("error: Could not find a part of the path '" + missing, text)
+    Assert.Contains("error: process 1 of 2 failed (exit code 4, the error above); ending every process of the job (MPI_Abort).", text)
+    Assert.DoesNotContain("stopped at", text)
+    // Nothing before the last checkpoint is lost: it is the newest still, byte for byte, with its log, and resumes.
+    Assert.Equal(checkpoint, List.head (checkpoints run))
+    Assert.Equal<byte[]>(bytes, File.ReadAllBytes checkpoint)
+    Assert.Equal<int64 list>(rows, logRows run |> List.map (fun r -> r.ImagesShown))
+    let position, events = train config run true (Some 48L)
+    Assert.Contains(Info(sprintf "Resumed from %s at 32 images" (Path.GetFileName checkpoint)), events)
+    Assert.Equal(48L, position.ImagesShown)
