@@ -129,7 +129,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         using var b = bias is null ? null : ComputeCast.To(bias, x.dtype);
         if (!Upscale && !Downscale)
         {
-            using var w = ComputeCast.To(scaled, x.dtype);
+            using var w = KernelFor(x, ComputeCast.To(scaled, x.dtype));
             return nn.functional.conv2d(x, w, b, padding: [pad, pad]);
         }
         if (x.dim() != 4)
@@ -148,7 +148,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         if (Downscale)
         {
             using var box = DownscaleKernel(scaled);
-            using var w = ComputeCast.To(box, x.dtype);
+            using var w = KernelFor(x, ComputeCast.To(box, x.dtype));
             return nn.functional.conv2d(x, w, b, strides: [2, 2], padding: [pad, pad]);
         }
         if (Math.Min(x.shape[2], x.shape[3]) < FusedUpscaleMinInputSize)
@@ -160,6 +160,14 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         using var kernel = UpscaleKernel(scaled);
         using var k = ComputeCast.To(kernel, x.dtype);
         return nn.functional.conv_transpose2d(x, k, b, strides: [2, 2], padding: [pad, pad]);
+    }
+
+    /// <summary>The kernel <paramref name="w"/> in <paramref name="x"/>'s layout: channels-last where the input is
+    /// (<see cref="ChannelsLast"/>), so that oneDNN runs its NHWC kernels with no reorder; as it is otherwise.</summary>
+    private static Tensor KernelFor(Tensor x, Tensor w)
+    {
+        if (!ChannelsLast.Is(x)) return w;
+        using (w) return ChannelsLast.To(w);
     }
 
     /// <summary>

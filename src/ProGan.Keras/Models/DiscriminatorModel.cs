@@ -47,6 +47,10 @@ public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>, IMixedPrecis
     /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ComputeType"/>.</remarks>
     public ScalarType ComputeType { get => computeType; set => computeType = MixedPrecision.Validate(value); }
 
+    /// <inheritdoc/>
+    /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ChannelsLast"/>.</remarks>
+    public bool ChannelsLast { get; set; }
+
     /// <summary>
     /// The scores of <paramref name="image"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="image"/>'s type.
     /// </summary>
@@ -57,6 +61,7 @@ public sealed class DiscriminatorModel : nn.Module<Tensor, Tensor>, IMixedPrecis
         if (image.dim() != 4 || image.shape[2] != Resolution || image.shape[3] != Resolution)
             throw new ArgumentException(
                 $"{GetName()} expects images [N, C, {Resolution}, {Resolution}]; got [{string.Join(", ", image.shape)}].", nameof(image));
+        if (ChannelsLast) image = Layers.ChannelsLast.To(image); // the convolutions' outputs, and everything after, follow
         Tensor h;
         int first = 0;
         if (fade is null || from_rgb_low is null)

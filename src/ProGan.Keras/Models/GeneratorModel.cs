@@ -46,6 +46,10 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionM
     /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ComputeType"/>.</remarks>
     public ScalarType ComputeType { get => computeType; set => computeType = MixedPrecision.Validate(value); }
 
+    /// <inheritdoc/>
+    /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ChannelsLast"/>.</remarks>
+    public bool ChannelsLast { get; set; }
+
     /// <summary>
     /// The images of <paramref name="latent"/>, computed in <see cref="ComputeType"/> and returned in <paramref name="latent"/>'s type.
     /// </summary>
@@ -54,12 +58,20 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionM
     private Tensor Compute(Tensor latent)
     {
         var h = input.call(latent);
+        if (ChannelsLast) h = Layers.ChannelsLast.To(h); // the convolutions' outputs, and everything after, follow
         int last = blocks.Count - 1;
         for (int i = 0; i < last; i++) h = blocks[i].call(h);
         if (fade is null || to_rgb_low is null)
-            return to_rgb.call(last >= 0 ? blocks[last].call(h) : h);
+            return Contiguous(to_rgb.call(last >= 0 ? blocks[last].call(h) : h));
         var low = Resample.Up(to_rgb_low.call(h));
         var high = to_rgb.call(blocks[last].call(h));
-        return fade.call(low, high);
+        return Contiguous(fade.call(low, high));
+    }
+
+    /// <summary>The images as NCHW-contiguous tensors, whatever layout the activations had.</summary>
+    private Tensor Contiguous(Tensor images)
+    {
+        if (!ChannelsLast) return images;
+        using (images) return images.contiguous();
     }
 }

@@ -16,6 +16,12 @@ public interface IMixedPrecisionModel
 {
     /// <summary>The type the model's activations are computed in: float32 (default) or bfloat16.</summary>
     ScalarType ComputeType { get; set; }
+
+    /// <summary>
+    /// Whether the model lays its activations out channels-last (NHWC, <see cref="ChannelsLast"/>), where oneDNN's
+    /// CPU convolutions run without reordering; false (NCHW) by default. Inputs and outputs keep their layout.
+    /// </summary>
+    bool ChannelsLast { get; set; }
 }
 
 /// <summary>The compute types a <see cref="IMixedPrecisionModel"/> offers, and the casts at its edges.</summary>

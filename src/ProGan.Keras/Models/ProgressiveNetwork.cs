@@ -14,6 +14,7 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     private readonly List<ModelPair<TModel>> pairs = new();
     private readonly List<WeightedSum> fades = new();
     private ScalarType computeType = ScalarType.Float32;
+    private bool channelsLast;
 
     /// <summary>Creates the container.</summary>
     protected ProgressiveNetwork(string name, ProGanConfig config) : base(name) => Config = config.Validate();
@@ -49,10 +50,29 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         }
     }
 
+    /// <summary>
+    /// Whether every model of the network lays its activations out channels-last (<see cref="IMixedPrecisionModel.ChannelsLast"/>);
+    /// false by default. The function computed is the same in either layout (up to float rounding).
+    /// </summary>
+    public bool ChannelsLast
+    {
+        get => channelsLast;
+        set
+        {
+            channelsLast = value;
+            foreach (var pair in pairs) SetComputeType(pair);
+        }
+    }
+
     private void SetComputeType(ModelPair<TModel> pair)
     {
         pair.StraightThrough.ComputeType = computeType;
-        if (pair.FadeIn is not null) pair.FadeIn.ComputeType = computeType;
+        pair.StraightThrough.ChannelsLast = channelsLast;
+        if (pair.FadeIn is not null)
+        {
+            pair.FadeIn.ComputeType = computeType;
+            pair.FadeIn.ChannelsLast = channelsLast;
+        }
     }
 
     /// <summary>Registers the pair of the next level.</summary>
