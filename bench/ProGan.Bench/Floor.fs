@@ -61,7 +61,9 @@ type Timed = { Name: string; Pass: Pass; Calls: int; Seconds: float }
 type StepFloor =
     { Operations: Timed list
       OptimisersAndEma: float
-      Seconds: float }
+      Seconds: float
+      /// The median seconds of whole steps of the same trainer, timed between the rounds of operations.
+      StepSeconds: float }
 
     /// The `count` operations that cost most, largest first.
     member this.Costliest(count: int) = this.Operations |> List.sortByDescending (fun t -> t.Seconds) |> List.truncate count
@@ -198,7 +200,9 @@ let private optimisersAndEma (runs: int) (trainer: Trainer) =
         Ema.update 0.999 state.Ema state.Generator)
 
 /// The floor of one step of `config` at `resolution`, fading or not, on `data`: its operations recorded from a real
-/// step after `warmup` steps, each timed alone (minimum of `runs`).
+/// step after `warmup` steps, each timed alone (minimum of `runs`), and whole steps of the same trainer timed between
+/// them: two rounds of (every operation, then 3 steps), each operation's best and the steps' median kept, so that the
+/// step and its floor are measured minutes apart at most (this VM's speed drifts by 10–30 % over minutes).
 let measure (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (runs: int) =
     use trainer = new Trainer(config, data, TorchBackend.Device)
     let level = config.Architecture.LevelOf resolution
@@ -206,14 +210,24 @@ let measure (data: TrainingImages) (config: TrainingConfig) (resolution: int) (f
     let start = if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle
     trainer.JumpTo start
     for _ in 1..warmup do trainer.Step() |> ignore
-    let calls = record trainer
+    let groups =
+        record trainer |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient) |> List.map snd
+    let best = Array.create groups.Length infinity
+    let mutable rest = infinity
+    let steps = List<float>()
+    for _ in 1..2 do
+        groups |> List.iteri (fun i group -> best[i] <- min best[i] (timeCall runs group.Head))
+        rest <- min rest (optimisersAndEma runs trainer)
+        for _ in 1..3 do
+            let sw = Stopwatch.StartNew()
+            trainer.Step() |> ignore
+            steps.Add sw.Elapsed.TotalSeconds
     let operations =
-        calls
-        |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient)
-        |> List.map (fun ((name, pass, _, _), group) ->
-            { Name = name; Pass = pass; Calls = group.Length; Seconds = float group.Length * timeCall runs group.Head })
-    let rest = optimisersAndEma runs trainer
-    { Operations = operations; OptimisersAndEma = rest; Seconds = (operations |> List.sumBy (fun t -> t.Seconds)) + rest }
+        groups |> List.mapi (fun i group ->
+            let c = group.Head
+            { Name = c.Name; Pass = c.Pass; Calls = group.Length; Seconds = float group.Length * best[i] })
+    { Operations = operations; OptimisersAndEma = rest; Seconds = (operations |> List.sumBy (fun t -> t.Seconds)) + rest
+      StepSeconds = Seq.sort steps |> Seq.item (steps.Count / 2) }
 
 /// "name (pass, ×calls) ms" for a table cell.
 let describe (t: Timed) =
@@ -245,3 +259,27 @@ let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (w
     let nchw, nhwc = rows |> List.sumBy (fun (_, a, _) -> a), rows |> List.sumBy (fun (_, _, b) -> b)
     printfn "  %-78s %8.2f ms %8.2f ms  ×%.2f" "all convolutions" (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
     nchw, nhwc
+
+/// Whole steps in NCHW against channels-last (`ProgressiveNetwork.ChannelsLast` on G and D), one trainer each in one
+/// process, timed in alternating rounds of `steps` steps (this VM's speed drifts over minutes): the median seconds per
+/// step of each, over `rounds`.
+let layoutSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
+    let start (channelsLast: bool) =
+        let trainer = new Trainer(config, data, TorchBackend.Device)
+        trainer.State.Generator.ChannelsLast <- channelsLast
+        trainer.State.Discriminator.ChannelsLast <- channelsLast
+        let level = config.Architecture.LevelOf resolution
+        let cycle = int64 (config.StabiliseImages + config.FadeImages)
+        trainer.JumpTo(if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle)
+        for _ in 1..2 do trainer.Step() |> ignore
+        trainer
+    use nchw = start false
+    use nhwc = start true
+    let time (trainer: Trainer) =
+        [ for _ in 1..steps ->
+            let sw = Stopwatch.StartNew()
+            trainer.Step() |> ignore
+            sw.Elapsed.TotalSeconds ]
+    let pairs = [ for k in 1..rounds -> if k % 2 = 1 then let a = time nchw in a, time nhwc else let b = time nhwc in time nchw, b ]
+    let median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
+    median (pairs |> List.collect fst), median (pairs |> List.collect snd)

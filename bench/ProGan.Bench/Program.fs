@@ -32,7 +32,8 @@ type Row =
       /// The reference's img/s (median over rounds), and the median, lowest and highest of the per-round ratios
       /// ours / reference, each round timing both back to back; NaN where not compared.
       PyTorchImagesPerSecond: float; Ratio: float; RatioLowest: float; RatioHighest: float
-      /// Seconds of our step (median), and its floor: every operation of the step timed alone, summed (`Floor`);
+      /// Seconds of our step (median; with the floor, of the steps timed between its rounds), and its floor: every
+      /// operation of the step timed alone, summed (`Floor`);
       /// NaN where the floor was not measured.
       StepSeconds: float; FloorSeconds: float
       /// The five operations that cost most alone, largest first ("name, pass ×calls: ms").
@@ -287,7 +288,8 @@ let run (args: Arguments) =
                                 args.FloorRuns |> Option.map (fun runs ->
                                     use data = Procedural.pyramid 64 config.Architecture.Resolution 3 1
                                     Floor.measure data config r fading warmup runs)
-                            let stepSeconds = float batch / ips
+                            // The step beside its floor: timed in the same rounds as the floor's operations.
+                            let stepSeconds = floor |> Option.map (fun f -> f.StepSeconds) |> Option.defaultValue (float batch / ips)
                             let row =
                                 { StepSeconds = stepSeconds
                                   FloorSeconds = floor |> Option.map (fun f -> f.Seconds) |> Option.defaultValue nan
@@ -302,7 +304,7 @@ let run (args: Arguments) =
                                 (if Double.IsNaN row.Ratio then ""
                                  else sprintf "  PyTorch %.2f img/s → ×%.2f (rounds ×%.2f–×%.2f)" row.PyTorchImagesPerSecond row.Ratio row.RatioLowest row.RatioHighest)
                             floor |> Option.iter (fun f ->
-                                printfn "    step %.1f ms, floor %.1f ms (operations alone %.1f, optimisers and EMA %.1f): step ÷ floor %.2f; costliest alone:"
+                                printfn "    step %.1f ms (timed between the floor's rounds), floor %.1f ms (operations alone %.1f, optimisers and EMA %.1f): step ÷ floor %.2f; costliest alone:"
                                     (1000.0 * stepSeconds) (1000.0 * f.Seconds) (1000.0 * (f.Seconds - f.OptimisersAndEma)) (1000.0 * f.OptimisersAndEma) (stepSeconds / f.Seconds)
                                 for line in row.Costliest do printfn "      %s" line)
                             yield row ]
@@ -410,6 +412,15 @@ let main argv =
         for r in resolutions.Split(',') |> Array.map int do
             use data = Procedural.pyramid 64 r 3 1
             Floor.layouts data (comparison r) r 2 10 |> ignore
+        0
+    | [| "--layout-steps"; resolutions; rounds |] ->
+        torch.set_num_threads Environment.ProcessorCount
+        for r in resolutions.Split(',') |> Array.map int do
+            for fading in [ false; true ] do
+                use data = Procedural.pyramid 64 r 3 1
+                let nchw, nhwc = Floor.layoutSteps data (comparison r) r fading (int rounds) 4
+                printfn "comparison %d² %s: NCHW %.1f ms, channels-last %.1f ms per step (median of %s rounds of 4, alternating): ×%.2f"
+                    r (if fading then "fade-in" else "stabilise") (1000.0 * nchw) (1000.0 * nhwc) rounds (nchw / nhwc)
         0
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
     | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0
