@@ -112,8 +112,8 @@ internal static class NativeLoader
         }
 
         // Links first, the library last: a library under its final name means the folder is complete. Processes that
-        // prepare the same folder at once make identical links and an identical file; whoever comes second keeps the
-        // first one's.
+        // prepare the same folder at once make identical links; the one that opens the temporary file first writes the
+        // library, and the others wait for it.
         Directory.CreateDirectory(folder);
         foreach (var dir in neighbourDirs)
             foreach (var file in Directory.EnumerateFiles(dir, "*.so*"))
@@ -126,10 +126,30 @@ internal static class NativeLoader
         byte[] bytes = File.ReadAllBytes(original);
         int changed = ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion);
         trace.AppendLine($"Marked {changed} {MissingVersion} requirement(s) weak in a copy.");
-        try { AtomicFile.WriteAllBytes(target, bytes); }
-        catch (IOException) when (File.Exists(target)) { }
-        trace.AppendLine($"Wrote patched copy to {folder}");
+        try
+        {
+            AtomicFile.WriteAllBytes(target, bytes);
+            trace.AppendLine($"Wrote patched copy to {folder}");
+        }
+        catch (IOException e) when (WrittenByAnother(target))
+        {
+            // Several processes started at once (mpirun -np N on a fresh install): the temporary file is held by the one
+            // writing it, the others wait for its identical copy.
+            trace.AppendLine($"Another process was writing the patched copy ({e.Message.Split('\n')[0]}); using its copy in {folder}");
+        }
         return target;
+    }
+
+    /// <summary>Whether <paramref name="target"/> exists, or appears within a minute (another process writing it).</summary>
+    private static bool WrittenByAnother(string target)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!File.Exists(target))
+        {
+            if (waited.Elapsed > TimeSpan.FromMinutes(1)) return false;
+            Thread.Sleep(50);
+        }
+        return true;
     }
 
     /// <summary>

@@ -514,3 +514,35 @@ let ``A native fault that repeats from the same checkpoint stops in one line wit
     Assert.Contains(Path.GetFileName kept, message)
     let position, _ = runWithHook folder.Path true ignore
     Assert.True(File.Exists(RunFolder(folder.Path).Final), sprintf "the resumed run did not finish (at %d)" position.ImagesShown)
+
+/// Processes started at once on a fresh install (`mpirun -np N`) all find TorchSharp's native library unpatched: the
+/// first writes the patched copy into the cache, and the others, finding its temporary file held, wait for it rather
+/// than fail (as rank 0 of a CI run once did). Played deterministically: this test holds the temporary file itself.
+[<Fact>]
+let ``a process that finds the native library's patched copy being written by another waits for it and trains`` () =
+    use folder = new TempFolder()
+    let cache name = Path.Combine(folder.Path, name)
+    let run (cacheRoot: string) (out: string) = startWith [ "PROGAN_KERAS_NATIVE_CACHE", cacheRoot ] ([ "--out"; out; "--stop-after"; "8" ] @ tinyFlags)
+    // A first process on an empty cache writes the copy where every process of this build looks for it.
+    let first, _, firstOutput = run (cache "a") (Path.Combine(folder.Path, "run-a"))
+    Assert.True(first.WaitForExit 120_000 && (first.WaitForExit(); first.ExitCode = 0), sprintf "the first process failed:\n%O" firstOutput)
+    let written = Directory.GetDirectories(Path.Combine(cache "a", "native")) |> Array.exactlyOne
+    let library = Path.Combine(written, "libLibTorchSharp.so")
+    Assert.True(File.Exists library, sprintf "no patched copy in %s" written)
+    // A second cache in which another writer holds the temporary file: the process must wait, then use its copy.
+    let waiting = Path.Combine(cache "b", "native", Path.GetFileName written)
+    Directory.CreateDirectory waiting |> ignore
+    let target = Path.Combine(waiting, "libLibTorchSharp.so")
+    let held = new FileStream(ProGan.Keras.IO.AtomicFile.TemporaryPath target, FileMode.Create, FileAccess.Write, FileShare.None)
+    let second, _, secondOutput = run (cache "b") (Path.Combine(folder.Path, "run-b"))
+    try
+        Threading.Thread.Sleep 4000
+        Assert.False(second.HasExited, sprintf "the process did not wait for the other writer:\n%O" secondOutput)
+        File.Copy(library, target + ".other")
+        File.Move(target + ".other", target) // the other writer's rename
+    finally
+        held.Dispose()
+    Assert.True(second.WaitForExit 120_000, "the waiting process did not finish")
+    second.WaitForExit()
+    Assert.True((second.ExitCode = 0), sprintf "exit %d:\n%O" second.ExitCode secondOutput)
+    Assert.Contains("training from 0 of", string secondOutput)
