@@ -204,12 +204,7 @@ let private optimisersAndEma (runs: int) (trainer: Trainer) =
 /// them: two rounds of (every operation, then 3 steps), each operation's best and the steps' median kept, so that the
 /// step and its floor are measured minutes apart at most (this VM's speed drifts by 10–30 % over minutes).
 let measure (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (runs: int) =
-    use trainer = new Trainer(config, data, TorchBackend.Device)
-    let level = config.Architecture.LevelOf resolution
-    let cycle = int64 (config.StabiliseImages + config.FadeImages)
-    let start = if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle
-    trainer.JumpTo start
-    for _ in 1..warmup do trainer.Step() |> ignore
+    use trainer = Steps.trainerAt data config resolution fading warmup
     let groups =
         record trainer |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient) |> List.map snd
     let best = Array.create groups.Length infinity
@@ -237,10 +232,7 @@ let describe (t: Timed) =
 /// channels-last: printed per operation and summed, so that a layout change can be judged operation by operation
 /// before it is tried end to end. Returns (NCHW seconds, channels-last seconds) summed over the convolutions.
 let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (warmup: int) (runs: int) =
-    use trainer = new Trainer(config, data, TorchBackend.Device)
-    let level = config.Architecture.LevelOf resolution
-    trainer.JumpTo(int64 level * int64 (config.StabiliseImages + config.FadeImages))
-    for _ in 1..warmup do trainer.Step() |> ignore
+    use trainer = Steps.trainerAt data config resolution false warmup
     let convolutions =
         record trainer
         |> List.filter (fun c -> match c.Parameters with Some(:? WeightScaledConv2D) -> true | _ -> false)
@@ -265,12 +257,9 @@ let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (w
 /// step of each, over `rounds`.
 let layoutSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
     let start (channelsLast: bool) =
-        let trainer = new Trainer(config, data, TorchBackend.Device)
+        let trainer = Steps.trainerAt data config resolution fading 0
         trainer.State.Generator.ChannelsLast <- channelsLast
         trainer.State.Discriminator.ChannelsLast <- channelsLast
-        let level = config.Architecture.LevelOf resolution
-        let cycle = int64 (config.StabiliseImages + config.FadeImages)
-        trainer.JumpTo(if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle)
         for _ in 1..2 do trainer.Step() |> ignore
         trainer
     use nchw = start false

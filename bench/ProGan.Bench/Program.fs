@@ -72,13 +72,7 @@ let ceiling () =
 
 /// Median seconds of `iterations` steps after `warmup`, at `resolution` in `phase`, on `data`.
 let timeStepsOn (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (iterations: int) =
-    use trainer = new Trainer(config, data, TorchBackend.Device)
-    let level = config.Architecture.LevelOf resolution
-    let cycle = int64 (config.StabiliseImages + config.FadeImages)
-    // Stabilise: the start of the level's own cycle; fade-in: the middle of the fade that brings the level in.
-    let start = if fading then int64 (level - 1) * cycle + int64 config.StabiliseImages + int64 config.FadeImages / 2L else int64 level * cycle
-    trainer.JumpTo start
-    for _ in 1..warmup do trainer.Step() |> ignore
+    use trainer = Steps.trainerAt data config resolution fading warmup
     let times =
         [ for _ in 1..iterations ->
             let sw = Stopwatch.StartNew()

@@ -184,6 +184,18 @@ let private rankProcess (folder: string) (rank: int) =
             && File.ReadAllText(sprintf "/proc/%d/environ" pid).Split('\000') |> Array.contains (sprintf "OMPI_COMM_WORLD_RANK=%d" rank)
         with _ -> false)
 
+/// `run` resumed by two processes from its checkpoint at `from` to a stop at `target`: they exit 0, say where they
+/// resumed, and log the target; returns their output.
+let private resumeTwo (temp: string) (run: string) (from: int64) (target: int64) =
+    let resumed, output = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
+    use _ = ending resumed
+    Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (output ()))
+    resumed.WaitForExit()
+    Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (output ()))
+    Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" from from, output ())
+    Assert.Equal(target, (List.last (logRows run)).ImagesShown)
+    output ()
+
 [<SkippableFact>]
 let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops both after one step with a checkpoint, two ranks resume it, and so does one`` () =
     Skip.If((mpirun ()).IsNone, "mpirun is not on the PATH (apt-get install openmpi-bin); data-parallel training is not exercised")
@@ -214,15 +226,9 @@ let ``train under mpirun: rank 0 alone writes, SIGTERM to the other rank stops b
     Assert.Empty(Directory.GetFiles(temp, "progan-state-*"))
     // Two ranks resume it where it stopped, rank 0's checkpoint shared with rank 1, and go on to a stop of their own.
     let target = last + 64L
-    let resumed, resumedOutput = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
-    use _ = ending resumed
-    Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
-    resumed.WaitForExit()
-    Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (resumedOutput ()))
-    Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
-    Assert.Equal(target, (List.last (logRows run)).ImagesShown)
+    let resumedOutput = resumeTwo temp run last target
     Assert.Equal(Path.Combine(run, sprintf "checkpoint-%012d.ckpt" target), List.head (checkpoints run))
-    Assert.DoesNotContain("continues in", resumedOutput ())
+    Assert.DoesNotContain("continues in", resumedOutput)
     Assert.Equal(2, (RunFolder.readManifest (RunFolder run)).Processes)
     // One process resumes it too, told that the steps stay the same up to rounding.
     let position, events = train (RunFolder.readConfig (RunFolder run)) run true (Some(target + 16L))
@@ -321,14 +327,7 @@ let ``SIGTERM to mpirun itself started with --mca odls_base_sigkill_timeout 10: 
     Assert.Equal<string list>([ Path.Combine(run, sprintf "checkpoint-%012d.ckpt" last) ], checkpoints run |> List.take 1)
     Assert.Contains(sprintf "stopped at %d images" last, text)
     // Two ranks resume it where it stopped.
-    let target = last + 16L
-    let resumed, resumedOutput = startTwo temp [ "--resume"; run; "--stop-after"; string target ]
-    use _ = ending resumed
-    Assert.True(resumed.WaitForExit 240_000, sprintf "the resumed run did not stop:\n%s" (resumedOutput ()))
-    resumed.WaitForExit()
-    Assert.True((resumed.ExitCode = 0), sprintf "exit %d:\n%s" resumed.ExitCode (resumedOutput ()))
-    Assert.Contains(sprintf "Resumed from checkpoint-%012d.ckpt at %d images" last last, resumedOutput ())
-    Assert.Equal(target, (List.last (logRows run)).ImagesShown)
+    resumeTwo temp run last (last + 16L) |> ignore
 
 [<SkippableFact>]
 let ``an error in one rank alone ends the whole job through MPI_Abort, the error printed and the rank named, and the checkpoint before it is kept and resumes`` () =
