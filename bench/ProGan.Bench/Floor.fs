@@ -79,16 +79,15 @@ let record (trainer: Trainer) =
         let handle = m.register_forward_pre_hook(Func<torch.nn.Module<Tensor, Tensor>, Tensor, Tensor>(fun _ x -> network <- name; pass <- classify x; x))
         removers.Add { new IDisposable with member _.Dispose() = handle.remove() }
     /// `describe` gives, from the layer's input and output, its operation's name, how to run it, and the input it
-    /// takes (shape, type, whether it needs a gradient); None skips the call.
-    let onLayer (m: torch.nn.Module<Tensor, Tensor>) (describe: Tensor -> Tensor -> (string * (Tensor -> Tensor) * int64[] * torch.ScalarType * bool) option) =
+    /// takes as (shape, type, whether it needs a gradient).
+    let onLayer (m: torch.nn.Module<Tensor, Tensor>) (describe: Tensor -> Tensor -> string * (Tensor -> Tensor) * (int64[] * torch.ScalarType * bool)) =
         let handle =
             m.register_forward_hook(Func<torch.nn.Module<Tensor, Tensor>, Tensor, Tensor, Tensor>(fun _ x y ->
-                describe x y
-                |> Option.iter (fun (name, run, shape, dtype, needsGradient) ->
-                    calls.Add
-                        { Name = network + " " + name; Pass = pass; Shape = shape; DType = dtype
-                          InputNeedsGradient = needsGradient && pass <> ForwardOnly; Run = run
-                          Parameters = (match m with :? WeightScaledConv2D | :? WeightScaledDense -> Some(m :> torch.nn.Module) | _ -> None) })
+                let name, run, (shape, dtype, needsGradient) = describe x y
+                calls.Add
+                    { Name = network + " " + name; Pass = pass; Shape = shape; DType = dtype
+                      InputNeedsGradient = needsGradient && pass <> ForwardOnly; Run = run
+                      Parameters = (match m with :? WeightScaledConv2D | :? WeightScaledDense -> Some(m :> torch.nn.Module) | _ -> None) }
                 y))
         removers.Add { new IDisposable with member _.Dispose() = handle.remove() }
     let input (x: Tensor) = x.shape, x.dtype, x.requires_grad
@@ -108,27 +107,30 @@ let record (trainer: Trainer) =
             | :? WeightScaledConv2D as conv ->
                 onLayer conv (fun x _ ->
                     let kind = if conv.Upscale then " (upscale)" elif conv.Downscale then " (downscale)" else ""
-                    let shape, dtype, needsGradient = input x
-                    Some(sprintf "conv %d×%d %d→%d%s%s" conv.KernelSize conv.KernelSize conv.InChannels conv.OutChannels kind (side x.shape), conv.call, shape, dtype, needsGradient))
+                    sprintf "conv %d×%d %d→%d%s%s" conv.KernelSize conv.KernelSize conv.InChannels conv.OutChannels kind (side x.shape), conv.call, input x)
             | :? WeightScaledDense as dense ->
-                onLayer dense (fun x _ -> let s, t, n = input x in Some(sprintf "dense %d→%d" dense.InFeatures dense.OutFeatures, dense.call, s, t, n))
-            | :? PixelNormalization as norm -> onLayer norm (fun x _ -> let s, t, n = input x in Some("pixel norm" + side x.shape, norm.call, s, t, n))
-            | :? MinibatchStdev as stdev -> onLayer stdev (fun x _ -> let s, t, n = input x in Some("minibatch stddev" + side x.shape, stdev.call, s, t, n))
+                onLayer dense (fun x _ -> sprintf "dense %d→%d" dense.InFeatures dense.OutFeatures, dense.call, input x)
+            | :? PixelNormalization as norm -> onLayer norm (fun x _ -> "pixel norm" + side x.shape, norm.call, input x)
+            | :? MinibatchStdev as stdev -> onLayer stdev (fun x _ -> "minibatch stddev" + side x.shape, stdev.call, input x)
             | :? ConvActivation as unit ->
                 // The unit's LeakyReLU, on its convolution's output (the unit's output has that shape).
                 let slope = unit.Slope
-                onLayer unit (fun _ y -> let s, t, n = input y in Some("leaky ReLU" + side y.shape, (fun x -> x.leaky_relu(Scalars.Of slope)), s, t, n))
+                onLayer unit (fun _ y -> "leaky ReLU" + side y.shape, (fun x -> x.leaky_relu(Scalars.Of slope)), input y)
             | :? DiscriminatorBlock when not trainer.Config.Architecture.FusedScale ->
                 // The separate order's 2×2 average pooling after the block's second unit.
                 onLayer (m :?> torch.nn.Module<Tensor, Tensor>) (fun _ y ->
                     let shape = [| y.shape[0]; y.shape[1]; 2L * y.shape[2]; 2L * y.shape[3] |]
-                    Some("2×2 average pool" + side shape, Resample.Down, shape, y.dtype, y.requires_grad))
+                    "2×2 average pool" + side shape, Resample.Down, (shape, y.dtype, y.requires_grad))
             | _ -> ()
     try
         trainer.Step() |> ignore
     finally
         for r in removers do r.Dispose()
     List.ofSeq calls
+
+/// The recorded calls grouped by what they time the same: name, pass, input shape, whether the input needs a gradient.
+let private kinds (calls: Call list) =
+    calls |> List.groupBy (fun c -> c.Name, c.Pass, List.ofArray c.Shape, c.InputNeedsGradient) |> List.map snd
 
 /// The minimum over `runs` (after two warm-ups) of the seconds `f` takes.
 let private fastest (runs: int) (f: unit -> unit) =
@@ -205,8 +207,7 @@ let private optimisersAndEma (runs: int) (trainer: Trainer) =
 /// step and its floor are measured minutes apart at most (this VM's speed drifts by 10–30 % over minutes).
 let measure (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (runs: int) =
     use trainer = Steps.trainerAt data config resolution fading warmup
-    let groups =
-        record trainer |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient) |> List.map snd
+    let groups = kinds (record trainer)
     let best = Array.create groups.Length infinity
     let mutable rest = infinity
     let steps = List<float>()
@@ -234,12 +235,11 @@ let describe (t: Timed) =
 let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (warmup: int) (runs: int) =
     use trainer = Steps.trainerAt data config resolution false warmup
     let convolutions =
-        record trainer
-        |> List.filter (fun c -> match c.Parameters with Some(:? WeightScaledConv2D) -> true | _ -> false)
-        |> List.groupBy (fun c -> c.Name, c.Pass, c.Shape |> List.ofArray, c.InputNeedsGradient)
+        record trainer |> List.filter (fun c -> match c.Parameters with Some(:? WeightScaledConv2D) -> true | _ -> false) |> kinds
     printfn "%d² convolutions of one step, each alone (minimum of %d), NCHW against channels-last (input, kernel and output gradient NHWC):" resolution runs
     let rows =
-        [ for (name, pass, _, _), group in convolutions ->
+        [ for group in convolutions ->
+            let name, pass = group.Head.Name, group.Head.Pass
             let nchw = float group.Length * timeCall runs group.Head
             let nhwc = float group.Length * (timeChannelsLast runs group.Head).Value
             printfn "  %-48s %-28O %s %8.2f ms %8.2f ms  ×%.2f" name pass (if group.Length > 1 then sprintf "×%d" group.Length else "  ") (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)

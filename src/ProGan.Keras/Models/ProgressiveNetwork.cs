@@ -46,7 +46,7 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         set
         {
             computeType = MixedPrecision.Validate(value);
-            foreach (var pair in pairs) SetComputeType(pair);
+            foreach (var pair in pairs) ApplySettings(pair);
         }
     }
 
@@ -60,11 +60,12 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         set
         {
             channelsLast = value;
-            foreach (var pair in pairs) SetComputeType(pair);
+            foreach (var pair in pairs) ApplySettings(pair);
         }
     }
 
-    private void SetComputeType(ModelPair<TModel> pair)
+    /// <summary>Gives both models of <paramref name="pair"/> the network's compute type and layout.</summary>
+    private void ApplySettings(ModelPair<TModel> pair)
     {
         pair.StraightThrough.ComputeType = computeType;
         pair.StraightThrough.ChannelsLast = channelsLast;
@@ -81,7 +82,7 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
         WeightedSum? fade = pairs.Count == 0 ? null : new WeightedSum();
         if (fade is not null) fades.Add(fade);
         var pair = new ModelPair<TModel>(resolution, build(null), fade is null ? null : build(fade));
-        SetComputeType(pair);
+        ApplySettings(pair);
         pairs.Add(pair);
     }
 }
