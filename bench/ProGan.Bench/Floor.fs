@@ -252,23 +252,32 @@ let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (w
     printfn "  %-78s %8.2f ms %8.2f ms  ×%.2f" "all convolutions" (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
     nchw, nhwc
 
-/// Whole steps in NCHW against channels-last (`ProgressiveNetwork.ChannelsLast` on G and D), one trainer each in one
-/// process, timed in alternating rounds of `steps` steps (this VM's speed drifts over minutes): the median seconds per
-/// step of each, over `rounds`.
+/// Whole steps of two trainers (`start false` and `start true`, each warmed up by two steps), one process, timed in
+/// alternating rounds of `steps` steps, the first of each pair swapping (this VM's speed drifts over minutes). Each
+/// round counts its mean seconds per step, so a round of K steps under a penalty every K-th minibatch holds one penalty
+/// step. Returns each round's (first's, second's) seconds per step.
+let pairedSteps (start: bool -> Trainer) (rounds: int) (steps: int) =
+    let warm second =
+        let trainer = start second
+        for _ in 1..2 do trainer.Step() |> ignore
+        trainer
+    use first = warm false
+    use second = warm true
+    let time (trainer: Trainer) =
+        let sw = Stopwatch.StartNew()
+        for _ in 1..steps do trainer.Step() |> ignore
+        sw.Elapsed.TotalSeconds / float steps
+    [ for k in 1..rounds -> if k % 2 = 1 then let a = time first in a, time second else let b = time second in time first, b ]
+
+/// Whole steps in NCHW against channels-last (`ProgressiveNetwork.ChannelsLast` on G and D), `pairedSteps`.
 let layoutSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
-    let start (channelsLast: bool) =
+    pairedSteps (fun channelsLast ->
         let trainer = Steps.trainerAt data config resolution fading 0
         trainer.State.Generator.ChannelsLast <- channelsLast
         trainer.State.Discriminator.ChannelsLast <- channelsLast
-        for _ in 1..2 do trainer.Step() |> ignore
-        trainer
-    use nchw = start false
-    use nhwc = start true
-    let time (trainer: Trainer) =
-        [ for _ in 1..steps ->
-            let sw = Stopwatch.StartNew()
-            trainer.Step() |> ignore
-            sw.Elapsed.TotalSeconds ]
-    let pairs = [ for k in 1..rounds -> if k % 2 = 1 then let a = time nchw in a, time nhwc else let b = time nhwc in time nchw, b ]
-    let median (xs: float list) = let s = List.sort xs in s[s.Length / 2]
-    median (pairs |> List.collect fst), median (pairs |> List.collect snd)
+        trainer) rounds steps
+
+/// Whole steps in float32 against bfloat16 (`TrainingConfig.Precision`: G and D compute in it, the weights and Adam
+/// stay float32), `pairedSteps`.
+let precisionSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
+    pairedSteps (fun bf16 -> Steps.trainerAt data { config with Precision = (if bf16 then BFloat16 else Float32) } resolution fading 0) rounds steps

@@ -351,6 +351,8 @@ let command : Command<Arguments> =
                 "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)"
                 "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --layouts R,R…   (each convolution of a step alone, NCHW against channels-last, Floor.fs)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --layout-steps R,R… ROUNDS   (whole steps, NCHW against channels-last, alternating rounds)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --precision-steps R,R… ROUNDS [SHAPE,SHAPE…]   (whole steps, float32 against bfloat16, alternating rounds)"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --features [IMAGES]   (FD-ResNet18/KID/precision-recall cost, FeatureMetrics.fs; 10000)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
@@ -394,6 +396,41 @@ let command : Command<Arguments> =
           FusedScales = [ true; false ]; NoPyTorch = false; Shapes = None; Generation = None; Precision = "float32"; FloorRuns = Some 10 }
       ResumeFlag = None }
 
+/// "A 12.3 ms, B 10.1 ms per step (median of N rounds of K, alternating): ×1.22 (rounds ×1.1–×1.3)" of `pairedSteps`' rows.
+let pairedLine (first: string) (second: string) (rows: (float * float) list) (steps: int) =
+    let a, b = rows |> List.map fst |> median, rows |> List.map snd |> median
+    let ratios = rows |> List.map (fun (x, y) -> x / y)
+    sprintf "%s %.1f ms, %s %.1f ms per step (median of %d rounds of %d, alternating): ×%.2f (rounds ×%.2f–×%.2f)"
+        first (1000.0 * a) second (1000.0 * b) rows.Length steps (median ratios) (List.min ratios) (List.max ratios)
+
+/// Whole steps in float32 against bfloat16 for the named shapes (`shapes`' names), both phases, in rounds of as many
+/// steps as the shape's penalty interval (at least 4), so that every round holds its share of penalty steps; a table
+/// of the speed-ups for docs/benchmark.md at the end.
+let precisionSteps (resolutions: string) (rounds: int) (names: string list) =
+    torch.set_num_threads Environment.ProcessorCount
+    printfn "float32 against bfloat16 whole steps (G and D compute in it; weights and Adam float32), the CPU's bfloat16 features: %s" (match List.ofSeq (MixedPrecision.CpuBFloat16Features()) with [] -> "none" | f -> String.Join(", ", f))
+    let rows =
+        [ for name in names do
+            for r in resolutions.Split(',') |> Array.map int do
+                let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd
+                let steps = max 4 config.PenaltyInterval
+                for fading in (if r = 4 then [ false ] else [ false; true ]) do
+                    use data = Procedural.pyramid 64 r 3 1
+                    let paired = Floor.precisionSteps data config r fading rounds steps
+                    printfn "%s %d² %s: %s" name r (if fading then "fade-in" else "stabilise") (pairedLine "float32" "bfloat16" paired steps)
+                    yield name, r, fading, paired |> List.map (fun (a, b) -> a / b) |> median ]
+    printfn "\n| bfloat16 ÷ float32 speed, stabilise / fade-in | %s |" (String.Join(" | ", resolutions.Split(',') |> Array.map (sprintf "%s²")))
+    printfn "|---|%s" (String.replicate (resolutions.Split(',').Length) "---|")
+    for name in names do
+        let cell r =
+            let at fading = rows |> List.tryFind (fun (n, res, f, _) -> n = name && res = r && f = fading) |> Option.map (fun (_, _, _, x) -> sprintf "×%.2f" x)
+            match at false, at true with
+            | Some s, Some f -> s + " / " + f
+            | Some s, None -> s
+            | _ -> "–"
+        printfn "| %s | %s |" name (String.Join(" | ", resolutions.Split(',') |> Array.map (int >> cell)))
+    0
+
 [<EntryPoint>]
 let main argv =
     TorchBackend.Initialize() |> ignore
@@ -412,10 +449,11 @@ let main argv =
         for r in resolutions.Split(',') |> Array.map int do
             for fading in [ false; true ] do
                 use data = Procedural.pyramid 64 r 3 1
-                let nchw, nhwc = Floor.layoutSteps data (comparison r) r fading (int rounds) 4
-                printfn "comparison %d² %s: NCHW %.1f ms, channels-last %.1f ms per step (median of %s rounds of 4, alternating): ×%.2f"
-                    r (if fading then "fade-in" else "stabilise") (1000.0 * nchw) (1000.0 * nhwc) rounds (nchw / nhwc)
+                let rows = Floor.layoutSteps data (comparison r) r fading (int rounds) 4
+                printfn "comparison %d² %s: %s" r (if fading then "fade-in" else "stabilise") (pairedLine "NCHW" "channels-last" rows 4)
         0
+    | [| "--precision-steps"; resolutions; rounds |] -> precisionSteps resolutions (int rounds) [ "cpu preset"; "wide preset"; "comparison" ]
+    | [| "--precision-steps"; resolutions; rounds; names |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(',')))
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
     | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0
     | _ -> CommandLine.run command argv run

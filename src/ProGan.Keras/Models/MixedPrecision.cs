@@ -74,6 +74,40 @@ public static class MixedPrecision
         return result.to(x.dtype);
     }
 
+    /// <summary>
+    /// The CPU's features that give bfloat16 its own arithmetic — AVX512-BF16 and AMX-BF16 on x86-64, BF16 on Arm —
+    /// as Linux lists them in /proc/cpuinfo (<c>avx512_bf16</c>, <c>amx_bf16</c>, <c>bf16</c>); oneDNN runs bfloat16
+    /// convolutions faster than float32 only on these. Empty where the CPU has none, and where the list cannot be read
+    /// (other systems): there bfloat16 is emulated, and slower.
+    /// </summary>
+    public static IReadOnlyList<string> CpuBFloat16Features()
+    {
+        try { return CpuBFloat16Features(File.ReadAllText("/proc/cpuinfo")); }
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
+    }
+
+    /// <summary>
+    /// The bfloat16 features named on the <c>flags</c> (x86-64) or <c>Features</c> (Arm) lines of a /proc/cpuinfo
+    /// text, each once, in the order <see cref="CpuBFloat16Features()"/> lists them.
+    /// </summary>
+    /// <param name="cpuinfo">The text of /proc/cpuinfo.</param>
+    public static IReadOnlyList<string> CpuBFloat16Features(string cpuinfo)
+    {
+        var listed = new HashSet<string>();
+        foreach (var line in cpuinfo.Split('\n'))
+        {
+            var colon = line.IndexOf(':');
+            if (colon < 0) continue;
+            var key = line[..colon].Trim();
+            if (key != "flags" && key != "Features") continue;
+            listed.UnionWith(line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+        return BFloat16Features.Where(listed.Contains).ToArray();
+    }
+
+    private static readonly string[] BFloat16Features = ["avx512_bf16", "amx_bf16", "bf16"];
+
     private static ArgumentException Unsupported(ScalarType type) => new(
         $"Compute type {type} is not supported; use float32 or bfloat16 (float16 would need loss scaling).", nameof(type));
 }

@@ -28,7 +28,10 @@ type TrainArguments =
       Device: string option
       Threads: int option
       /// Settings over the preset, in the order given (flag, change).
-      Overrides: (string * (TrainingConfig -> TrainingConfig)) list }
+      Overrides: (string * (TrainingConfig -> TrainingConfig)) list
+      /// `--precision auto`: chosen for this machine once the rest of the configuration is known
+      /// (`TrainingConfig.autoPrecision`).
+      AutoPrecision: bool }
 
 /// What a run will do: its configuration, folder, device and stop.
 type TrainPlan =
@@ -38,7 +41,9 @@ type TrainPlan =
       StopAfterImages: int64 option
       /// Stop (with a checkpoint) once this much time has passed in this process: a wall-clock budget.
       StopAfter: TimeSpan option
-      Device: torch.Device }
+      Device: torch.Device
+      /// What the plan chose for the user (`--precision auto`), printed under the run's first line.
+      Notes: string list }
 
 /// `dotnet fsi train.fsx -- [options]`: progressive training from the command line.
 module TrainCommand =
@@ -108,11 +113,12 @@ module TrainCommand =
                 else let x = float' name v in fun c -> { c with LearningRate = x })
           setting "--lr-decay" "F" "the learning rate falls linearly to 0 over the last F of the run's images (0.5: the second half)"
             (parsed float' (fun x c -> { c with LearningRateDecay = x }))
-          setting "--precision" "TYPE" "float32, or bfloat16: G and D compute in bfloat16, parameters and samples stay float32 (faster where the CPU has AVX512-BF16)"
-            (fun name v ->
-                match Precision.tryParse v with
-                | Some precision -> fun c -> { c with Precision = precision }
-                | None -> bad "%s takes float32 or bfloat16; got '%s'." name v)
+          flag "--precision" "TYPE" "float32; bfloat16: G and D compute in bfloat16, parameters and samples stay float32 (faster where the CPU has AVX512-BF16); or auto: bfloat16 where this machine's benchmark measured it faster, float32 elsewhere (the run says which, and why)" false
+            (fun v a ->
+                match v, Precision.tryParse v with
+                | "auto", _ -> { a with AutoPrecision = true }
+                | _, Some precision -> { a with AutoPrecision = false; Overrides = a.Overrides @ [ "--precision", fun c -> { c with Precision = precision } ] }
+                | _, None -> bad "--precision takes float32, bfloat16 or auto; got '%s'." v)
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
             (fun name v ->
                 match GanLoss.tryParse v with
@@ -171,7 +177,7 @@ module TrainCommand =
           Flags = flags
           Defaults =
             { Preset = "cpu"; Resolution = 32; Data = None; Out = None; Resume = None; StopAfterImages = None
-              StopAfterMinutes = None; Device = None; Threads = None; Overrides = [] }
+              StopAfterMinutes = None; Device = None; Threads = None; Overrides = []; AutoPrecision = false }
           ResumeFlag = Some "--resume" }
 
     /// The device a name asks for, checked to exist.
@@ -232,7 +238,7 @@ module TrainCommand =
             let config = { config with Threads = args.Threads |> Option.defaultValue config.Threads
                                        DataFolder = data |> Option.defaultValue config.DataFolder }
             { Config = TrainingConfig.validate config; Folder = folder; Resume = true; StopAfterImages = args.StopAfterImages
-              StopAfter = stopAfter; Device = device }
+              StopAfter = stopAfter; Device = device; Notes = [] }
         | None ->
             let make = TrainingConfig.presets |> List.find (fst >> (=) args.Preset) |> snd
             let preset = make args.Resolution
@@ -248,6 +254,12 @@ module TrainCommand =
             let config =
                 try TrainingConfig.validate config
                 with :? ArgumentException as e -> bad "%s" (asTyped args preset e)
+            let config, notes =
+                if not args.AutoPrecision then config, []
+                else
+                    let features = List.ofSeq (ProGan.Keras.Models.MixedPrecision.CpuBFloat16Features())
+                    let precision, why = TrainingConfig.autoPrecision features device.``type`` config
+                    { config with Precision = precision }, [ sprintf "--precision auto: %s — %s." (Precision.name precision) why ]
             match FileKind.at config.InitFrom with
             | _ when config.InitFrom = "" -> ()
             | Missing -> bad "--init-from: '%s' does not exist; pass a run folder or one of its checkpoint-*.ckpt files." config.InitFrom
@@ -262,7 +274,7 @@ module TrainCommand =
                     Seq.initInfinite (fun k -> if k = 0 then stamp else sprintf "%s-%d" stamp (k + 1))
                     |> Seq.find (fun candidate -> not (Directory.Exists candidate || File.Exists candidate)))
             { Config = config; Folder = out; Resume = false; StopAfterImages = args.StopAfterImages
-              StopAfter = stopAfter; Device = device }
+              StopAfter = stopAfter; Device = device; Notes = notes }
 
     /// A `--resume` of a run folder that another process is training in, refused before anything is loaded (the
     /// native libraries take seconds to load on a busy machine): the exit code, or None to go on. Anything else is
@@ -312,6 +324,7 @@ module TrainCommand =
             if world.IsRoot then
                 printfn "%s │ run folder %s │ device %O │ %s%s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
                     (if world.Size > 1 then sprintf " │ %d processes (MPI)" world.Size else "")
+                for note in plan.Notes do printfn "%s" note
             try
                 // Rank 0 shows the run; the others train quietly.
                 (if not world.IsRoot then train ignore elif Display.isInteractive () then Display.live train else train Display.plain) |> ignore

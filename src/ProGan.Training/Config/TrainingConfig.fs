@@ -270,6 +270,31 @@ module TrainingConfig =
     /// The type G and D compute in (`Precision`).
     let computeType (c: TrainingConfig) = c.Precision.ScalarType
 
+    /// The fewest feature maps at the final level for which `--precision auto` picks bfloat16: where the benchmark's
+    /// paired rounds (`--precision-steps`, docs/benchmark.md) measured the bfloat16 step faster on a CPU with
+    /// bfloat16 arithmetic. Below it the convolutions are too small for bfloat16's faster multiply-adds to outweigh
+    /// the rest of the step (element-wise work, casts), which bfloat16 does not speed up there.
+    let autoBFloat16Channels = 64
+
+    /// `--precision auto`: bfloat16 where the benchmark measured it faster — a CPU with bfloat16 arithmetic
+    /// (`cpuBFloat16Features`: AVX512-BF16, AMX-BF16 or Arm's BF16; elsewhere bfloat16 is emulated and slower) and a
+    /// network with at least `autoBFloat16Channels` feature maps at its final level — and float32 elsewhere, with the
+    /// reason, for the run's first lines. On CUDA, float32: no GPU has measured it for this project.
+    let autoPrecision (cpuBFloat16Features: string list) (device: TorchSharp.DeviceType) (c: TrainingConfig) =
+        let a = c.Architecture
+        let top = a.ChannelsAt(a.LevelCount - 1)
+        match device, cpuBFloat16Features with
+        | TorchSharp.DeviceType.CPU, [] ->
+            Float32, "this CPU has no bfloat16 arithmetic (no avx512_bf16, amx_bf16 or bf16 among its flags), so bfloat16 would be emulated, and slower"
+        | TorchSharp.DeviceType.CPU, features when top < autoBFloat16Channels ->
+            Float32, sprintf "this CPU has %s, but with %d feature maps at %d² the benchmark measured no faster bfloat16 step (it pays from %d maps)"
+                         (String.Join(", ", features)) top a.Resolution autoBFloat16Channels
+        | TorchSharp.DeviceType.CPU, features ->
+            BFloat16, sprintf "this CPU has %s, and with %d feature maps at %d² the benchmark measured the bfloat16 step faster (parameters, Adam and samples stay float32)"
+                          (String.Join(", ", features)) top a.Resolution
+        | other, _ ->
+            Float32, sprintf "bfloat16 on %O is not measured by this project; pass --precision bfloat16 to try it" other
+
     let private imagesAt (entries: ResolutionImages[]) (fallback: int) (resolution: int) =
         entries |> Array.tryFind (fun e -> e.Resolution = resolution) |> Option.map (fun e -> e.Images) |> Option.defaultValue fallback
 

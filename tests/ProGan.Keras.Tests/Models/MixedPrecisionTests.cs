@@ -109,4 +109,18 @@ public class MixedPrecisionTests
         Assert.Equal(ScalarType.BFloat16, MixedPrecision.TryParse("bfloat16"));
         Assert.Null(MixedPrecision.TryParse("float16"));
     }
+
+    [Fact]
+    public void The_cpus_bfloat16_features_are_read_from_its_flags_lines_only()
+    {
+        // Two logical processors of an EPYC 9004 as Linux lists them (flags abridged), an Arm core, and one without.
+        const string epyc = "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+                          + "processor\t: 1\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n";
+        Assert.Equal(new[] { "avx512_bf16" }, MixedPrecision.CpuBFloat16Features(epyc));
+        Assert.Equal(new[] { "avx512_bf16", "amx_bf16" }, MixedPrecision.CpuBFloat16Features("flags\t: amx_tile amx_bf16 avx512_bf16 amx_int8\n"));
+        Assert.Equal(new[] { "bf16" }, MixedPrecision.CpuBFloat16Features("Features\t: fp asimd sve bf16 i8mm\nCPU implementer\t: 0x41\n"));
+        // A name that only contains a feature's, and a feature named on another line, are not the feature.
+        Assert.Empty(MixedPrecision.CpuBFloat16Features("model name\t: bf16 avx512_bf16 lookalike\nflags\t: avx512_bf16x sse\n"));
+        Assert.Empty(MixedPrecision.CpuBFloat16Features(""));
+    }
 }

@@ -28,7 +28,7 @@ let ``bad arguments give one line that names them`` () =
     Assert.Equal(16, (plan [ "--penalty-interval"; "16" ]).Config.PenaltyInterval)
     Assert.Contains("--lr-decay 1.5 is invalid; it must be in [0, 1]", error [ "--lr-decay"; "1.5" ])
     Assert.Equal(0.5, (plan [ "--lr-decay"; "0.5" ]).Config.LearningRateDecay)
-    Assert.Equal("--precision takes float32 or bfloat16; got 'float16'.", error [ "--precision"; "float16" ])
+    Assert.Equal("--precision takes float32, bfloat16 or auto; got 'float16'.", error [ "--precision"; "float16" ])
     Assert.Equal(BFloat16, (plan [ "--precision"; "bfloat16" ]).Config.Precision)
     Assert.Equal(Float32, (plan []).Config.Precision)
     // --init-from names itself: a path that is not there, a file that is not a checkpoint (a run's config.json).
@@ -39,6 +39,31 @@ let ``bad arguments give one line that names them`` () =
     finally System.IO.File.Delete config
     for message in [ error [ "--bogus"; "1" ]; error [ "--minibatch"; "6" ] ] do
         Assert.DoesNotContain("\n", message)
+
+[<Fact>]
+let ``--precision auto picks bfloat16 only for a CPU with bfloat16 arithmetic and a network wide enough, and says why`` () =
+    let wide = (plan [ "--fmap-base"; "1024"; "--fmap-max"; "128" ]).Config // 64 maps at 32²
+    let preset = (plan []).Config // 32 maps at 32²
+    let choose features device config = TrainingConfig.autoPrecision features device config
+    let cpu, cuda = TorchSharp.DeviceType.CPU, TorchSharp.DeviceType.CUDA
+    Assert.Equal(BFloat16, fst (choose [ "avx512_bf16" ] cpu wide))
+    Assert.Equal(BFloat16, fst (choose [ "bf16" ] cpu wide))
+    Assert.Equal(Float32, fst (choose [] cpu wide))
+    Assert.Contains("no bfloat16 arithmetic", snd (choose [] cpu wide))
+    Assert.Equal(Float32, fst (choose [ "avx512_bf16"; "amx_bf16" ] cpu preset))
+    Assert.Contains("with 32 feature maps at 32²", snd (choose [ "avx512_bf16"; "amx_bf16" ] cpu preset))
+    Assert.Equal(Float32, fst (choose [ "avx512_bf16" ] cuda wide))
+    // On the command line: chosen after every other setting (--fmap-base after it still counts), noted for the
+    // run's first lines, and the last --precision wins.
+    let features = List.ofSeq (ProGan.Keras.Models.MixedPrecision.CpuBFloat16Features())
+    let auto = plan [ "--precision"; "auto"; "--fmap-base"; "1024"; "--fmap-max"; "128"; "--device"; "cpu" ]
+    let expected, why = choose features cpu wide
+    Assert.Equal(expected, auto.Config.Precision)
+    Assert.Equal<string list>([ sprintf "--precision auto: %s — %s." (Precision.name expected) why ], auto.Notes)
+    let last = plan [ "--precision"; "auto"; "--precision"; "float32"; "--fmap-base"; "1024"; "--fmap-max"; "128" ]
+    Assert.Equal(Float32, last.Config.Precision)
+    Assert.Empty(last.Notes)
+    Assert.Equal(BFloat16, (plan [ "--precision"; "float32"; "--precision"; "bfloat16" ]).Config.Precision)
 
 [<Fact>]
 let ``defaults train the cpu preset to 32² on the embedded data, and every setting can be overridden`` () =
