@@ -1,13 +1,15 @@
 // Quality per CPU-minute: which settings give the best images for the wall time a two-core machine has?
 //
 //   dotnet fsi bench/quality-study.fsx -- [--data FOLDER] [--minutes M] [--only NAME,NAME…] [--images N] [--runs FOLDER]
+//                                          [--metrics swd,ms-ssim,fd,kid,pr]
 //
 // Each setting below trains as `dotnet fsi train.fsx` would, in its own process, for a wall-clock budget
 // (`--stop-after-minutes`, training continued at the final resolution once grown), with a checkpoint every few
 // thousand images. `evaluate.fsx --all-checkpoints` then scores every checkpoint with the paper's multi-scale SWD
-// (§5; ×10³, the average over 16² and 32²) against the real-vs-real floor of the same data, and the rows — wall time,
-// images, resolution, SWD, floor, ratio, MS-SSIM — are appended to bench/results/quality-<data>.csv. The last lines
-// print each setting's ratio at the final resolution at given minutes.
+// (§5; ×10³, the average over 16² and 32²) against the real-vs-real floor of the same data, and with the --metrics
+// given (default: all — MS-SSIM, FD-ResNet18, KID, precision/recall, each beside its floor), and the rows — wall time,
+// images, resolution, SWD, floor, ratio, MS-SSIM, FD, … — are appended to bench/results/quality-<data>.csv. The last
+// lines print each setting's SWD ratio (and FD ratio where measured) at the final resolution at given minutes.
 //
 // Runs train one after another with all cores (on a shared machine the minutes measure the machine as much as the
 // setting: compare rows of one invocation). Run folders go to --runs (default: a temporary folder), never the repo.
@@ -63,6 +65,10 @@ let rec option name (rest: string list) =
 let data = option "--data" args |> Option.map Path.GetFullPath
 let minutes = option "--minutes" args |> Option.map (fun m -> Double.Parse(m, CultureInfo.InvariantCulture)) |> Option.defaultValue 10.0
 let images = option "--images" args |> Option.defaultValue "1024"
+/// evaluate.fsx's --metrics; SWD is the study's ranking, so it is always measured.
+let metrics =
+    option "--metrics" args |> Option.map (fun m -> if m.Split(',') |> Array.contains "swd" then m else "swd," + m)
+    |> Option.defaultValue "swd,ms-ssim,fd,kid,pr"
 /// --only's names in the order given: the runs train in that order, so a cut-short study has the first ones.
 let only = option "--only" args |> Option.map (fun s -> s.Split(',') |> List.ofArray |> List.distinct)
 let runs = option "--runs" args |> Option.defaultWith (fun () -> Path.Combine(Path.GetTempPath(), "progan-quality-study"))
@@ -115,10 +121,20 @@ let wallAt (rows: (int64 * float)[]) (shown: int64) =
         w0 + (w1 - w0) * float (shown - s0) / float (max 1L (s1 - s0))
     | None -> snd rows[rows.Length - 1]
 
-if not (File.Exists results) then
-    File.WriteAllText(results, "study,data,setting,arguments,images_shown,wall_s,resolution,images,swd_x1e3,swd_real_x1e3,ratio,ms_ssim,ms_ssim_real\n")
+/// The columns; FD-ResNet18, KID and precision/recall (each beside its floor) came later, so a file with the first
+/// thirteen gains the new ones, empty in its old rows.
+let header =
+    "study,data,setting,arguments,images_shown,wall_s,resolution,images,swd_x1e3,swd_real_x1e3,ratio,ms_ssim,ms_ssim_real,"
+    + "fd_resnet18,fd_resnet18_real,fd_ratio,kid,kid_real,precision,precision_real,recall,recall_real"
+let featureColumns = 9
+if not (File.Exists results) then File.WriteAllText(results, header + "\n")
+else
+    match File.ReadAllLines results |> List.ofArray with
+    | first :: rows when first <> header ->
+        File.WriteAllLines(results, header :: (rows |> List.map (fun row -> row + String.replicate featureColumns ",")))
+    | _ -> ()
 
-let summary = Collections.Generic.List<string * (int * float * float) list>()
+let summary = Collections.Generic.List<string * (int * float * float * float option) list>()
 for name, extra in chosen do
     let run = Path.Combine(runs, sprintf "%s-%s-%s" stamp dataName name)
     let log = run + ".log"
@@ -135,7 +151,7 @@ for name, extra in chosen do
     if trained <> 0 then eprintfn "%s: train.fsx exited with %d; see %s" name trained log
     else
         printfn "%s: scoring its checkpoints…" name
-        let scored = fsi "evaluate.fsx" [ "--run"; run; "--all-checkpoints"; "--images"; images ] log
+        let scored = fsi "evaluate.fsx" [ "--run"; run; "--all-checkpoints"; "--images"; images; "--metrics"; metrics ] log
         if scored <> 0 then eprintfn "%s: evaluate.fsx exited with %d; see %s" name scored log
         else
             let clock = wallClock run
@@ -143,22 +159,36 @@ for name, extra in chosen do
                 File.ReadLines(Path.Combine(run, "metrics.csv")) |> Seq.skip 1
                 |> Seq.map (fun line ->
                     let c = line.Split(',')
+                    let column i = if i < c.Length then c[i] else ""
                     let shown, swd, floor = int64 c[0], number c[4], number c[5]
+                    let fdRatio =
+                        match column 8, column 9 with
+                        | "", _ | _, "" -> None
+                        | fd, fdFloor -> Some(number fd / number fdFloor)
                     let wall = wallAt clock shown
-                    sprintf "%s,%s,%s,\"%s\",%d,%.1f,%s,%s,%s,%s,%.3f,%s,%s" stamp dataName name (String.Join(" ", extra)) shown wall c[1] c[3]
-                        c[4] c[5] (swd / floor) c[6] c[7], (int c[1], wall, swd / floor))
+                    let features =
+                        [ column 8; column 9; fdRatio |> Option.map (sprintf "%.3f") |> Option.defaultValue ""
+                          column 10; column 11; column 12; column 13; column 14; column 15 ]
+                    sprintf "%s,%s,%s,\"%s\",%d,%.1f,%s,%s,%s,%s,%.3f,%s,%s,%s" stamp dataName name (String.Join(" ", extra)) shown wall c[1] c[3]
+                        c[4] c[5] (swd / floor) c[6] c[7] (String.Join(",", features)), (int c[1], wall, swd / floor, fdRatio))
                 |> List.ofSeq
             File.AppendAllLines(results, rows |> List.map fst)
-            let final = rows |> List.map snd |> List.filter (fun (r, _, _) -> r = (rows |> List.map snd |> List.map (fun (r, _, _) -> r) |> List.max))
+            let top = rows |> List.map (fun (_, (r, _, _, _)) -> r) |> List.max
+            let final = rows |> List.map snd |> List.filter (fun (r, _, _, _) -> r = top)
             summary.Add(name, final)
 
-printfn ""
-printfn "SWD ÷ floor at the final resolution (%s, %s images per set), by training minutes:" dataName images
 let marks = [ 3.0; 5.0; 10.0; 20.0; 30.0 ] |> List.filter (fun m -> m <= minutes + 0.01)
-printfn "%-14s %s" "setting" (String.Join("", marks |> List.map (sprintf "%8.0f min")))
-for name, final in summary do
-    let at (m: float) =
-        final |> List.filter (fun (_, wall, _) -> wall <= m * 60.0) |> List.tryLast
-        |> Option.map (fun (_, _, ratio) -> sprintf "%12.2f" ratio) |> Option.defaultValue (sprintf "%12s" "–")
-    printfn "%-14s %s" name (String.Join("", marks |> List.map at))
+/// Each setting's ratio (SWD's or FD's) at the last checkpoint before each minute mark.
+let table title (ratio: int * float * float * float option -> float option) =
+    printfn ""
+    printfn "%s ÷ floor at the final resolution (%s, %s images per set), by training minutes:" title dataName images
+    printfn "%-14s %s" "setting" (String.Join("", marks |> List.map (sprintf "%8.0f min")))
+    for name, final in summary do
+        let at (m: float) =
+            final |> List.filter (fun (_, wall, _, _) -> wall <= m * 60.0) |> List.tryLast |> Option.bind ratio
+            |> Option.map (sprintf "%12.2f") |> Option.defaultValue (sprintf "%12s" "–")
+        printfn "%-14s %s" name (String.Join("", marks |> List.map at))
+table "SWD" (fun (_, _, swd, _) -> Some swd)
+if summary |> Seq.exists (fun (_, final) -> final |> List.exists (fun (_, _, _, fd) -> fd.IsSome)) then
+    table "FD-ResNet18" (fun (_, _, _, fd) -> fd)
 printfn "Rows: %s" results
