@@ -57,18 +57,23 @@ type ImageFeatures private (options: SessionOptions, prep: InferenceSession, net
             path
         let prepPath = path (Path.Combine("ResNetPrepOnnx", "ResNetPreprocess.onnx"))
         let networkPath = path (Path.Combine("ResNet18Onnx", "ResNet18.onnx"))
-        let options = new SessionOptions(IntraOpNumThreads = max 1 threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL)
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
-        options.GraphOptimizationLevel <- GraphOptimizationLevel.ORT_ENABLE_ALL
-        let prep = new InferenceSession(prepPath, options)
-        let network = new InferenceSession(networkPath, options)
-        for session, input, output in [ prep, ImageFeatures.PrepInput, ImageFeatures.PrepOutput; network, ImageFeatures.NetworkInput, ImageFeatures.NetworkOutput ] do
-            if not (session.InputMetadata.ContainsKey input && session.OutputMetadata.ContainsKey output) then
-                prep.Dispose()
-                network.Dispose()
-                options.Dispose()
-                failwithf "The feature network in '%s' is not the expected graph (no input '%s' or output '%s'); restore %s." folder input output ImageFeatures.Package
-        new ImageFeatures(options, prep, network)
+        // Whatever was made before a failure (a corrupt or foreign graph) is disposed before the error goes on.
+        let made = Collections.Generic.Stack<IDisposable>()
+        try
+            let options = new SessionOptions(IntraOpNumThreads = max 1 threads, InterOpNumThreads = 1, ExecutionMode = ExecutionMode.ORT_SEQUENTIAL)
+            made.Push options
+            options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
+            options.GraphOptimizationLevel <- GraphOptimizationLevel.ORT_ENABLE_ALL
+            let session (path: string) = let s = new InferenceSession(path, options) in made.Push s; s
+            let prep = session prepPath
+            let network = session networkPath
+            for session, input, output in [ prep, ImageFeatures.PrepInput, ImageFeatures.PrepOutput; network, ImageFeatures.NetworkInput, ImageFeatures.NetworkOutput ] do
+                if not (session.InputMetadata.ContainsKey input && session.OutputMetadata.ContainsKey output) then
+                    failwithf "The feature network in '%s' is not the expected graph (no input '%s' or output '%s'); restore %s." folder input output ImageFeatures.Package
+            new ImageFeatures(options, prep, network)
+        with _ ->
+            for d in made do d.Dispose()
+            reraise ()
 
     /// The shared networks loaded so far, by their thread count: one per process, unless its thread count changes.
     static member val private shared = ConcurrentDictionary<int, Lazy<ImageFeatures>>() with get

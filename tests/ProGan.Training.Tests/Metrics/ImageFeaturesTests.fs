@@ -180,3 +180,29 @@ let ``the feature network runs on the threads evaluate --threads and a training 
         use trainer = new ProGan.Training.Loop.Trainer({ tiny with Threads = 1 }, data, torch.CPU)
         Assert.Equal(1, ImageFeatures.Shared.Threads)
     finally torch.set_num_threads before
+
+/// A feature network that is not there, or not a graph, fails with an error that names the file and the fix; and
+/// the session made before the failure is disposed (a second load of the good graphs in the same process still works).
+[<Fact>]
+let ``a missing or corrupt feature network names the file and the fix`` () =
+    let folder = Path.Combine(Path.GetTempPath(), sprintf "progan-features-%s" (Guid.NewGuid().ToString "N"))
+    let prep, network = Path.Combine(folder, "ResNetPrepOnnx", "ResNetPreprocess.onnx"), Path.Combine(folder, "ResNet18Onnx", "ResNet18.onnx")
+    try
+        let missing = Assert.Throws<FileNotFoundException>(fun () -> ImageFeatures.Load(folder, 1) |> ignore)
+        Assert.Contains(prep, missing.Message)
+        Assert.Contains("PROGAN_KERAS_FEATURE_MODELS", missing.Message)
+        // The preprocessing graph is good, the network's file is truncated: its session fails after prep's was made.
+        Directory.CreateDirectory(Path.GetDirectoryName prep) |> ignore
+        Directory.CreateDirectory(Path.GetDirectoryName network) |> ignore
+        File.Copy(Path.Combine(ImageFeatures.ModelFolder, "ResNetPrepOnnx", "ResNetPreprocess.onnx"), prep)
+        File.WriteAllBytes(network, File.ReadAllBytes(Path.Combine(ImageFeatures.ModelFolder, "ResNet18Onnx", "ResNet18.onnx"))[.. 4095])
+        let corrupt = Assert.ThrowsAny<Exception>(fun () -> ImageFeatures.Load(folder, 1) |> ignore)
+        Assert.IsType<OnnxRuntimeException>(corrupt) |> ignore
+        // The other way round: a graph that is not the feature network (prep's graph where ResNet-18's should be).
+        File.Copy(prep, network, overwrite = true)
+        let foreign = Assert.ThrowsAny<Exception>(fun () -> ImageFeatures.Load(folder, 1) |> ignore)
+        Assert.Contains("is not the expected graph", foreign.Message)
+        use good = ImageFeatures.Load(ImageFeatures.ModelFolder, 1)
+        Assert.Equal(1, good.Threads)
+    finally
+        if Directory.Exists folder then Directory.Delete(folder, true)
