@@ -270,28 +270,31 @@ module TrainingConfig =
     /// The type G and D compute in (`Precision`).
     let computeType (c: TrainingConfig) = c.Precision.ScalarType
 
-    /// The fewest feature maps at the final level for which `--precision auto` picks bfloat16: where the benchmark's
-    /// paired rounds (`--precision-steps`, docs/benchmark.md) measured the bfloat16 step faster on a CPU with
-    /// bfloat16 arithmetic. Below it the convolutions are too small for bfloat16's faster multiply-adds to outweigh
-    /// the rest of the step (element-wise work, casts), which bfloat16 does not speed up there.
-    let autoBFloat16Channels = 64
+    /// `--precision auto` picks bfloat16 where the final level's convolutions are at least this large, counted as its
+    /// feature maps × its side: 64 maps at 32² or 128 at 16² reach it (a 3×3 convolution there does 9 · 2048²
+    /// multiply-adds per image), the CPU preset's 32 maps at 32² do not. Where the benchmark's paired rounds measured
+    /// it (`--precision-steps`, docs/benchmark.md), steps of that size or larger ran faster in bfloat16 on a CPU with
+    /// bfloat16 arithmetic, and smaller ones did not: there the rest of the step (element-wise work, the casts at the
+    /// layers' edges), which bfloat16 does not speed up, outweighs its faster multiply-adds.
+    let autoBFloat16Size = 2048
 
     /// `--precision auto`: bfloat16 where the benchmark measured it faster — a CPU with bfloat16 arithmetic
     /// (`cpuBFloat16Features`: AVX512-BF16, AMX-BF16 or Arm's BF16; elsewhere bfloat16 is emulated and slower) and a
-    /// network with at least `autoBFloat16Channels` feature maps at its final level — and float32 elsewhere, with the
-    /// reason, for the run's first lines. On CUDA, float32: no GPU has measured it for this project.
+    /// final level whose feature maps × side reach `autoBFloat16Size` — and float32 elsewhere, with the reason, for
+    /// the run's first lines. On CUDA, float32: no GPU has measured it for this project.
     let autoPrecision (cpuBFloat16Features: string list) (device: TorchSharp.DeviceType) (c: TrainingConfig) =
         let a = c.Architecture
-        let top = a.ChannelsAt(a.LevelCount - 1)
+        let maps = a.ChannelsAt(a.LevelCount - 1)
+        let size = sprintf "%d feature maps at %d²" maps a.Resolution
         match device, cpuBFloat16Features with
         | TorchSharp.DeviceType.CPU, [] ->
             Float32, "this CPU has no bfloat16 arithmetic (no avx512_bf16, amx_bf16 or bf16 among its flags), so bfloat16 would be emulated, and slower"
-        | TorchSharp.DeviceType.CPU, features when top < autoBFloat16Channels ->
-            Float32, sprintf "this CPU has %s, but with %d feature maps at %d² the benchmark measured no faster bfloat16 step (it pays from %d maps)"
-                         (String.Join(", ", features)) top a.Resolution autoBFloat16Channels
+        | TorchSharp.DeviceType.CPU, features when maps * a.Resolution < autoBFloat16Size ->
+            Float32, sprintf "this CPU has %s, but the benchmark measured no faster bfloat16 step with %s (it pays from maps × side ≥ %d, e.g. 64 maps at 32²)"
+                         (String.Join(", ", features)) size autoBFloat16Size
         | TorchSharp.DeviceType.CPU, features ->
-            BFloat16, sprintf "this CPU has %s, and with %d feature maps at %d² the benchmark measured the bfloat16 step faster (parameters, Adam and samples stay float32)"
-                          (String.Join(", ", features)) top a.Resolution
+            BFloat16, sprintf "this CPU has %s, and the benchmark measured the bfloat16 step faster with %s (parameters, Adam and samples stay float32)"
+                          (String.Join(", ", features)) size
         | other, _ ->
             Float32, sprintf "bfloat16 on %O is not measured by this project; pass --precision bfloat16 to try it" other
 
