@@ -271,12 +271,12 @@ module TrainingConfig =
     let computeType (c: TrainingConfig) = c.Precision.ScalarType
 
     /// `--precision auto` picks bfloat16 where the final level's convolutions are at least this large, counted as its
-    /// feature maps × its side: 64 maps at 32² or 128 at 16² reach it (a 3×3 convolution there does 9 · 2048²
-    /// multiply-adds per image), the CPU preset's 32 maps at 32² do not. Where the benchmark's paired rounds measured
+    /// feature maps × its side: the CPU preset's 32 maps at 32² reach it, 64 maps at 8² do not (paired rounds of
+    /// 2026-12-03: ×1.09–×1.66 in bfloat16 for every measured size from 1,024 up, `--precision-steps 16,32,64 3`). Where the benchmark's paired rounds measured
     /// it (`--precision-steps`, docs/benchmark.md), steps of that size or larger ran faster in bfloat16 on a CPU with
     /// bfloat16 arithmetic, and smaller ones did not: there the rest of the step (element-wise work, the casts at the
     /// layers' edges), which bfloat16 does not speed up, outweighs its faster multiply-adds.
-    let autoBFloat16Size = 2048
+    let autoBFloat16Size = 1024
 
     /// `--precision auto`: bfloat16 where the benchmark measured it faster — a CPU with bfloat16 arithmetic
     /// (`cpuBFloat16Features`: AVX512-BF16, AMX-BF16 or Arm's BF16; elsewhere bfloat16 is emulated and slower) and a
@@ -290,7 +290,7 @@ module TrainingConfig =
         | TorchSharp.DeviceType.CPU, [] ->
             Float32, "this CPU has no bfloat16 arithmetic (no avx512_bf16, amx_bf16 or bf16 among its flags), so bfloat16 would be emulated, and slower"
         | TorchSharp.DeviceType.CPU, features when maps * a.Resolution < autoBFloat16Size ->
-            Float32, sprintf "this CPU has %s, but the benchmark measured no faster bfloat16 step with %s (it pays from maps × side ≥ %d, e.g. 64 maps at 32²)"
+            Float32, sprintf "this CPU has %s, but the benchmark measured no faster bfloat16 step with %s (it paid from maps × side ≥ %d, e.g. 32 maps at 32²)"
                          (String.Join(", ", features)) size autoBFloat16Size
         | TorchSharp.DeviceType.CPU, features ->
             BFloat16, sprintf "this CPU has %s, and the benchmark measured the bfloat16 step faster with %s (parameters, Adam and samples stay float32)"

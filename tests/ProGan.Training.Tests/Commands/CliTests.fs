@@ -50,13 +50,12 @@ let ``--precision auto picks bfloat16 only for a CPU with bfloat16 arithmetic an
     Assert.Equal(BFloat16, fst (choose [ "bf16" ] cpu wide))
     Assert.Equal(Float32, fst (choose [] cpu wide))
     Assert.Contains("no bfloat16 arithmetic", snd (choose [] cpu wide))
-    Assert.Equal(Float32, fst (choose [ "avx512_bf16"; "amx_bf16" ] cpu preset))
+    Assert.Equal(BFloat16, fst (choose [ "avx512_bf16"; "amx_bf16" ] cpu preset))
     Assert.Contains("with 32 feature maps at 32²", snd (choose [ "avx512_bf16"; "amx_bf16" ] cpu preset))
-    // The size counts maps × side at the final level: the preset's 64 maps at 16² are as small as its 32 at 32², the
-    // wide network's 128 at 16² as large as its 64 at 32².
-    Assert.Equal(Float32, fst (choose [ "avx512_bf16" ] cpu (plan [ "--resolution"; "16" ]).Config))
-    Assert.Equal(BFloat16, fst (choose [ "avx512_bf16" ] cpu (plan [ "--resolution"; "16"; "--fmap-base"; "1024"; "--fmap-max"; "128" ]).Config))
-    Assert.Equal(Float32, fst (choose [ "avx512_bf16" ] cuda wide))
+    // The size counts maps × side at the final level: the preset's 64 maps at 8² are below it, its 64 at 16² reach it.
+    Assert.Equal(Float32, fst (choose [ "avx512_bf16" ] cpu (plan [ "--resolution"; "8" ]).Config))
+    Assert.Contains("with 64 feature maps at 8²", snd (choose [ "avx512_bf16" ] cpu (plan [ "--resolution"; "8" ]).Config))
+    Assert.Equal(BFloat16, fst (choose [ "avx512_bf16" ] cpu (plan [ "--resolution"; "16" ]).Config))
     // On the command line: chosen after every other setting (--fmap-base after it still counts), noted for the
     // run's first lines, and the last --precision wins.
     let features = List.ofSeq (ProGan.Keras.Models.MixedPrecision.CpuBFloat16Features())
