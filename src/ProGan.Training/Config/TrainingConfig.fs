@@ -271,11 +271,10 @@ module TrainingConfig =
     let computeType (c: TrainingConfig) = c.Precision.ScalarType
 
     /// `--precision auto` picks bfloat16 where the final level's convolutions are at least this large, counted as its
-    /// feature maps × its side: the CPU preset's 32 maps at 32² reach it, 64 maps at 8² do not (paired rounds of
-    /// 2026-12-03: ×1.09–×1.66 in bfloat16 for every measured size from 1,024 up, `--precision-steps 16,32,64 3`). Where the benchmark's paired rounds measured
-    /// it (`--precision-steps`, docs/benchmark.md), steps of that size or larger ran faster in bfloat16 on a CPU with
-    /// bfloat16 arithmetic, and smaller ones did not: there the rest of the step (element-wise work, the casts at the
-    /// layers' edges), which bfloat16 does not speed up, outweighs its faster multiply-adds.
+    /// feature maps × its side: the CPU preset's 32 maps at 32² reach it. Paired rounds of 2026-12-03
+    /// (`--precision-steps 16,32,64 3`, docs/benchmark.md) measured bfloat16 ×1.09–×1.66 faster at every size from
+    /// 1,024 up on a CPU with bfloat16 arithmetic; smaller networks were not measured, and there the rest of the step
+    /// (element-wise work, the casts at the layers' edges), which bfloat16 does not speed up, weighs the most.
     let autoBFloat16Size = 1024
 
     /// `--precision auto`: bfloat16 where the benchmark measured it faster — a CPU with bfloat16 arithmetic
@@ -290,7 +289,7 @@ module TrainingConfig =
         | TorchSharp.DeviceType.CPU, [] ->
             Float32, "this CPU has no bfloat16 arithmetic (no avx512_bf16, amx_bf16 or bf16 among its flags), so bfloat16 would be emulated, and slower"
         | TorchSharp.DeviceType.CPU, features when maps * a.Resolution < autoBFloat16Size ->
-            Float32, sprintf "this CPU has %s, but the benchmark measured no faster bfloat16 step with %s (it paid from maps × side ≥ %d, e.g. 32 maps at 32²)"
+            Float32, sprintf "this CPU has %s, but the benchmark has not measured bfloat16 with %s (it paid from maps × side ≥ %d, e.g. 32 maps at 32²)"
                          (String.Join(", ", features)) size autoBFloat16Size
         | TorchSharp.DeviceType.CPU, features ->
             BFloat16, sprintf "this CPU has %s, and the benchmark measured the bfloat16 step faster with %s (parameters, Adam and samples stay float32)"

@@ -181,8 +181,8 @@ let ``the feature network runs on the threads evaluate --threads and a training 
         Assert.Equal(1, ImageFeatures.Shared.Threads)
     finally torch.set_num_threads before
 
-/// A feature network that is not there, or not a graph, fails with an error that names the file and the fix; and
-/// the session made before the failure is disposed (a second load of the good graphs in the same process still works).
+/// A feature network that is not there, not a graph, or the wrong graph fails with an error (the missing one names
+/// the file and the fix), and the good graphs still load afterwards in the same process.
 [<Fact>]
 let ``a missing or corrupt feature network names the file and the fix`` () =
     let folder = Path.Combine(Path.GetTempPath(), sprintf "progan-features-%s" (Guid.NewGuid().ToString "N"))
