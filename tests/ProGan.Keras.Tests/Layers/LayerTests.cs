@@ -221,3 +221,45 @@ public class DownscalingConvTests
         Assert.Contains("NCHW", flat.Message);
     }
 }
+
+public class UpscalingConvTests
+{
+    // The fused path (input side ≥ 16: a transposed convolution, its bias added after it) against upsampling by
+    // indexing then the plain convolution, in float32 and in bfloat16 (mixed precision: float32 parameters).
+    [Theory]
+    [InlineData("Float32", 1e-4)]
+    [InlineData("BFloat16", 0.03)]
+    public void Equals_upsampling_then_the_scaled_conv_in_value_and_every_gradient(string type, double tolerance)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dtype = Enum.Parse<ScalarType>(type);
+        var conv = new WeightScaledConv2D(6, 4, 3, gain: 1.3, upscale: true);
+        using (torch.no_grad()) conv.Bias!.normal_(generator: torch.manual_seed(5));
+        double c = 1.3 / Math.Sqrt(6 * 3 * 3);
+        var x32 = torch.randn([2, 6, 16, 17], generator: torch.manual_seed(6)).to(dtype).to(ScalarType.Float32);
+        var g = torch.randn([2, 4, 32, 34], generator: torch.manual_seed(8)).to(dtype).to(ScalarType.Float32);
+
+        var x = x32.to(dtype).requires_grad_(true);
+        var y = conv.call(x);
+        Assert.Equal(dtype, y.dtype);
+        var ours = torch.autograd.grad([(y * g.to(dtype)).sum()], [x, conv.Weight, conv.Bias!]);
+
+        var xr = x32.clone().requires_grad_(true);
+        var weight = conv.Weight.detach().clone().requires_grad_(true);
+        var bias = conv.Bias!.detach().clone().requires_grad_(true);
+        var rows = torch.tensor(Enumerable.Range(0, 32).Select(i => (long)(i / 2)).ToArray()); // pixel i/2 to row i
+        var cols = torch.tensor(Enumerable.Range(0, 34).Select(i => (long)(i / 2)).ToArray());
+        var plain = nn.functional.conv2d(xr.index_select(2, rows).index_select(3, cols), weight * c, bias, padding: [1, 1]);
+        var reference = torch.autograd.grad([(plain * g).sum()], [xr, weight, bias]);
+
+        Reference.AssertClose(plain.detach(), y.to(ScalarType.Float32), tolerance);
+        Assert.Equal(dtype, ours[0].dtype);
+        Assert.Equal(ScalarType.Float32, ours[1].dtype);
+        Assert.Equal(ScalarType.Float32, ours[2].dtype);
+        // The bias gradient is Σ over batch and pixels of the output gradient: g's sums, large, so relative.
+        Reference.AssertClose(reference[0], ours[0].to(ScalarType.Float32), tolerance);
+        Reference.AssertClose(reference[1] / reference[1].abs().max(), ours[1] / reference[1].abs().max(), tolerance);
+        Reference.AssertClose(reference[2] / reference[2].abs().max(), ours[2] / reference[2].abs().max(), tolerance);
+    }
+}
+
