@@ -252,6 +252,30 @@ let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (w
     printfn "  %-78s %8.2f ms %8.2f ms  ×%.2f" "all convolutions" (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
     nchw, nhwc
 
+/// Every operation of one bfloat16 step of `config` at `resolution` (stabilising or fading), timed alone in its pass
+/// in bfloat16 and again on float32 inputs (the layers cast their float32 parameters to the input's type, so the same
+/// call computes in float32): printed per operation, the ones bfloat16 loses on first, and summed per pass — where the
+/// bfloat16 step loses, operation by operation. Returns (float32 seconds, bfloat16 seconds) summed over the operations.
+let precisions (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (warmup: int) (runs: int) =
+    use trainer = Steps.trainerAt data { config with Precision = BFloat16 } resolution fading warmup
+    let groups = record trainer |> List.filter (fun c -> c.DType = torch.ScalarType.BFloat16) |> kinds
+    printfn "%d² %s, operations of one bfloat16 step, each alone (minimum of %d), float32 against bfloat16 (ratio > 1: bfloat16 faster):" resolution (if fading then "fade-in" else "stabilise") runs
+    let rows =
+        [ for group in groups ->
+            let c = group.Head
+            let bf16 = float group.Length * timeCall runs c
+            let fp32 = float group.Length * timeCall runs { c with DType = torch.ScalarType.Float32 }
+            c.Name, c.Pass, group.Length, fp32, bf16 ]
+    for name, pass, calls, fp32, bf16 in rows |> List.sortBy (fun (_, _, _, a, b) -> a / b) do
+        printfn "  %-48s %-28O %s %8.2f ms %8.2f ms  ×%.2f" name pass (if calls > 1 then sprintf "×%d" calls else "  ") (1000.0 * fp32) (1000.0 * bf16) (fp32 / bf16)
+    for pass in rows |> List.map (fun (_, p, _, _, _) -> p) |> List.distinct do
+        let these = rows |> List.filter (fun (_, p, _, _, _) -> p = pass)
+        let fp32, bf16 = these |> List.sumBy (fun (_, _, _, a, _) -> a), these |> List.sumBy (fun (_, _, _, _, b) -> b)
+        printfn "  %-78O %8.2f ms %8.2f ms  ×%.2f" pass (1000.0 * fp32) (1000.0 * bf16) (fp32 / bf16)
+    let fp32, bf16 = rows |> List.sumBy (fun (_, _, _, a, _) -> a), rows |> List.sumBy (fun (_, _, _, _, b) -> b)
+    printfn "  %-78s %8.2f ms %8.2f ms  ×%.2f" "all operations" (1000.0 * fp32) (1000.0 * bf16) (fp32 / bf16)
+    fp32, bf16
+
 /// Whole steps of two trainers (`start false` and `start true`, each warmed up by two steps), one process, timed in
 /// alternating rounds of `steps` steps, the first of each pair swapping (this VM's speed drifts over minutes). Each
 /// round counts its mean seconds per step, so a round of K steps under a penalty every K-th minibatch holds one penalty
@@ -279,5 +303,10 @@ let layoutSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int
 
 /// Whole steps in float32 against bfloat16 (`TrainingConfig.Precision`: G and D compute in it, the weights and Adam
 /// stay float32), `pairedSteps`.
-let precisionSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
-    pairedSteps (fun bf16 -> Steps.trainerAt data { config with Precision = (if bf16 then BFloat16 else Float32) } resolution fading 0) rounds steps
+/// `channelsLast` lays both trainers' G and D out channels-last.
+let precisionSteps (data: TrainingImages) (config: TrainingConfig) (channelsLast: bool) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
+    pairedSteps (fun bf16 ->
+        let trainer = Steps.trainerAt data { config with Precision = (if bf16 then BFloat16 else Float32) } resolution fading 0
+        trainer.State.Generator.ChannelsLast <- channelsLast
+        trainer.State.Discriminator.ChannelsLast <- channelsLast
+        trainer) rounds steps

@@ -351,8 +351,9 @@ let command : Command<Arguments> =
                 "dotnet run --project bench/ProGan.Bench -c Release -- --gc-stress SECONDS [RESOLUTION SEED]   (native-lifetime stress, GcStress.fs)"
                 "[mpirun -np N] dotnet bench/ProGan.Bench/bin/Release/net10.0/ProGan.Bench.dll --data-parallel   (steps/s in N processes, DataParallel.fs)"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --layouts R,R…   (each convolution of a step alone, NCHW against channels-last, Floor.fs)"
-                "dotnet run --project bench/ProGan.Bench -c Release -- --layout-steps R,R… ROUNDS   (whole steps, NCHW against channels-last, alternating rounds)"
-                "dotnet run --project bench/ProGan.Bench -c Release -- --precision-steps R,R… ROUNDS [SHAPE,SHAPE…]   (whole steps, float32 against bfloat16, alternating rounds)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --layout-steps R,R… ROUNDS [SHAPE,SHAPE… [bfloat16]]   (whole steps, NCHW against channels-last, alternating rounds; comparison shape, float32)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --precision-ops R,R… [SHAPE]   (each operation of a bfloat16 step alone, float32 against bfloat16, Floor.fs; cpu preset)"
+                "dotnet run --project bench/ProGan.Bench -c Release -- --precision-steps R,R… ROUNDS [SHAPE,SHAPE… [channels-last]]   (whole steps, float32 against bfloat16, alternating rounds)"
                 "dotnet run --project bench/ProGan.Bench -c Release -- --features [IMAGES]   (FD-ResNet18/KID/precision-recall cost, FeatureMetrics.fs; 10000)" ]
       Summary = "training-step throughput per resolution, phase and discriminator order, against the matrix-product ceiling and PyTorch."
       Flags =
@@ -406,9 +407,9 @@ let pairedLine (first: string) (second: string) (rows: (float * float) list) (st
 /// Whole steps in float32 against bfloat16 for the named shapes (`shapes`' names), both phases, in rounds of as many
 /// steps as the shape's penalty interval (at least 4), so that every round holds its share of penalty steps; a table
 /// of the speed-ups for docs/benchmark.md at the end.
-let precisionSteps (resolutions: string) (rounds: int) (names: string list) =
+let precisionSteps (resolutions: string) (rounds: int) (names: string list) (channelsLast: bool) =
     torch.set_num_threads Environment.ProcessorCount
-    printfn "float32 against bfloat16 whole steps (G and D compute in it; weights and Adam float32), the CPU's bfloat16 features: %s" (match List.ofSeq (MixedPrecision.CpuBFloat16Features()) with [] -> "none" | f -> String.Join(", ", f))
+    printfn "float32 against bfloat16 whole steps (G and D compute in it; weights and Adam float32), %s, the CPU's bfloat16 features: %s" (if channelsLast then "both channels-last" else "both NCHW") (match List.ofSeq (MixedPrecision.CpuBFloat16Features()) with [] -> "none" | f -> String.Join(", ", f))
     let rows =
         [ for name in names do
             for r in resolutions.Split(',') |> Array.map int do
@@ -416,7 +417,7 @@ let precisionSteps (resolutions: string) (rounds: int) (names: string list) =
                 let steps = max 4 config.PenaltyInterval
                 for fading in (if r = 4 then [ false ] else [ false; true ]) do
                     use data = Procedural.pyramid 64 r 3 1
-                    let paired = Floor.precisionSteps data config r fading rounds steps
+                    let paired = Floor.precisionSteps data config channelsLast r fading rounds steps
                     printfn "%s %d² %s: %s" name r (if fading then "fade-in" else "stabilise") (pairedLine "float32" "bfloat16" paired steps)
                     yield name, r, fading, paired |> List.map (fun (a, b) -> a / b) |> median ]
     printfn "\n| bfloat16 ÷ float32 speed, stabilise / fade-in | %s |" (String.Join(" | ", resolutions.Split(',') |> Array.map (sprintf "%s²")))
@@ -429,6 +430,20 @@ let precisionSteps (resolutions: string) (rounds: int) (names: string list) =
             | Some s, None -> s
             | _ -> "–"
         printfn "| %s | %s |" name (String.Join(" | ", resolutions.Split(',') |> Array.map (int >> cell)))
+    0
+
+/// Whole steps in NCHW against channels-last for the named shapes, both phases, computing in `precision`, in rounds of
+/// as many steps as the shape's penalty interval (at least 4).
+let layoutSteps (resolutions: string) (rounds: int) (names: string list) (precision: Precision) =
+    torch.set_num_threads Environment.ProcessorCount
+    for name in names do
+        for r in resolutions.Split(',') |> Array.map int do
+            let config = { (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) with Precision = precision }
+            let steps = max 4 config.PenaltyInterval
+            for fading in (if r = 4 then [ false ] else [ false; true ]) do
+                use data = Procedural.pyramid 64 r 3 1
+                let rows = Floor.layoutSteps data config r fading rounds steps
+                printfn "%s %d² %s, %A: %s" name r (if fading then "fade-in" else "stabilise") precision (pairedLine "NCHW" "channels-last" rows steps)
     0
 
 [<EntryPoint>]
@@ -444,16 +459,20 @@ let main argv =
             use data = Procedural.pyramid 64 r 3 1
             Floor.layouts data (comparison r) r 2 10 |> ignore
         0
-    | [| "--layout-steps"; resolutions; rounds |] ->
+    | [| "--layout-steps"; resolutions; rounds |] -> layoutSteps resolutions (int rounds) [ "comparison" ] Float32
+    | [| "--layout-steps"; resolutions; rounds; names |] -> layoutSteps resolutions (int rounds) (List.ofArray (names.Split(','))) Float32
+    | [| "--layout-steps"; resolutions; rounds; names; "bfloat16" |] -> layoutSteps resolutions (int rounds) (List.ofArray (names.Split(','))) BFloat16
+    | [| "--precision-steps"; resolutions; rounds |] -> precisionSteps resolutions (int rounds) [ "cpu preset"; "wide preset"; "comparison" ] false
+    | [| "--precision-steps"; resolutions; rounds; names |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(','))) false
+    | [| "--precision-steps"; resolutions; rounds; names; "channels-last" |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(','))) true
+    | [| "--precision-ops"; resolutions |] | [| "--precision-ops"; resolutions; _ |] ->
         torch.set_num_threads Environment.ProcessorCount
+        let name = if argv.Length > 2 then argv[2] else "cpu preset"
         for r in resolutions.Split(',') |> Array.map int do
-            for fading in [ false; true ] do
+            for fading in (if r = 4 then [ false ] else [ false; true ]) do
                 use data = Procedural.pyramid 64 r 3 1
-                let rows = Floor.layoutSteps data (comparison r) r fading (int rounds) 4
-                printfn "comparison %d² %s: %s" r (if fading then "fade-in" else "stabilise") (pairedLine "NCHW" "channels-last" rows 4)
+                Floor.precisions data (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) r fading 2 10 |> ignore
         0
-    | [| "--precision-steps"; resolutions; rounds |] -> precisionSteps resolutions (int rounds) [ "cpu preset"; "wide preset"; "comparison" ]
-    | [| "--precision-steps"; resolutions; rounds; names |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(',')))
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
     | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0
     | _ -> CommandLine.run command argv run
