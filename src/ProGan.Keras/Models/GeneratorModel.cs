@@ -47,7 +47,7 @@ public sealed class GeneratorModel : nn.Module<Tensor, Tensor>, IMixedPrecisionM
     public ScalarType ComputeType { get => computeType; set => computeType = MixedPrecision.Validate(value); }
 
     /// <inheritdoc/>
-    /// <remarks>Set for every model of a network at once by <see cref="ProgressiveNetwork{TModel}.ChannelsLast"/>.</remarks>
+    /// <remarks>Set for the models of a network by resolution with <see cref="ProgressiveNetwork{TModel}.ChannelsLastFrom"/>.</remarks>
     public bool ChannelsLast { get; set; }
 
     /// <summary>

@@ -14,7 +14,7 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     private readonly List<ModelPair<TModel>> pairs = new();
     private readonly List<WeightedSum> fades = new();
     private ScalarType computeType = ScalarType.Float32;
-    private bool channelsLast;
+    private int channelsLastFrom;
 
     /// <summary>Creates the container.</summary>
     protected ProgressiveNetwork(string name, ProGanConfig config) : base(name) => Config = config.Validate();
@@ -51,15 +51,30 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     }
 
     /// <summary>
-    /// Whether every model of the network lays its activations out channels-last (<see cref="IMixedPrecisionModel.ChannelsLast"/>);
-    /// false by default. The function computed is the same in either layout (up to float rounding).
+    /// Whether every model of the network lays its activations out channels-last (<see cref="IMixedPrecisionModel.ChannelsLast"/>):
+    /// <see cref="ChannelsLastFrom"/> at 4. False by default. The function computed is the same in either layout (up to
+    /// float rounding).
     /// </summary>
     public bool ChannelsLast
     {
-        get => channelsLast;
+        get => channelsLastFrom is > 0 and <= 4;
+        set => ChannelsLastFrom = value ? 4 : 0;
+    }
+
+    /// <summary>
+    /// The lowest resolution whose models lay their activations out channels-last (NHWC,
+    /// <see cref="IMixedPrecisionModel.ChannelsLast"/>); lower resolutions stay NCHW. 0 (default): none. On a 2-core
+    /// AVX-512 CPU (libtorch 2.10's oneDNN) channels-last paid ×1.02–1.07 at 16²–32² and ×1.11–1.14 at 64² for the
+    /// CPU preset, in float32 and in bfloat16, and lost at 8² (×0.87); docs/benchmark.md.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A negative resolution.</exception>
+    public int ChannelsLastFrom
+    {
+        get => channelsLastFrom;
         set
         {
-            channelsLast = value;
+            if (value < 0) throw new ArgumentOutOfRangeException(nameof(ChannelsLastFrom), value, "ChannelsLastFrom must be a resolution (4, 8, …), or 0 for none.");
+            channelsLastFrom = value;
             foreach (var pair in pairs) ApplySettings(pair);
         }
     }
@@ -67,12 +82,13 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
     /// <summary>Gives both models of <paramref name="pair"/> the network's compute type and layout.</summary>
     private void ApplySettings(ModelPair<TModel> pair)
     {
+        bool nhwc = channelsLastFrom > 0 && pair.Resolution >= channelsLastFrom;
         pair.StraightThrough.ComputeType = computeType;
-        pair.StraightThrough.ChannelsLast = channelsLast;
+        pair.StraightThrough.ChannelsLast = nhwc;
         if (pair.FadeIn is not null)
         {
             pair.FadeIn.ComputeType = computeType;
-            pair.FadeIn.ChannelsLast = channelsLast;
+            pair.FadeIn.ChannelsLast = nhwc;
         }
     }
 

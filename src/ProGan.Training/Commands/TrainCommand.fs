@@ -119,6 +119,8 @@ module TrainCommand =
                 | "auto", _ -> { a with AutoPrecision = true }
                 | _, Some precision -> { a with AutoPrecision = false; Overrides = a.Overrides @ [ "--precision", fun c -> { c with Precision = precision } ] }
                 | _, None -> bad "--precision takes float32, bfloat16 or auto; got '%s'." v)
+          setting "--channels-last-from" "R" "the lowest resolution whose G and D lay activations out channels-last (NHWC), 0 for none; 32 by default (measured faster from there on the CPU)"
+            (parsed int' (fun x c -> { c with ChannelsLastFrom = x }))
           setting "--loss" "NAME" "wgan-gp (the paper's), lsgan, logistic (non-saturating) or hinge"
             (fun name v ->
                 match GanLoss.tryParse v with

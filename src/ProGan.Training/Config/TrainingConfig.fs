@@ -225,6 +225,12 @@ type TrainingConfig =
       /// paper), or bfloat16 — convolutions about twice as fast where the CPU has AVX512-BF16 or AMX, and on recent
       /// GPUs. Parameters, gradients, Adam's moments, the EMA generator and every sample stay float32.
       Precision: Precision
+      /// The lowest resolution whose G and D lay their activations out channels-last (NHWC, which oneDNN's
+      /// convolutions read without reordering; `ProgressiveNetwork.ChannelsLastFrom`); 0 for none. The same function
+      /// either way, up to float rounding. 32 by default: on the CPU preset's steps, paired against NCHW in one process
+      /// (2 cores, AVX-512, libtorch 2.10), ×1.02–1.07 at 16²–32², ×1.11–1.14 at 64², in float32 and bfloat16, and
+      /// ×0.87 at 8² (docs/benchmark.md). Not measured on a GPU.
+      ChannelsLastFrom: int
       /// Images in the embedded procedural data set (used when DataFolder is empty).
       ProceduralImages: int
       /// The training images: a folder read recursively, or empty for the embedded procedural shapes. The one place
@@ -385,6 +391,7 @@ module TrainingConfig =
           KeepCheckpoints = 3
           Threads = 0
           Precision = Float32
+          ChannelsLastFrom = 32
           ProceduralImages = 8192
           DataFolder = ""
           NonFiniteRetries = 0
@@ -494,6 +501,8 @@ module TrainingConfig =
         // At most the cores is checked by --threads: a run trained elsewhere with more still loads here (clamped).
         if c.Threads < 0 then fail "Threads" c.Threads "≥ 0 (0 = all cores)"
         if c.ProceduralImages < 1 then fail "ProceduralImages" c.ProceduralImages "≥ 1"
+        if c.ChannelsLastFrom <> 0 && (c.ChannelsLastFrom < 4 || c.ChannelsLastFrom &&& (c.ChannelsLastFrom - 1) <> 0) then
+            fail "ChannelsLastFrom" c.ChannelsLastFrom "a resolution (4, 8, 16, …), or 0 for none"
         if c.NonFiniteRetries < 0 then fail "NonFiniteRetries" c.NonFiniteRetries "≥ 0"
         if isNull c.Metrics || not (metricNames c |> List.forall (fun m -> List.contains m knownMetrics)) then
             fail "Metrics" c.Metrics (sprintf "empty, or some of %s separated by commas" (String.Join(", ", knownMetrics)))

@@ -67,6 +67,9 @@ type Trainer(config: TrainingConfig, data: TrainingImages, device: torch.Device,
         // Mixed precision for the networks that train; the EMA generator, which only samples, stays float32.
         generator.ComputeType <- TrainingConfig.computeType config
         discriminator.ComputeType <- TrainingConfig.computeType config
+        generator.ChannelsLastFrom <- config.ChannelsLastFrom
+        discriminator.ChannelsLastFrom <- config.ChannelsLastFrom
+        ema.ChannelsLastFrom <- config.ChannelsLastFrom
 
     /// Where the trainer stands between steps (everything but its tensors); each step replaces it.
     let mutable at = TrainerState.start

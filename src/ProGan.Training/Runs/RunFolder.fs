@@ -279,7 +279,9 @@ module RunFolder =
 
     /// Fields added to `TrainingConfig` after runs were first saved, each with the value every run before it trained
     /// with: a config.json without one says what the run did, not that a setting is missing.
-    let private addedLater = [ "Precision", "float32" ]
+    let private addedLater : (string * (unit -> Nodes.JsonNode)) list =
+        [ "Precision", (fun () -> Nodes.JsonValue.Create "float32")
+          "ChannelsLastFrom", (fun () -> Nodes.JsonValue.Create 0) ]
 
     /// Reads config.json: every field must be present (or be one `addedLater`, from a run before it) and valid; a
     /// hand-edited or foreign file is refused with one line naming what is wrong, never read with defaults.
@@ -295,7 +297,7 @@ module RunFolder =
                 match Nodes.JsonNode.Parse text with
                 | :? Nodes.JsonObject as o when o.ContainsKey "Architecture" -> // a training configuration at all
                     let absent = addedLater |> List.filter (fun (name, _) -> not (o.ContainsKey name))
-                    for name, value in absent do o[name] <- Nodes.JsonValue.Create(value: string)
+                    for name, value in absent do o[name] <- value ()
                     if absent.IsEmpty then text else o.ToJsonString()
                 | _ -> text
             with :? JsonException -> text // reported below

@@ -97,4 +97,29 @@ public class ChannelsLastTests
             Assert.True(torch.allclose(scoresBefore[i], scores, rtol: 1e-3, atol: 1e-4), $"the scores of model {i}");
         }
     }
+
+    [Fact]
+    public void ChannelsLastFrom_lays_out_the_models_from_that_resolution_up_both_of_each_pair()
+    {
+        var g = new ProgressiveGenerator(ModelTests.Tiny);
+        var d = new ProgressiveDiscriminator(ModelTests.Tiny);
+        bool[] Layouts<T>(ProgressiveNetwork<T> n) where T : nn.Module<Tensor, Tensor>, IMixedPrecisionModel =>
+            n.Pairs.SelectMany(p => p.FadeIn is null ? new[] { p.StraightThrough } : new[] { p.StraightThrough, p.FadeIn })
+                .Select(m => m.ChannelsLast).ToArray();
+        Assert.All(Layouts(g).Concat(Layouts(d)), Assert.False); // NCHW by default
+        g.ChannelsLastFrom = 16;
+        d.ChannelsLastFrom = 16;
+        // 4² (one model), 8², 16², 32² (two each): NHWC from 16² on, and the compute type set later keeps the layout.
+        g.ComputeType = ScalarType.BFloat16;
+        Assert.Equal(new[] { false, false, false, true, true, true, true }, Layouts(g));
+        Assert.Equal(new[] { false, false, false, true, true, true, true }, Layouts(d));
+        Assert.False(g.ChannelsLast); // not every model
+        g.ChannelsLast = true;
+        Assert.Equal(4, g.ChannelsLastFrom);
+        Assert.All(Layouts(g), Assert.True);
+        g.ChannelsLast = false;
+        Assert.All(Layouts(g), Assert.False);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => g.ChannelsLastFrom = -1);
+        Assert.Equal("ChannelsLastFrom", e.ParamName);
+    }
 }

@@ -31,6 +31,8 @@ let ``bad arguments give one line that names them`` () =
     Assert.Equal("--precision takes float32, bfloat16 or auto; got 'float16'.", error [ "--precision"; "float16" ])
     Assert.Equal(BFloat16, (plan [ "--precision"; "bfloat16" ]).Config.Precision)
     Assert.Equal(Float32, (plan []).Config.Precision)
+    Assert.Equal("--channels-last-from 12 is invalid; it must be a resolution (4, 8, 16, …), or 0 for none.", error [ "--channels-last-from"; "12" ])
+    Assert.Equal((32, 0, 64), ((plan []).Config.ChannelsLastFrom, (plan [ "--channels-last-from"; "0" ]).Config.ChannelsLastFrom, (plan [ "--channels-last-from"; "64" ]).Config.ChannelsLastFrom))
     // --init-from names itself: a path that is not there, a file that is not a checkpoint (a run's config.json).
     Assert.Equal("--init-from: '/no/such.ckpt' does not exist; pass a run folder or one of its checkpoint-*.ckpt files.", error [ "--init-from"; "/no/such.ckpt" ])
     let config = System.IO.Path.GetTempFileName()

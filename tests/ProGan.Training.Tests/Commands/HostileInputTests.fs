@@ -235,6 +235,8 @@ let ``resuming a run whose config.json was edited by hand names what is wrong`` 
     // A run from before a field was added reads as what it did (Precision: float32), and resumes.
     File.WriteAllText(config, without "Precision")
     Assert.Equal(Float32, (RunFolder.readConfig (RunFolder run.Path)).Precision)
+    File.WriteAllText(config, without "ChannelsLastFrom") // NCHW throughout, as every run before the field
+    Assert.Equal(0, (RunFolder.readConfig (RunFolder run.Path)).ChannelsLastFrom)
     File.WriteAllText(config, original)
     // Garbage in log.csv is passed over, not a crash.
     File.AppendAllText(RunFolder(run.Path).Log, "abc\n\u0000\u0000\u0000\n")
