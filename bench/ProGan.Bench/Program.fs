@@ -416,7 +416,7 @@ let precisionSteps (resolutions: string) (rounds: int) (names: string list) (cha
                 let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd
                 let steps = max 4 config.PenaltyInterval
                 for fading in (if r = 4 then [ false ] else [ false; true ]) do
-                    use data = Procedural.pyramid 64 r 3 1
+                    use data = Procedural.pyramid 64 (max 8 r) 3 1
                     let paired = Floor.precisionSteps data config channelsLast r fading rounds steps
                     printfn "%s %d² %s: %s" name r (if fading then "fade-in" else "stabilise") (pairedLine "float32" "bfloat16" paired steps)
                     yield name, r, fading, paired |> List.map (fun (a, b) -> a / b) |> median ]
@@ -441,7 +441,7 @@ let layoutSteps (resolutions: string) (rounds: int) (names: string list) (precis
             let config = { (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) with Precision = precision }
             let steps = max 4 config.PenaltyInterval
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
-                use data = Procedural.pyramid 64 r 3 1
+                use data = Procedural.pyramid 64 (max 8 r) 3 1
                 let rows = Floor.layoutSteps data config r fading rounds steps
                 printfn "%s %d² %s, %A: %s" name r (if fading then "fade-in" else "stabilise") precision (pairedLine "NCHW" "channels-last" rows steps)
     0
@@ -470,7 +470,7 @@ let main argv =
         let name = if argv.Length > 2 then argv[2] else "cpu preset"
         for r in resolutions.Split(',') |> Array.map int do
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
-                use data = Procedural.pyramid 64 r 3 1
+                use data = Procedural.pyramid 64 (max 8 r) 3 1
                 Floor.precisions data (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) r fading 2 10 |> ignore
         0
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
