@@ -49,6 +49,8 @@ type Call =
       Shape: int64[]
       DType: torch.ScalarType
       InputNeedsGradient: bool
+      /// Whether the step ran it channels-last (`ChannelsLast.Is` of its input or output): it is timed so.
+      Nhwc: bool
       /// The operation on an input of that shape.
       Run: Tensor -> Tensor
       /// Its parameters (frozen for `InputGradient`).
@@ -87,6 +89,7 @@ let record (trainer: Trainer) =
                 calls.Add
                     { Name = network + " " + name; Pass = pass; Shape = shape; DType = dtype
                       InputNeedsGradient = needsGradient && pass <> ForwardOnly; Run = run
+                      Nhwc = ChannelsLast.Is x || ChannelsLast.Is y
                       Parameters = (match m with :? WeightScaledConv2D | :? WeightScaledDense -> Some(m :> torch.nn.Module) | _ -> None) }
                 y))
         removers.Add { new IDisposable with member _.Dispose() = handle.remove() }
@@ -176,8 +179,8 @@ let timeCallIn (layout: Tensor -> Tensor) (runs: int) (call: Call) =
     try fastest runs step
     finally frozen |> Option.iter (fun f -> f.Dispose())
 
-/// Seconds of one call alone, in its pass, in the default (NCHW) layout.
-let timeCall (runs: int) (call: Call) = timeCallIn id runs call
+/// Seconds of one call alone, in its pass, in the layout the step ran it in.
+let timeCall (runs: int) (call: Call) = timeCallIn (if call.Nhwc then channelsLast else id) runs call
 
 /// Seconds of a convolution call alone with its input, output gradient and kernel channels-last (the parameter's
 /// storage laid out NHWC for the duration, then restored), or None for other calls.
@@ -240,7 +243,7 @@ let layouts (data: TrainingImages) (config: TrainingConfig) (resolution: int) (w
     let rows =
         [ for group in convolutions ->
             let name, pass = group.Head.Name, group.Head.Pass
-            let nchw = float group.Length * timeCall runs group.Head
+            let nchw = float group.Length * timeCallIn id runs group.Head
             let nhwc = float group.Length * (timeChannelsLast runs group.Head).Value
             printfn "  %-48s %-28O %s %8.2f ms %8.2f ms  ×%.2f" name pass (if group.Length > 1 then sprintf "×%d" group.Length else "  ") (1000.0 * nchw) (1000.0 * nhwc) (nchw / nhwc)
             pass, nchw, nhwc ]

@@ -160,9 +160,10 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         using var kernel = UpscaleKernel(scaled);
         using var k = ComputeCast.To(kernel, x.dtype);
         // The bias is added after the transposed convolution, not passed to it: libtorch 2.10's CPU transposed
-        // convolution reduces the bias gradient slowly in bfloat16, forward + backward ×1.4–2.9 its time without a bias
-        // (8×32×32² → 16 channels: 6.5 against 2.5 ms; 8×128×32² → 128: 51 against 35 ms), where the separate
-        // in-place add costs 0.1–2 ms; in float32 the two ways are level. Same sum, same gradients.
+        // convolution reduces the bias gradient slowly in bfloat16. Forward + backward of 8 inputs of 32 channels at 32²
+        // to 16 at 64²: 6.6 ms with the bias in the call, 3.0 added after it (2.5 without); 128 → 128 channels at 32²:
+        // 51 against 37 ms. In float32 the two ways are level (docs/benchmark.md). The same sum and gradients, up to
+        // one more rounding of the output in bfloat16.
         var y = nn.functional.conv_transpose2d(x, k, strides: [2, 2], padding: [pad, pad]);
         if (b is null) return y;
         using var biasMap = b.view(1, -1, 1, 1);

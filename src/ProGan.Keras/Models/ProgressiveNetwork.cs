@@ -52,8 +52,8 @@ public abstract class ProgressiveNetwork<TModel> : nn.Module where TModel : nn.M
 
     /// <summary>
     /// Whether every model of the network lays its activations out channels-last (<see cref="IMixedPrecisionModel.ChannelsLast"/>):
-    /// <see cref="ChannelsLastFrom"/> at 4. False by default. The function computed is the same in either layout (up to
-    /// float rounding).
+    /// <see cref="ChannelsLastFrom"/> at 4; setting false sets <see cref="ChannelsLastFrom"/> to 0 (NCHW throughout).
+    /// False by default. The function computed is the same in either layout (up to float rounding).
     /// </summary>
     public bool ChannelsLast
     {

@@ -450,3 +450,19 @@ let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and
         Assert.True(Double.IsFinite n)
         Assert.NotEqual(w, n)
         Assert.InRange(abs (n - w), 0.0, 0.05 * abs w + 0.01)
+
+[<Fact>]
+let ``the trainer lays out G, D and the EMA generator channels-last from ChannelsLastFrom up, and a step runs so`` () =
+    use data = Procedural.pyramid 64 8 3 1
+    let layouts (trainer: Trainer) =
+        [ for network in [ trainer.State.Generator; trainer.State.Ema ] do
+            for pair in network.Pairs -> pair.Resolution, pair.StraightThrough.ChannelsLast ]
+        @ [ for pair in trainer.State.Discriminator.Pairs -> pair.Resolution, pair.StraightThrough.ChannelsLast ]
+    use nhwc = new Trainer({ tiny with ChannelsLastFrom = 8 }, data, torch.CPU)
+    Assert.Equal<(int * bool) list>([ 4, false; 8, true; 4, false; 8, true; 4, false; 8, true ], layouts nhwc)
+    Assert.True(nhwc.State.Discriminator.Pairs[1].FadeIn.ChannelsLast)
+    use nchw = new Trainer({ tiny with ChannelsLastFrom = 0 }, data, torch.CPU)
+    Assert.All(layouts nchw, fun (_, channelsLast) -> Assert.False channelsLast)
+    nhwc.JumpTo 140L // 8² stabilise
+    Assert.True(Double.IsFinite (nhwc.Step()).DLoss)
+
