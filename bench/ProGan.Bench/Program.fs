@@ -238,6 +238,7 @@ let run (args: Arguments) =
     let resolutions = args.Resolutions |> Option.defaultValue ([ 4; 8; 16; 32; 64; 128 ] |> List.filter (fun r -> r <= maxResolution))
     let machine = sprintf "%s, %d cores, %s, TorchSharp %s, libtorch %s, device %O" (RuntimeInformation.OSDescription) Environment.ProcessorCount (RuntimeInformation.ProcessArchitecture.ToString()) (typeof<torch>.Assembly.GetName().Version.ToString()) torch.__version__ TorchBackend.Device
     printfn "ProGan.Keras benchmark — %s" machine
+    ProGan.Keras.Backend.CpuConvolutions.Notice |> Option.ofObj |> Option.iter (printfn "note: %s")
     let peak = ceiling ()
     printfn "fp32 matrix-product ceiling (2048³): %.1f GFLOP/s; G and D compute in %s" peak args.Precision
     let trainingOnly, phases, fusedScales = args.TrainingOnly, args.Phases, args.FusedScales

@@ -18,7 +18,10 @@ public static class TorchBackend
     private static readonly Lazy<string> Loaded = new(LoadOnce, LazyThreadSafetyMode.ExecutionAndPublication);
     private static Device? device;
 
-    /// <summary>Loads TorchSharp's native backend, patching a cached copy only where the system needs it.</summary>
+    /// <summary>
+    /// Loads TorchSharp's native backend, patching a cached copy only where the system needs it, and checks its CPU
+    /// convolutions (<see cref="CpuConvolutions"/>).
+    /// </summary>
     /// <returns>A description of what was loaded (the patched copy's path, or that nothing was patched).</returns>
     public static string Initialize() => Loaded.Value;
 
@@ -69,6 +72,7 @@ public static class TorchBackend
         {
             throw new InvalidOperationException($"TorchSharp failed to start after the native load.\n{outcome.Trace}", e);
         }
+        CpuConvolutions.Apply();
         return outcome.Patched ? $"patched copy: {outcome.Library}" : $"as shipped: {outcome.Library}";
     }
 }

@@ -327,6 +327,7 @@ module TrainCommand =
                 printfn "%s │ run folder %s │ device %O │ %s%s" About.product (Path.GetFullPath plan.Folder) plan.Device (TrainingData.describe plan.Config)
                     (if world.Size > 1 then sprintf " │ %d processes (MPI)" world.Size else "")
                 for note in plan.Notes do printfn "%s" note
+                ProGan.Keras.Backend.CpuConvolutions.Notice |> Option.ofObj |> Option.iter (printfn "note: %s")
             try
                 // Rank 0 shows the run; the others train quietly.
                 (if not world.IsRoot then train ignore elif Display.isInteractive () then Display.live train else train Display.plain) |> ignore

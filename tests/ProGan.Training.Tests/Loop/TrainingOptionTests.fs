@@ -445,11 +445,13 @@ let ``bfloat16 precision trains G and D in bfloat16 and keeps the parameters and
             Assert.Equal(torch.ScalarType.Float32, p.dtype)
         steps |> List.map (fun s -> s.DLoss)
     let narrow, wide = firstSteps BFloat16, firstSteps Float32
-    // Same seed, same minibatches: the losses differ by bfloat16's rounding only (so it did compute in bfloat16).
+    // Same seed, same minibatches: the losses differ by bfloat16's rounding only (so it did compute in bfloat16). The
+    // WGAN-GP penalty squares the rounded gradient norm's distance from 1, so D's loss moves more than G's: up to 11 %
+    // at step 2 with libtorch's reference convolutions (0.395 against 0.443), 5 % with oneDNN's.
     for n, w in List.zip narrow wide do
         Assert.True(Double.IsFinite n)
         Assert.NotEqual(w, n)
-        Assert.InRange(abs (n - w), 0.0, 0.05 * abs w + 0.01)
+        Assert.InRange(abs (n - w), 0.0, 0.15 * abs w + 0.01)
 
 [<Fact>]
 let ``the trainer lays out G, D and the EMA generator channels-last from ChannelsLastFrom up, and a step runs so`` () =
