@@ -450,6 +450,7 @@ let layoutSteps (resolutions: string) (rounds: int) (names: string list) (precis
 [<EntryPoint>]
 let main argv =
     TorchBackend.Initialize() |> ignore
+    CpuConvolutions.UseAlignedChannelsWhereRight() |> ignore // as the training command does
     match argv with
     | [| "--gc-stress"; seconds |] -> GcStress.run (int seconds) 16 1
     | [| "--gc-stress"; seconds; resolution; seed |] -> GcStress.run (int seconds) (int resolution) (int seed)

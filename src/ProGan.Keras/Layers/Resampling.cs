@@ -49,6 +49,6 @@ public static class Resampling
     private static Tensor BoxAverage(Tensor x)
     {
         using var box = torch.full([x.shape[1], 1, 2, 2], Scalars.Of(0.25), dtype: x.dtype, device: x.device);
-        return nn.functional.conv2d(x, box, strides: [2, 2], groups: x.shape[1]);
+        return CpuConvolutions.Conv2d(x, box, stride: 2, groups: x.shape[1]);
     }
 }

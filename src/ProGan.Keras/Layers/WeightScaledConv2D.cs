@@ -130,7 +130,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         if (!Upscale && !Downscale)
         {
             using var w = KernelFor(x, ComputeCast.To(scaled, x.dtype));
-            return nn.functional.conv2d(x, w, b, padding: [pad, pad]);
+            return CpuConvolutions.Conv2d(x, w, b, padding: pad);
         }
         if (x.dim() != 4)
             throw new ArgumentException(
@@ -138,7 +138,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         if (Downscale && Math.Min(x.shape[2], x.shape[3]) < FusedDownscaleMinInputSize)
         {
             using var w = ComputeCast.To(scaled, x.dtype);
-            using var full = nn.functional.conv2d(x, w, padding: [pad, pad]);
+            using var full = CpuConvolutions.Conv2d(x, w, padding: pad);
             var pooled = Resampling.Downscale2D(full);
             if (b is null) return pooled;
             using (pooled)
@@ -149,13 +149,13 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         {
             using var box = DownscaleKernel(scaled);
             using var w = KernelFor(x, ComputeCast.To(box, x.dtype));
-            return nn.functional.conv2d(x, w, b, strides: [2, 2], padding: [pad, pad]);
+            return CpuConvolutions.Conv2d(x, w, b, stride: 2, padding: pad);
         }
         if (Math.Min(x.shape[2], x.shape[3]) < FusedUpscaleMinInputSize)
         {
             using var w = ComputeCast.To(scaled, x.dtype);
             using var upsampled = Resampling.Upscale2D(x);
-            return nn.functional.conv2d(upsampled, w, b, padding: [pad, pad]);
+            return CpuConvolutions.Conv2d(upsampled, w, b, padding: pad);
         }
         using var kernel = UpscaleKernel(scaled);
         using var k = ComputeCast.To(kernel, x.dtype);
@@ -164,7 +164,7 @@ public sealed class WeightScaledConv2D : nn.Module<Tensor, Tensor>, ILayerConfig
         // to 16 at 64²: 6.6 ms with the bias in the call, 3.0 added after it (2.5 without); 128 → 128 channels at 32²:
         // 51 against 37 ms. In float32 the two ways are level (docs/benchmark.md). The same sum and gradients, up to
         // one more rounding of the output in bfloat16.
-        var y = nn.functional.conv_transpose2d(x, k, strides: [2, 2], padding: [pad, pad]);
+        var y = CpuConvolutions.ConvTranspose2d(x, k, stride: 2, padding: pad);
         if (b is null) return y;
         using var biasMap = b.view(1, -1, 1, 1);
         return y.PlusInPlace(biasMap);

@@ -7,6 +7,12 @@ open ProGan.Training.Basics
 /// makes TorchSharp loadable, then runs its command and returns the process exit code.
 module Cli =
 
+    /// TorchSharp loaded; every convolution of a command is the library's, so where oneDNN is right only with aligned
+    /// channels the command takes that path (`CpuConvolutions.UseAlignedChannelsWhereRight`).
+    let private ensureTorch () =
+        ensureTorch ()
+        ProGan.Keras.Backend.CpuConvolutions.UseAlignedChannelsWhereRight() |> ignore
+
     /// Training, once the run folder is known not to be locked: kept out of `main`, whose compiled code would
     /// otherwise call into ProGan.Keras and so run its module initializer (the native load) before the lock check.
     [<System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)>]

@@ -26,7 +26,8 @@ module SlicedWasserstein =
     let private blur (x: torch.Tensor) (gain: float) =
         use padded = torch.nn.functional.pad(x, [| 2L; 2L; 2L; 2L |], mode = PaddingModes.Reflect)
         use kernel = binomial x.shape[1] gain
-        torch.nn.functional.conv2d(padded, kernel.``to``(x.device), groups = x.shape[1])
+        use onDevice = kernel.``to``(x.device)
+        ProGan.Keras.Backend.CpuConvolutions.Conv2d(padded, onDevice, groups = x.shape[1])
 
     /// Blur, then keep every second pixel.
     let pyrDown (x: torch.Tensor) =

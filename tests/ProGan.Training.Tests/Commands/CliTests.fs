@@ -156,3 +156,10 @@ let ``--stop-after-minutes stops the run with a checkpoint of where it stands, e
     let shown = (Fixtures.logRows folder |> List.last).ImagesShown
     Assert.Equal(Fixtures.checkpointAt folder shown, newest)
     Assert.InRange(shown, 1L, TrainingConfig.growthImages (TrainingConfig.cpu 8) - 1L)
+
+[<Fact>]
+let ``in a command's process the library's convolutions match float64, on the path the start-up check left them`` () =
+    // This process took the commands' path at start (Startup.fs): on a CPU whose oneDNN is wrong at uneven channel
+    // counts, oneDNN with aligned channels; the training tests of this assembly all run on it.
+    Assert.InRange(ProGan.Keras.Backend.CpuConvolutions.WorstError TorchSharp.torch.float32, 0.0, ProGan.Keras.Backend.CpuConvolutions.Tolerance)
+    Assert.InRange(ProGan.Keras.Backend.CpuConvolutions.WorstError TorchSharp.torch.bfloat16, 0.0, ProGan.Keras.Backend.CpuConvolutions.BFloat16Tolerance)
