@@ -157,9 +157,6 @@ public static class CpuConvolutions
 
     private static long Aligned(long channels) => (channels + ChannelAlignment - 1) / ChannelAlignment * ChannelAlignment;
 
-    /// <summary>The tolerance of <paramref name="type"/>: <see cref="Tolerance"/> or <see cref="BFloat16Tolerance"/>.</summary>
-    public static double ToleranceOf(ScalarType type) => type == ScalarType.Float32 ? Tolerance : BFloat16Tolerance;
-
     /// <summary>
     /// The worst relative error of the check in <paramref name="type"/> (float32 or bfloat16) through
     /// <see cref="Conv2d"/> and <see cref="ConvTranspose2d"/> as this process runs them.
