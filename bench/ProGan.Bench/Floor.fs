@@ -296,20 +296,15 @@ let pairedSteps (start: bool -> Trainer) (rounds: int) (steps: int) =
         sw.Elapsed.TotalSeconds / float steps
     [ for k in 1..rounds -> if k % 2 = 1 then let a = time first in a, time second else let b = time second in time first, b ]
 
-/// Whole steps in NCHW against channels-last (`ProgressiveNetwork.ChannelsLast` on G and D), `pairedSteps`.
+/// `config` laid out channels-last throughout (`TrainingConfig.ChannelsLastFrom` 4) or NCHW throughout (0).
+let private inLayout (channelsLast: bool) (config: TrainingConfig) = { config with ChannelsLastFrom = (if channelsLast then 4 else 0) }
+
+/// Whole steps in NCHW against channels-last (G, D and the EMA generator), `pairedSteps`.
 let layoutSteps (data: TrainingImages) (config: TrainingConfig) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
-    pairedSteps (fun channelsLast ->
-        let trainer = Steps.trainerAt data config resolution fading 0
-        trainer.State.Generator.ChannelsLast <- channelsLast
-        trainer.State.Discriminator.ChannelsLast <- channelsLast
-        trainer) rounds steps
+    pairedSteps (fun channelsLast -> Steps.trainerAt data (inLayout channelsLast config) resolution fading 0) rounds steps
 
 /// Whole steps in float32 against bfloat16 (`TrainingConfig.Precision`: G and D compute in it, the weights and Adam
-/// stay float32), `pairedSteps`.
-/// `channelsLast` lays both trainers' G and D out channels-last.
+/// stay float32), `pairedSteps`. `channelsLast` lays both trainers' networks out channels-last, NCHW otherwise.
 let precisionSteps (data: TrainingImages) (config: TrainingConfig) (channelsLast: bool) (resolution: int) (fading: bool) (rounds: int) (steps: int) =
     pairedSteps (fun bf16 ->
-        let trainer = Steps.trainerAt data { config with Precision = (if bf16 then BFloat16 else Float32) } resolution fading 0
-        trainer.State.Generator.ChannelsLast <- channelsLast
-        trainer.State.Discriminator.ChannelsLast <- channelsLast
-        trainer) rounds steps
+        Steps.trainerAt data (inLayout channelsLast { config with Precision = (if bf16 then BFloat16 else Float32) }) resolution fading 0) rounds steps

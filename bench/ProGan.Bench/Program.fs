@@ -58,6 +58,9 @@ let shapes resolution =
       // The quality study's wide network (twice the preset's channels), the one that gains most from bfloat16.
       "wide preset", (let cpu = TrainingConfig.cpu resolution in { cpu with Architecture = cpu.Architecture.With(fmapBase = 1024, fmapMax = 128) }) ]
 
+/// The shape called `name`, for a run to `resolution` (at least 8²: a run grows to 8² at least).
+let shapeNamed (name: string) (resolution: int) = shapes (max 8 resolution) |> List.find (fst >> (=) name) |> snd
+
 /// Matrix-product ceiling: best of several fp32 2048³ products through libtorch, in GFLOP/s.
 let ceiling () =
     use a = torch.randn([| 2048L; 2048L |])
@@ -252,7 +255,7 @@ let run (args: Arguments) =
         [ for (name, _) in shapes 8 |> List.filter (fun (n, _) -> only.IsNone || List.exists (fun (o: string) -> n.StartsWith o) only.Value) do
             for r in resolutions do
                 if not (name = "paper channels" && r > paperMax) then
-                    let shape = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd // a run grows to ≥ 8²
+                    let shape = shapeNamed name r
                     for fading in (if r = 4 then [ false ] else [ true; false ]) |> List.filter (fun f -> List.contains (if f then "fade-in" else "stabilise") phases) do
                         for fusedScale in fusedScales do
                             let config = { shape with Architecture = shape.Architecture.With(fusedScale = fusedScale); Precision = (Precision.tryParse args.Precision).Value }
@@ -414,7 +417,7 @@ let precisionSteps (resolutions: string) (rounds: int) (names: string list) (cha
     let rows =
         [ for name in names do
             for r in resolutions.Split(',') |> Array.map int do
-                let config = shapes (max 8 r) |> List.find (fst >> (=) name) |> snd
+                let config = shapeNamed name r
                 let steps = max 4 config.PenaltyInterval
                 for fading in (if r = 4 then [ false ] else [ false; true ]) do
                     use data = Procedural.pyramid 64 (max 8 r) 3 1
@@ -439,7 +442,7 @@ let layoutSteps (resolutions: string) (rounds: int) (names: string list) (precis
     torch.set_num_threads Environment.ProcessorCount
     for name in names do
         for r in resolutions.Split(',') |> Array.map int do
-            let config = { (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) with Precision = precision }
+            let config = { shapeNamed name r with Precision = precision }
             let steps = max 4 config.PenaltyInterval
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
                 use data = Procedural.pyramid 64 (max 8 r) 3 1
@@ -473,7 +476,7 @@ let main argv =
         for r in resolutions.Split(',') |> Array.map int do
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
                 use data = Procedural.pyramid 64 (max 8 r) 3 1
-                Floor.precisions data (shapes (max 8 r) |> List.find (fst >> (=) name) |> snd) r fading 2 10 |> ignore
+                Floor.precisions data (shapeNamed name r) r fading 2 10 |> ignore
         0
     | [| "--features" |] -> FeatureMetrics.run 10000 |> ignore; 0
     | [| "--features"; images |] -> FeatureMetrics.run (int images) |> ignore; 0

@@ -195,7 +195,6 @@ public static class CpuConvolutions
     private static double WorstErrorOf(ScalarType type, Func<Tensor, Tensor, long, long, long, Tensor> conv, Func<Tensor, Tensor, Tensor> transposed)
     {
         using var scope = NewDisposeScope();
-        using var noNnpack = new NnpackOff();
         // (in channels, out channels, kernel, side, stride, groups): the failures seen, and a block-aligned control.
         var cases = new List<(int ci, int co, int k, int side, int stride, int groups)>
         {
@@ -287,18 +286,6 @@ public static class CpuConvolutions
         return (y.detach(), grads[0], grads[1]);
     }
 
-    /// <summary>NNPACK off for a scope (it stays off after <see cref="Apply"/>; this only matters before it).</summary>
-    private readonly struct NnpackOff : IDisposable
-    {
-        private readonly bool before;
-        public NnpackOff()
-        {
-            before = Native.UserEnabledNnpack(Native.GlobalContext());
-            Native.SetUserEnabledNnpack(Native.GlobalContext(), false);
-        }
-        public void Dispose() => Native.SetUserEnabledNnpack(Native.GlobalContext(), before);
-    }
-
     /// <summary>libtorch's global context (<c>at::globalContext()</c>) and its backend switches, by exported symbol.</summary>
     private static class Native
     {
@@ -314,9 +301,5 @@ public static class CpuConvolutions
 
         [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
         public static extern void SetUserEnabledNnpack(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
-
-        [DllImport("libtorch_cpu", EntryPoint = "_ZNK2at7Context17userEnabledNNPACKEv")]
-        [return: MarshalAs(UnmanagedType.U1)]
-        public static extern bool UserEnabledNnpack(IntPtr context);
     }
 }
