@@ -21,6 +21,41 @@ public class PixelNormalizationTests
         AssertClose(PixelNorm(Values(z), 4, 7, 1, 1e-8), Values(y));
     }
 
+    /// <summary>
+    /// A channels-last input is normalised in its NHWC view: the formula's values, the input gradient of
+    /// <c>y = x·r</c>, <c>r = (mean_c x² + ε)^(-1/2)</c> — <c>∂L/∂x = r·g − x·r³·mean_c(g·x)</c>, computed here in
+    /// float64 — and the layout kept.
+    /// </summary>
+    [Fact]
+    public void Normalizes_a_channels_last_input_with_the_formula_s_gradient_and_keeps_its_layout()
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn([2, 5, 3, 4], generator: torch.manual_seed(3));
+        var g = torch.randn([2, 5, 3, 4], generator: torch.manual_seed(4));
+        var leaf = ChannelsLast.To(x).detach().requires_grad_(true);
+        var y = new PixelNormalization().call(leaf);
+        var dx = torch.autograd.grad([(y * g).sum()], [leaf])[0];
+
+        Assert.True(ChannelsLast.Is(y));
+        AssertClose(PixelNorm(Values(x), 2, 5, 12, 1e-8), Values(y));
+        var (x64, g64) = (x.to(torch.float64), g.to(torch.float64));
+        var r = x64.square().mean([1], keepdim: true).add(1e-8).rsqrt();
+        var expected = r * g64 - x64 * r.pow(3) * (g64 * x64).mean([1], keepdim: true);
+        AssertClose(expected.to(torch.float32), dx);
+    }
+
+    [Fact]
+    public void Normalizes_a_bfloat16_input_in_float32_rounding_once_and_keeps_its_layout()
+    {
+        using var scope = torch.NewDisposeScope();
+        var x = ChannelsLast.To(torch.randn([2, 16, 4, 4], generator: torch.manual_seed(5))).to(torch.bfloat16);
+        var y = new PixelNormalization().call(x);
+        Assert.Equal(torch.bfloat16, y.dtype);
+        Assert.True(ChannelsLast.Is(y));
+        var expected = new PixelNormalization().call(x.to(torch.float32)).to(torch.bfloat16);
+        Assert.True(expected.equal(y).all().item<bool>());
+    }
+
     [Fact]
     public void Rejects_a_vector_and_a_negative_epsilon()
     {
