@@ -61,6 +61,16 @@ let shapes resolution =
 /// The shape called `name`, for a run to `resolution` (at least 8²: a run grows to 8² at least).
 let shapeNamed (name: string) (resolution: int) = shapes (max 8 resolution) |> List.find (fst >> (=) name) |> snd
 
+/// The full names of the shapes that the command line's comma-separated `names` start (cpu, paper, comparison,
+/// wide), as `--shapes` reads them; one line naming the shapes where one matches none.
+let shapeNames (names: string) =
+    [ for prefix in names.Split(',') ->
+        match shapes 8 |> List.map fst |> List.tryFind (fun n -> n.StartsWith prefix) with
+        | Some name -> name
+        | None ->
+            eprintfn "no shape starts '%s'; the shapes: %s" prefix (shapes 8 |> List.map fst |> String.concat ", ")
+            exit 2 ]
+
 /// Matrix-product ceiling: best of several fp32 2048³ products through libtorch, in GFLOP/s.
 let ceiling () =
     use a = torch.randn([| 2048L; 2048L |])
@@ -465,14 +475,14 @@ let main argv =
             Floor.layouts data (comparison r) r 2 10 |> ignore
         0
     | [| "--layout-steps"; resolutions; rounds |] -> layoutSteps resolutions (int rounds) [ "comparison" ] Float32
-    | [| "--layout-steps"; resolutions; rounds; names |] -> layoutSteps resolutions (int rounds) (List.ofArray (names.Split(','))) Float32
-    | [| "--layout-steps"; resolutions; rounds; names; "bfloat16" |] -> layoutSteps resolutions (int rounds) (List.ofArray (names.Split(','))) BFloat16
+    | [| "--layout-steps"; resolutions; rounds; names |] -> layoutSteps resolutions (int rounds) (shapeNames names) Float32
+    | [| "--layout-steps"; resolutions; rounds; names; "bfloat16" |] -> layoutSteps resolutions (int rounds) (shapeNames names) BFloat16
     | [| "--precision-steps"; resolutions; rounds |] -> precisionSteps resolutions (int rounds) [ "cpu preset"; "wide preset"; "comparison" ] false
-    | [| "--precision-steps"; resolutions; rounds; names |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(','))) false
-    | [| "--precision-steps"; resolutions; rounds; names; "channels-last" |] -> precisionSteps resolutions (int rounds) (List.ofArray (names.Split(','))) true
+    | [| "--precision-steps"; resolutions; rounds; names |] -> precisionSteps resolutions (int rounds) (shapeNames names) false
+    | [| "--precision-steps"; resolutions; rounds; names; "channels-last" |] -> precisionSteps resolutions (int rounds) (shapeNames names) true
     | [| "--precision-ops"; resolutions |] | [| "--precision-ops"; resolutions; _ |] ->
         torch.set_num_threads Environment.ProcessorCount
-        let name = if argv.Length > 2 then argv[2] else "cpu preset"
+        let name = if argv.Length > 2 then List.exactlyOne (shapeNames argv[2]) else "cpu preset"
         for r in resolutions.Split(',') |> Array.map int do
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
                 use data = Procedural.pyramid 64 (max 8 r) 3 1
