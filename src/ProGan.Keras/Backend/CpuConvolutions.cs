@@ -14,7 +14,8 @@ namespace ProGan.Keras.Backend;
 /// 3.7.1): convolutions whose channel counts are not multiples of oneDNN's 16-channel block gave wrong input
 /// gradients (relative error 0.1–0.7 against float64, e.g. 4 → 5 channels, 3×3, 8×8) and, with 17 or 65 input
 /// channels, wrong outputs (D's minibatch-stddev convolution, 65 → 64: 6 %), with every ISA oneDNN offers above
-/// SSE4.1 (<c>ONEDNN_MAX_CPU_ISA</c>); bfloat16 too. The same build was right on the machines before. Training then
+/// SSE4.1 (<c>ONEDNN_MAX_CPU_ISA</c>); bfloat16 too. The same build was right on the machines before, and on that CPU
+/// PyTorch 1.13 (oneDNN 2.6.3) is right through the same <c>jit:avx512_core</c> kernels and padded layouts. Training then
 /// diverges to a non-finite loss within a few steps. Nothing fails loudly, so the library checks: <see cref="Apply"/>
 /// runs a few such convolutions (plain, strided, depthwise, transposed; value, input and weight gradients) in float32
 /// and bfloat16 against the same in float64, which never goes through oneDNN.
