@@ -482,7 +482,10 @@ let main argv =
     | [| "--precision-steps"; resolutions; rounds; names; "channels-last" |] -> precisionSteps resolutions (int rounds) (shapeNames names) true
     | [| "--precision-ops"; resolutions |] | [| "--precision-ops"; resolutions; _ |] ->
         torch.set_num_threads Environment.ProcessorCount
-        let name = if argv.Length > 2 then List.exactlyOne (shapeNames argv[2]) else "cpu preset"
+        let name =
+            match (if argv.Length > 2 then shapeNames argv[2] else [ "cpu preset" ]) with
+            | [ one ] -> one
+            | _ -> eprintfn "--precision-ops takes one shape; got '%s'" argv[2]; exit 2
         for r in resolutions.Split(',') |> Array.map int do
             for fading in (if r = 4 then [ false ] else [ false; true ]) do
                 use data = Procedural.pyramid 64 (max 8 r) 3 1
