@@ -62,7 +62,7 @@ let shapes resolution =
 let shapeNamed (name: string) (resolution: int) = shapes (max 8 resolution) |> List.find (fst >> (=) name) |> snd
 
 /// The full names of the shapes that the command line's comma-separated `names` start (cpu, paper, comparison,
-/// wide), as `--shapes` reads them; one line naming the shapes where one matches none.
+/// wide), the first each matches (where `--shapes` keeps every match); one line naming the shapes where one matches none.
 let shapeNames (names: string) =
     [ for prefix in names.Split(',') ->
         match shapes 8 |> List.map fst |> List.tryFind (fun n -> n.StartsWith prefix) with

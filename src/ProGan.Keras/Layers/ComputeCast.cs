@@ -17,4 +17,17 @@ public static class ComputeCast
     /// <paramref name="x"/> in <paramref name="x"/>'s own type.
     /// </summary>
     public static Tensor To(Tensor x, ScalarType type) => x.dtype == type ? x.alias() : x.to(type);
+
+    /// <summary>
+    /// <c>f(x)</c>, computed in float32 and rounded back to <paramref name="x"/>'s type once where <paramref name="x"/> is
+    /// reduced precision (bfloat16, float16); otherwise <c>f(x)</c> as it is. For operations whose reduced-precision
+    /// CPU kernels are slower than float32's with both casts; the gradient flows back in <paramref name="x"/>'s type.
+    /// </summary>
+    public static Tensor ThroughFloat32(Tensor x, Func<Tensor, Tensor> f)
+    {
+        if (x.dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return f(x);
+        using var wide = x.to(ScalarType.Float32);
+        using var y = f(wide);
+        return y.to(x.dtype);
+    }
 }

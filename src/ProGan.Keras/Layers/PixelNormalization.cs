@@ -39,12 +39,12 @@ public sealed class PixelNormalization : nn.Module<Tensor, Tensor>, ILayerConfig
     {
         if (x.dim() < 2)
             throw new ArgumentException($"PixelNormalization expects [N, C, ...] input; got shape [{string.Join(", ", x.shape)}].", nameof(x));
-        if (x.dtype is ScalarType.BFloat16 or ScalarType.Float16)
-        {
-            using var wide = x.to(ScalarType.Float32);
-            using var y = forward(wide);
-            return y.to(x.dtype);
-        }
+        return ComputeCast.ThroughFloat32(x, NormalizeInItsLayout);
+    }
+
+    /// <summary>The normalisation over the channels, in the NHWC view where <paramref name="x"/> is channels-last.</summary>
+    private Tensor NormalizeInItsLayout(Tensor x)
+    {
         if (!ChannelsLast.Is(x)) return Normalize(x, 1);
         using var nhwc = x.permute(0, 2, 3, 1);
         using var normalized = Normalize(nhwc, 3);

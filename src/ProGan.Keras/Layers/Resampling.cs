@@ -36,13 +36,7 @@ public static class Resampling
     public static Tensor Downscale2D(Tensor x)
     {
         if (x.dim() != 4) return nn.functional.avg_pool2d(x, [2, 2]);
-        if (x.device_type == DeviceType.CPU && x.dtype is ScalarType.BFloat16 or ScalarType.Float16)
-        {
-            using var wide = x.to(ScalarType.Float32);
-            using var averaged = BoxAverage(wide);
-            return averaged.to(x.dtype);
-        }
-        return BoxAverage(x);
+        return x.device_type == DeviceType.CPU ? ComputeCast.ThroughFloat32(x, BoxAverage) : BoxAverage(x);
     }
 
     /// <summary>The 2×2 box average of a 4-D tensor as a depthwise stride-2 convolution with a constant ¼ kernel.</summary>
